@@ -1,0 +1,40 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "casket",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Casket", targets: ["Casket"]),
+        .executable(name: "casket", targets: ["CasketCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        // What Glibc's Swift overlay does not expose: renameat2, RENAME_NOREPLACE.
+        .target(name: "CCasketShims"),
+        .target(name: "Casket", dependencies: ["CXXHash", "CLZ4", "CCasketShims"], swiftSettings: strict),
+        .executableTarget(
+            name: "CasketCLI",
+            dependencies: ["Casket", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CasketTestSupport",
+            dependencies: ["Casket"],
+            path: "Tests/CasketTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CasketTests", dependencies: ["Casket", "CasketTestSupport"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,30 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "CCasketShims.h"
+
+int casket_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+#ifdef RENAME_NOREPLACE
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+#else
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, 1u);
+#endif
+}
+
+int casket_errno(void) { return errno; }
+
+int casket_random(void *buf, unsigned long len) {
+    unsigned long filled = 0;
+    while (filled < len) {
+        long n = (long)syscall(SYS_getrandom, (char *)buf + filled, len - filled, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        filled += (unsigned long)n;
+    }
+    return 0;
+}

@@ -1,0 +1,37 @@
+extension BlobStore {
+    /// Writes a blob's payload to a file, publishing it only after its hash has been verified.
+    ///
+    /// The bytes go to a temp file beside `path` that is renamed over `path` at the end, so `path` never
+    /// holds a partial or unverified payload.
+    ///
+    /// - Parameters:
+    ///   - digest: The blob.
+    ///   - path: The destination file, replaced if it exists.
+    /// - Returns: The payload size.
+    @discardableResult
+    public func export(_ digest: Digest, toFileAt path: String) throws(CasketError) -> Int64 {
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let tempPath = (directory.isEmpty ? "" : directory + "/") + ".casket-\(HostIdentity.randomHex(bytes: 8)).tmp"
+        let handle = try FileHandle.createExclusive(tempPath, mode: 0o644)
+        do throws(CasketError) {
+            let out = handle.io
+            let size = try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
+            if durable { try out.sync() }
+            if case .failure(let errno) = system_rename(tempPath, path) {
+                throw CasketError.publish(tempPath, to: path, errno: errno)
+            }
+            return size
+        } catch {
+            _ = system_unlink(tempPath)
+            throw error
+        }
+    }
+
+    /// Streams a blob's payload, verified at the end, to an open descriptor (for example 1, standard
+    /// output). On a corrupt blob the bytes already written stay written and the error is thrown.
+    @discardableResult
+    public func export(_ digest: Digest, toDescriptor fd: Int32, name: String) throws(CasketError) -> Int64 {
+        let out = FileRef(fd: fd, path: name)
+        return try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
+    }
+}

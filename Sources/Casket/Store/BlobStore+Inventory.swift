@@ -1,0 +1,104 @@
+extension BlobStore {
+    /// One file found under `blobs/`.
+    public struct BlobFile: Sendable {
+        /// The blob's identity, from its name.
+        public var digest: Digest
+        /// The file's path.
+        public var path: String
+        /// True for the LZ4-frame form.
+        public var compressed: Bool
+        /// The file size on disk.
+        public var storedBytes: Int64
+        /// Modification time, nanoseconds since the epoch.
+        public var mtimeNanoseconds: Int64
+    }
+
+    /// Walks every blob file, one fan-out folder at a time, without listing the whole tree into memory.
+    ///
+    /// - Parameters:
+    ///   - body: Called for each blob file.
+    ///   - debris: Called for each other file under `blobs/` (a name that is not a blob's).
+    public func forEachBlob(
+        _ body: (BlobFile) throws(CasketError) -> Void,
+        debris: (String) throws(CasketError) -> Void = { (_) throws(CasketError) in }
+    ) throws(CasketError) {
+        var fanouts: [String] = []
+        try forEachEntry(in: layout.blobs) { (name, _) throws(CasketError) in fanouts.append(name) }
+        for fanout in fanouts.sorted() {
+            let directory = layout.blobs + "/" + fanout
+            guard fanout.utf8.count == 2, case .success(let st) = system_stat(directory), st.isDirectory else {
+                try debris(directory)
+                continue
+            }
+            try forEachEntry(in: directory) { (name, _) throws(CasketError) in
+                let path = directory + "/" + name
+                let compressed = name.hasSuffix(StoreLayout.compressedSuffix)
+                let hex = compressed ? String(name.dropLast(StoreLayout.compressedSuffix.count)) : name
+                guard let digest = Digest(hex), hex.hasPrefix(fanout), case .success(let st) = system_lstat(path),
+                    st.isRegularFile
+                else {
+                    try debris(path)
+                    return
+                }
+                try body(
+                    BlobFile(
+                        digest: digest, path: path, compressed: compressed, storedBytes: st.size,
+                        mtimeNanoseconds: st.mtimeNanoseconds))
+            }
+        }
+    }
+
+    /// Counts of what is stored.
+    public struct Statistics: Sendable, Equatable {
+        /// Distinct blobs (a blob kept in both forms counts once).
+        public var blobs = 0
+        /// Bytes of all blob files on disk.
+        public var blobBytes: Int64 = 0
+        /// Blobs kept as LZ4 frames.
+        public var compressedBlobs = 0
+        /// Bytes of those frames on disk.
+        public var compressedBytes: Int64 = 0
+        /// Payload bytes of all blobs, uncompressed (frames without a recorded size count their stored size).
+        public var payloadBytes: Int64 = 0
+        /// Files under `blobs/` that are not blobs, and temp files in `tmp/`.
+        public var debrisFiles = 0
+    }
+
+    /// Walks the store and counts its blobs and bytes.
+    public func statistics() throws(CasketError) -> Statistics {
+        var stats = Statistics()
+        try forEachBlob({ (file) throws(CasketError) in
+            stats.blobBytes += file.storedBytes
+            if file.compressed {
+                stats.compressedBlobs += 1
+                stats.compressedBytes += file.storedBytes
+                // A blob kept in both forms (a race between writers) counts once, as its raw form.
+                if mappablePath(file.digest) == nil {
+                    stats.blobs += 1
+                    let header = try? readFrameHeader(file.path)
+                    stats.payloadBytes += header?.contentSize ?? file.storedBytes
+                }
+            } else {
+                stats.blobs += 1
+                stats.payloadBytes += file.storedBytes
+            }
+        }, debris: { (_) throws(CasketError) in stats.debrisFiles += 1 })
+        try forEachEntry(in: layout.tmp) { (_, _) throws(CasketError) in stats.debrisFiles += 1 }
+        return stats
+    }
+
+    /// Removes a blob in both forms (for garbage collection). Returns the number of files removed.
+    @discardableResult
+    public func remove(_ digest: Digest) throws(CasketError) -> Int {
+        var removed = 0
+        for path in [layout.rawPath(digest), layout.compressedPath(digest)] {
+            switch system_unlink(path) {
+            case .success: removed += 1
+            case .failure(.noSuchFileOrDirectory): break
+            case .failure(let errno): throw CasketError.remove(path, errno: errno)
+            }
+        }
+        if removed > 0 && durable { try syncDirectory(layout.fanout(digest)) }
+        return removed
+    }
+}

@@ -1,0 +1,108 @@
+import Synchronization
+
+extension BlobStore {
+    /// The state of a blob on disk.
+    enum Inspection {
+        /// Stored and sound (right size, plausible frame).
+        case sound(BlobLocation)
+        /// A file is there but cannot be the payload (wrong size, empty, not a frame): it is replaced.
+        case unsound(path: String)
+        /// Neither form exists.
+        case absent
+    }
+
+    /// Looks for a blob in both forms, raw first, checking what can be checked without reading it all.
+    func inspect(_ digest: Digest, size: Int64?) -> Inspection {
+        var unsound: String? = nil
+        let rawPath = layout.rawPath(digest)
+        if case .success(let st) = system_stat(rawPath) {
+            let emptyDebris = st.size == 0 && digest != .empty
+            if st.isRegularFile && !emptyDebris && (size == nil || st.size == size) {
+                return .sound(
+                    BlobLocation(
+                        digest: digest, path: rawPath, compressed: false, storedBytes: st.size, size: st.size,
+                        mtimeNanoseconds: st.mtimeNanoseconds))
+            }
+            unsound = rawPath
+        }
+        let compressedPath = layout.compressedPath(digest)
+        if case .success(let st) = system_stat(compressedPath) {
+            if st.isRegularFile, let header = try? readFrameHeader(compressedPath),
+                size == nil || header.contentSize == nil || header.contentSize == size
+            {
+                return .sound(
+                    BlobLocation(
+                        digest: digest, path: compressedPath, compressed: true, storedBytes: st.size,
+                        size: header.contentSize, mtimeNanoseconds: st.mtimeNanoseconds))
+            }
+            unsound = unsound ?? compressedPath
+        }
+        if let unsound { return .unsound(path: unsound) }
+        return .absent
+    }
+
+    func readFrameHeader(_ path: String) throws(CasketError) -> LZ4FrameHeader? {
+        let handle = try FileHandle.openForReading(path)
+        var bytes = [UInt8](repeating: 0, count: 19)
+        let io = handle.io
+        let n = try typed { try bytes.withUnsafeMutableBytes { try io.readFully(into: $0) } }
+        return bytes.withUnsafeBytes { LZ4FrameHeader(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+    }
+
+    /// Publishes a staged blob under its hash without ever exposing a partial file (docs/FORMAT.md 3.3).
+    func publish(_ staged: consuming StagedBlob) throws(CasketError) -> PutResult {
+        let digest = staged.digest
+        let newResult = PutResult(
+            digest: digest, size: staged.size, deduplicated: false, compressed: staged.compressed,
+            storedBytes: staged.storedBytes)
+        // A racing writer (possibly of the other form) may have finished while this one was writing.
+        if let hit = deduplicate(digest, size: staged.size) { return hit }
+        if durable { try staged.temp.handle.io.sync() }
+        try staged.temp.handle.io.setMode(0o444)
+        let finalPath = layout.path(digest, compressed: staged.compressed)
+        let tempPath = staged.temp.path
+        var createdFanout = false
+        while true {
+            let method = PublishMethod(rawValue: publishMethod.load(ordering: .relaxed)) ?? .rename
+            let result: Result<Void, Errno>
+            switch method {
+            case .renameNoReplace: result = system_renameNoReplace(tempPath, finalPath)
+            case .link: result = system_link(tempPath, finalPath)
+            case .rename: result = system_rename(tempPath, finalPath)
+            }
+            switch result {
+            case .success:
+                if method == .link { _ = system_unlink(tempPath) }
+                staged.temp.markGone()
+                if durable { try syncDirectory(layout.fanout(digest)) }
+                return newResult
+            case .failure(.fileExists):
+                if case .sound(let location) = inspect(digest, size: staged.size), freshen(location.path) {
+                    return PutResult(
+                        digest: digest, size: staged.size, deduplicated: true, compressed: location.compressed,
+                        storedBytes: location.storedBytes)
+                }
+                // Unsound, or not ours to freshen: replace it with bytes known to be right.
+                if case .failure(let errno) = system_rename(tempPath, finalPath) {
+                    throw CasketError.publish(tempPath, to: finalPath, errno: errno)
+                }
+                staged.temp.markGone()
+                if durable { try syncDirectory(layout.fanout(digest)) }
+                return newResult
+            case .failure(.noSuchFileOrDirectory) where !createdFanout:
+                try makeDirectory(layout.fanout(digest), existingIsFine: true)
+                createdFanout = true
+            case .failure(let errno) where BlobStore.isUnsupported(errno) && method != .rename:
+                // The file system lacks this primitive (renameat2 flags on NFS, hard links elsewhere).
+                publishMethod.store(method.rawValue + 1, ordering: .relaxed)
+            case .failure(let errno):
+                throw CasketError.publish(tempPath, to: finalPath, errno: errno)
+            }
+        }
+    }
+
+    static func isUnsupported(_ errno: Errno) -> Bool {
+        errno == .invalidArgument || errno == .notImplemented || errno == .notSupported || errno == .notPermitted
+            || errno == .tooManyLinks
+    }
+}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension BlobStore {
+    /// Whether a blob is stored, in either form.
+    public func contains(_ digest: Digest) -> Bool {
+        if case .sound = inspect(digest, size: nil) { return true }
+        return false
+    }
+
+    /// Where a blob is stored, or `nil` when it is not.
+    public func locate(_ digest: Digest) -> BlobLocation? {
+        if case .sound(let location) = inspect(digest, size: nil) { return location }
+        return nil
+    }
+
+    /// The path of a blob stored as raw bytes, for memory-mapping; `nil` when it is absent or compressed.
+    ///
+    /// Mapped bytes are not verified: use ``read(_:verify:to:)`` or ``verify(_:)`` when that matters.
+    public func mappablePath(_ digest: Digest) -> String? {
+        let path = layout.rawPath(digest)
+        if case .success(let st) = system_stat(path), st.isRegularFile { return path }
+        return nil
+    }
+
+    /// Streams a blob's payload to `sink`, decompressing as needed and verifying its hash at the end.
+    ///
+    /// The sink receives bytes before verification completes: a caller that must not expose unverified
+    /// data writes them somewhere private and publishes only after this returns.
+    ///
+    /// - Parameters:
+    ///   - digest: The blob.
+    ///   - verify: Whether to check the hash (default true).
+    ///   - sink: Receives consecutive pieces of the payload.
+    /// - Returns: The payload size.
+    /// - Throws: ``CasketError/Code/notFound``; ``CasketError/Code/corrupt`` naming the blob file with the
+    ///   expected and actual hash.
+    @discardableResult
+    public func read(
+        _ digest: Digest,
+        verify: Bool = true,
+        to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
+    ) throws(CasketError) -> Int64 {
+        let handle = try openBlob(digest)
+        let compressed = handle.path.hasSuffix(StoreLayout.compressedSuffix)
+        handle.io.adviseSequential()
+        var hasher = StreamingHasher()
+        var size: Int64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunkSize, alignment: 64)
+        defer { buffer.deallocate() }
+        func deliver(_ bytes: UnsafeRawBufferPointer) throws(CasketError) {
+            if verify { hasher.update(bytes) }
+            size += Int64(bytes.count)
+            try sink(bytes)
+        }
+        if compressed {
+            var decoder = try LZ4FrameDecoder()
+            do {
+                while true {
+                    let n = try handle.io.read(into: buffer)
+                    if n == 0 { break }
+                    try decoder.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]), deliver)
+                }
+                try decoder.flush(deliver)
+            } catch where error.code == .compression || error.code == .corrupt {
+                throw CasketError(.corrupt, "blob '\(handle.path)' is corrupt: \(error.message)", path: handle.path)
+            }
+            guard decoder.finished else {
+                throw CasketError(.corrupt, "blob '\(handle.path)' is corrupt: the LZ4 frame is truncated", path: handle.path)
+            }
+        } else {
+            while true {
+                let n = try handle.io.read(into: buffer)
+                if n == 0 { break }
+                try deliver(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            }
+        }
+        if verify {
+            let actual = hasher.finalize()
+            guard actual == digest else {
+                throw CasketError(
+                    .corrupt,
+                    "blob '\(handle.path)' is corrupt: expected hash \(digest), actual \(actual) (\(size) bytes)",
+                    path: handle.path
+                )
+            }
+        }
+        return size
+    }
+
+    /// Reads a whole blob into memory, verified. Meant for small payloads; stream large ones with
+    /// ``read(_:verify:to:)``.
+    public func readAll(_ digest: Digest) throws(CasketError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        try read(digest) { (chunk) throws(CasketError) in bytes.append(contentsOf: chunk) }
+        return bytes
+    }
+
+    /// Checks a blob's hash by reading it whole.
+    ///
+    /// - Throws: ``CasketError/Code/corrupt`` or ``CasketError/Code/notFound``.
+    public func verify(_ digest: Digest) throws(CasketError) {
+        try read(digest) { (_) throws(CasketError) in }
+    }
+
+    /// Opens a blob's file, raw form first; the path's suffix tells which form it is.
+    func openBlob(_ digest: Digest) throws(CasketError) -> FileHandle {
+        let rawPath = layout.rawPath(digest)
+        switch system_open(rawPath, O_RDONLY) {
+        case .success(let fd): return FileHandle(fd: fd, path: rawPath)
+        case .failure(.noSuchFileOrDirectory): break
+        case .failure(let errno): throw CasketError.open(rawPath, errno: errno)
+        }
+        let compressedPath = layout.compressedPath(digest)
+        switch system_open(compressedPath, O_RDONLY) {
+        case .success(let fd): return FileHandle(fd: fd, path: compressedPath)
+        case .failure(.noSuchFileOrDirectory):
+            throw CasketError(.notFound, "blob \(digest) is not in the store '\(root)'", path: rawPath)
+        case .failure(let errno): throw CasketError.open(compressedPath, errno: errno)
+        }
+    }
+}

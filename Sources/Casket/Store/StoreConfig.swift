@@ -1,0 +1,46 @@
+/// The settings a store is created with, kept in `casket.json` at its root (docs/FORMAT.md, section 2).
+public struct StoreConfig: Sendable, Equatable {
+    /// How writers keep new blobs.
+    public enum Compression: String, Sendable, CaseIterable {
+        /// Raw bytes only: every blob can be memory-mapped.
+        case none
+        /// An LZ4 frame when that saves at least 10 %, raw bytes otherwise.
+        case lz4
+    }
+
+    /// Whether writers flush data to stable storage before reporting success.
+    public enum Durability: String, Sendable, CaseIterable {
+        /// `fsync` blobs, their directories and index lines (the default).
+        case fsync
+        /// No flushing: faster, for scratch stores; a power loss may lose recent writes.
+        case none
+    }
+
+    /// The newest format version this implementation reads and writes.
+    public static let currentVersion = 1
+
+    /// The format version of the store.
+    public var version: Int
+    /// How new blobs are kept.
+    public var compression: Compression
+    /// Whether writes are flushed.
+    public var durability: Durability
+    /// Payloads up to this many bytes may be inlined in index entries; 0 disables inlining.
+    public var inlineMax: Int
+
+    /// Creates a configuration for a new store.
+    ///
+    /// - Parameters:
+    ///   - compression: How new blobs are kept (default: raw).
+    ///   - durability: Whether writes are flushed (default: fsync).
+    ///   - inlineMax: The largest payload inlined in an index entry (default: 0, never).
+    public init(compression: Compression = .none, durability: Durability = .fsync, inlineMax: Int = 0) {
+        self.version = StoreConfig.currentVersion
+        self.compression = compression
+        self.durability = durability
+        self.inlineMax = inlineMax
+    }
+
+    /// The fraction a compressed blob must save to be kept compressed.
+    static let minimumCompressionSaving = 0.10
+}

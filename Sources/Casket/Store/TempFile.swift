@@ -1,0 +1,23 @@
+/// A uniquely named file in the store's `tmp/` folder that removes itself unless it was published.
+///
+/// Named `<host>.<pid>.<random>.tmp` (docs/FORMAT.md, section 4), so that a leftover from a killed
+/// process is recognisable as debris and GC can remove it by age.
+struct TempFile: ~Copyable {
+    let handle: FileHandle
+    var path: String { handle.path }
+    private var published = false
+
+    static let suffix = ".tmp"
+
+    init(in directory: String) throws(CasketError) {
+        let name = "\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8))\(TempFile.suffix)"
+        handle = try FileHandle.createExclusive(directory + "/" + name, mode: 0o644)
+    }
+
+    /// Records that the file now lives under another name (or was removed), so deinit leaves it alone.
+    mutating func markGone() { published = true }
+
+    deinit {
+        if !published { _ = system_unlink(handle.path) }
+    }
+}

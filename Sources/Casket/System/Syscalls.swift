@@ -1,0 +1,170 @@
+import CCasketShims
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Every system call Casket makes goes through this file: one place that retries EINTR and turns the C
+// convention (-1 and errno) into `Result<_, Errno>`.
+
+@inline(__always)
+internal func valueOrErrno<I: FixedWidthInteger>(
+    retryOnInterrupt: Bool = true,
+    _ call: () -> I
+) -> Result<I, Errno> {
+    while true {
+        let value = call()
+        if value != -1 { return .success(value) }
+        let err = Errno(rawValue: casket_errno())
+        if retryOnInterrupt && err == .interrupted { continue }
+        return .failure(err)
+    }
+}
+
+@inline(__always)
+internal func nothingOrErrno<I: FixedWidthInteger>(
+    retryOnInterrupt: Bool = true,
+    _ call: () -> I
+) -> Result<Void, Errno> {
+    valueOrErrno(retryOnInterrupt: retryOnInterrupt, call).map { _ in () }
+}
+
+internal func system_open(_ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno> {
+    valueOrErrno { open(path, flags | O_CLOEXEC, mode) }
+}
+
+internal func system_openat(_ dirfd: CInt, _ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno>
+{
+    valueOrErrno { openat(dirfd, path, flags | O_CLOEXEC, mode) }
+}
+
+internal func system_close(_ fd: CInt) {
+    // close(2) must not be retried on EINTR on Linux: the descriptor is released either way.
+    _ = close(fd)
+}
+
+internal func system_read(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
+    valueOrErrno { read(fd, buffer.baseAddress, buffer.count) }
+}
+
+internal func system_pread(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ offset: Int64) -> Result<Int, Errno>
+{
+    valueOrErrno { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+}
+
+internal func system_write(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Result<Int, Errno> {
+    valueOrErrno { write(fd, buffer.baseAddress, buffer.count) }
+}
+
+internal func system_fsync(_ fd: CInt) -> Result<Void, Errno> {
+    nothingOrErrno { fsync(fd) }
+}
+
+internal func system_fdatasync(_ fd: CInt) -> Result<Void, Errno> {
+    nothingOrErrno { fdatasync(fd) }
+}
+
+internal func system_fstat(_ fd: CInt) -> Result<stat, Errno> {
+    var st = stat()
+    return nothingOrErrno { fstat(fd, &st) }.map { st }
+}
+
+internal func system_stat(_ path: String) -> Result<stat, Errno> {
+    var st = stat()
+    return nothingOrErrno { stat(path, &st) }.map { st }
+}
+
+internal func system_lstat(_ path: String) -> Result<stat, Errno> {
+    var st = stat()
+    return nothingOrErrno { lstat(path, &st) }.map { st }
+}
+
+internal func system_fchmod(_ fd: CInt, _ mode: mode_t) -> Result<Void, Errno> {
+    nothingOrErrno { fchmod(fd, mode) }
+}
+
+internal func system_ftruncate(_ fd: CInt, _ length: Int64) -> Result<Void, Errno> {
+    nothingOrErrno { ftruncate(fd, off_t(length)) }
+}
+
+internal func system_lseek(_ fd: CInt, _ offset: Int64, _ whence: CInt) -> Result<Int64, Errno> {
+    valueOrErrno { Int64(lseek(fd, off_t(offset), whence)) }
+}
+
+internal func system_mkdir(_ path: String, _ mode: mode_t) -> Result<Void, Errno> {
+    nothingOrErrno { mkdir(path, mode) }
+}
+
+internal func system_unlink(_ path: String) -> Result<Void, Errno> {
+    nothingOrErrno { unlink(path) }
+}
+
+internal func system_rmdir(_ path: String) -> Result<Void, Errno> {
+    nothingOrErrno { rmdir(path) }
+}
+
+internal func system_link(_ from: String, _ to: String) -> Result<Void, Errno> {
+    nothingOrErrno { link(from, to) }
+}
+
+internal func system_rename(_ from: String, _ to: String) -> Result<Void, Errno> {
+    nothingOrErrno { rename(from, to) }
+}
+
+internal func system_renameNoReplace(_ from: String, _ to: String) -> Result<Void, Errno> {
+    nothingOrErrno { casket_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) }
+}
+
+/// Sets atime and mtime to the file system's "now" (`utimensat(path, NULL)`), as git's freshen does.
+internal func system_touch(_ path: String) -> Result<Void, Errno> {
+    nothingOrErrno { utimensat(AT_FDCWD, path, nil, 0) }
+}
+
+internal func system_futimesNow(_ fd: CInt) -> Result<Void, Errno> {
+    nothingOrErrno { futimens(fd, nil) }
+}
+
+internal func system_kill(_ pid: pid_t, _ signal: CInt) -> Result<Void, Errno> {
+    nothingOrErrno { kill(pid, signal) }
+}
+
+internal func system_posixFadviseSequential(_ fd: CInt) {
+    #if os(Linux)
+    _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+    #endif
+}
+
+/// Lists a directory's entry names, excluding `.` and `..`, calling `body` for each without building
+/// an array (a fan-out folder of a large store holds many thousands of names).
+internal func system_forEachDirectoryEntry(
+    _ path: String,
+    _ body: (_ name: String, _ type: UInt8) throws -> Void
+) throws -> Result<Void, Errno> {
+    guard let dir = opendir(path) else { return .failure(Errno(rawValue: casket_errno())) }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let (name, type) = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+            pointer.withMemoryRebound(to: CChar.self, capacity: 256) { (String(cString: $0), entry.pointee.d_type) }
+        }
+        if name == "." || name == ".." { continue }
+        try body(name, type)
+    }
+    return .success(())
+}
+
+internal func system_hostname() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+internal func system_getpid() -> pid_t { getpid() }
+
+/// Fills `buffer` with random bytes from the kernel (`getrandom(2)`).
+internal func system_random(_ buffer: UnsafeMutableRawBufferPointer) {
+    if casket_random(buffer.baseAddress, UInt(buffer.count)) != 0 {
+        fatalError("getrandom failed: \(Errno(rawValue: casket_errno()))")
+    }
+}

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Casket
+
+/// `casket blob ...`: work with blobs by hash.
+struct BlobCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blob",
+        abstract: "Store, read, look up and verify blobs by hash.",
+        subcommands: [Put.self, Get.self, Has.self, Verify.self]
+    )
+}
+
+extension BlobCommand {
+    /// `casket blob put FILE...`.
+    struct Put: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Store files; print 'HASH  FILE' for each, like sha256sum.",
+            discussion: """
+                A file already stored is not written again (its blob is freshened). Use - to read standard \
+                input. Every file is tried; the exit code is 1 if any failed.
+                """
+        )
+
+        @OptionGroup var options: StoreOptions
+
+        @Argument(help: "Files to store (- for standard input).")
+        var files: [String]
+
+        func validate() throws {
+            if files.isEmpty { throw ValidationError("give at least one FILE (or - for standard input)") }
+        }
+
+        func run() throws {
+            let store = try options.openStore()
+            var failed = false
+            var results: [[String: Any]] = []
+            for file in files {
+                do {
+                    let result =
+                        file == "-"
+                        ? try store.put(readingDescriptor: 0, name: "<stdin>") : try store.put(fileAt: file)
+                    if options.json {
+                        results.append([
+                            "file": file, "hash": result.digest.hex, "size": result.size,
+                            "deduplicated": result.deduplicated, "compressed": result.compressed,
+                            "stored_bytes": result.storedBytes,
+                        ])
+                    } else {
+                        print("\(result.digest.hex)  \(file)")
+                    }
+                } catch {
+                    failed = true
+                    if options.json { results.append(["file": file, "error": Output.errorObject(error)]) }
+                    Output.standardError("casket: error: \(error)")
+                }
+            }
+            if options.json { Output.json(results) }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    /// `casket blob get HASH [-o FILE]`.
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a blob's payload to standard output or a file, verifying its hash.",
+            discussion: """
+                With -o the file appears only once the whole payload has been verified. On standard output \
+                a corrupt blob is detected at the end: the exit code is then 1 and the message names the blob.
+                """
+        )
+
+        @OptionGroup var options: StoreOptions
+
+        @Argument(help: "The blob's hash: 32 lowercase hex digits.")
+        var hash: String
+
+        @Option(name: .shortAndLong, help: "Write to this file instead of standard output.")
+        var output: String?
+
+        func run() throws {
+            let digest = try Digest(validating: hash)
+            let store = try options.openStore()
+            if let output {
+                let size = try store.export(digest, toFileAt: output)
+                if options.json { Output.json(["hash": digest.hex, "size": size, "file": output]) }
+            } else {
+                try store.export(digest, toDescriptor: 1, name: "<stdout>")
+            }
+        }
+    }
+
+    /// `casket blob has HASH`.
+    struct Has: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tell whether a blob is stored: exit code 0 if it is, 1 if not."
+        )
+
+        @OptionGroup var options: StoreOptions
+
+        @Argument(help: "The blob's hash.")
+        var hash: String
+
+        func run() throws {
+            let digest = try Digest(validating: hash)
+            let store = try options.openStore()
+            let location = store.locate(digest)
+            if options.json {
+                var object: [String: Any] = ["hash": digest.hex, "present": location != nil]
+                if let location {
+                    object["compressed"] = location.compressed
+                    object["stored_bytes"] = location.storedBytes
+                    if let size = location.size { object["size"] = size }
+                }
+                Output.json(object)
+            } else {
+                print(location == nil ? "\(digest.hex) absent" : "\(digest.hex) present")
+            }
+            if location == nil { throw ExitCode(1) }
+        }
+    }
+
+    /// `casket blob verify [HASH...]`.
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-hash blobs (all of them by default) and report any that are corrupt or missing.",
+            discussion: "Exit code 1 when any blob is corrupt or missing."
+        )
+
+        @OptionGroup var options: StoreOptions
+
+        @Argument(help: "Hashes to verify (default: every blob in the store).")
+        var hashes: [String] = []
+
+        func run() throws {
+            let store = try options.openStore()
+            var digests: [Digest] = []
+            for hash in hashes { digests.append(try Digest(validating: hash)) }
+            var checked = 0
+            var bytes: Int64 = 0
+            var problems: [[String: Any]] = []
+            let check: (Digest) -> Void = { digest in
+                do throws(CasketError) {
+                    bytes += try store.read(digest) { (_) throws(CasketError) in }
+                    checked += 1
+                } catch {
+                    checked += 1
+                    problems.append(["hash": digest.hex, "error": Output.errorObject(error)])
+                    Output.standardError("casket: \(error)")
+                }
+            }
+            if hashes.isEmpty {
+                try store.forEachBlob { (file) throws(CasketError) in
+                    // A blob kept in both forms is read through its raw form; check the frame too.
+                    if file.compressed && store.mappablePath(file.digest) != nil { return }
+                    check(file.digest)
+                }
+            } else {
+                digests.forEach(check)
+            }
+            if options.json {
+                Output.json(["checked": checked, "bytes": bytes, "problems": problems, "ok": problems.isEmpty])
+            } else {
+                print("verified \(checked) blobs, \(Output.bytes(bytes)): \(problems.count) corrupt or missing")
+            }
+            if !problems.isEmpty { throw ExitCode(1) }
+        }
+    }
+}

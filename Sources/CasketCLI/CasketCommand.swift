@@ -1,0 +1,49 @@
+import ArgumentParser
+import Casket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `casket` command: a content-addressed, deduplicating blob store.
+struct CasketCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "casket",
+        abstract: "A content-addressed, deduplicating blob store for ML pipeline caches.",
+        discussion: """
+            Every payload is stored once, under its XXH3-128 hash, in a store folder that may live on a \
+            shared file system. Commands find the store through --store, then $CASKET_STORE, then the \
+            current folder.
+
+            Exit codes: 0 success, 1 failure (the message names the file or blob), 2 usage error. \
+            With --json, results (and errors) are printed as JSON on standard output.
+            """,
+        version: "0.1.0",
+        subcommands: [InitCommand.self, BlobCommand.self, StatCommand.self]
+    )
+}
+
+@main
+enum CasketMain {
+    static func main() {
+        let json = CommandLine.arguments.contains("--json")
+        do {
+            var command = try CasketCommand.parseAsRoot()
+            try command.run()
+        } catch let error as CasketError {
+            Output.failure(error, json: json)
+            exit(1)
+        } catch let code as ExitCode {
+            exit(code.rawValue)
+        } catch {
+            let code = CasketCommand.exitCode(for: error)
+            let message = CasketCommand.fullMessage(for: error)
+            if code == .success {
+                print(message)
+                exit(0)
+            }
+            Output.standardError(message)
+            exit(2)
+        }
+    }
+}

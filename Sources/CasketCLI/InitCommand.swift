@@ -1,0 +1,51 @@
+public import ArgumentParser
+public import Casket
+
+extension StoreConfig.Compression: ExpressibleByArgument {}
+extension StoreConfig.Durability: ExpressibleByArgument {}
+
+/// `casket init DIR`.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a store in a folder.",
+        discussion: """
+            Creates DIR if needed, writes DIR/casket.json (format version, hash, compression, durability) \
+            and the blobs/, tmp/ and index/ folders. Refuses a folder that is already a store.
+            """
+    )
+
+    @Argument(help: "The folder to make a store of.")
+    var directory: String
+
+    @Option(help: "How new blobs are kept: none (raw, memory-mappable) or lz4 (when it saves 10 % or more).")
+    var compression: StoreConfig.Compression = .none
+
+    @Option(help: "fsync (flush every write, the default) or none (fast, for scratch stores).")
+    var durability: StoreConfig.Durability = .fsync
+
+    @Option(help: "Inline payloads of at most this many bytes in index entries (0: never).")
+    var inlineMax: Int = 0
+
+    @Flag(name: .long, help: "Print machine-readable JSON on standard output.")
+    var json = false
+
+    func validate() throws {
+        guard inlineMax >= 0 && inlineMax <= 1 << 20 else {
+            throw ValidationError("--inline-max must be between 0 and 1048576")
+        }
+    }
+
+    func run() throws {
+        let config = StoreConfig(compression: compression, durability: durability, inlineMax: inlineMax)
+        let store = try BlobStore.create(at: directory, config: config)
+        if json {
+            Output.json([
+                "store": store.root, "version": config.version, "compression": config.compression.rawValue,
+                "durability": config.durability.rawValue, "inline_max": config.inlineMax,
+            ])
+        } else {
+            print("created store \(store.root) (compression \(compression.rawValue), durability \(durability.rawValue))")
+        }
+    }
+}
