@@ -27,7 +27,16 @@ struct IndexReader {
     /// Bytes read by the last refresh (a test hook for incremental reads).
     private(set) var bytesReadByLastRefresh: Int64 = 0
 
-    init(directory: String) { self.directory = directory }
+    /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
+    var include: (@Sendable (String) -> Bool)? = nil
+
+    init(directory: String, include: (@Sendable (String) -> Bool)? = nil) {
+        self.directory = directory
+        self.include = include
+    }
+
+    /// Whether the file was seen to end with a seal line.
+    func isSealed(_ name: String) -> Bool { files[name]?.sealed ?? false }
 
     static func isIndexFile(_ name: String) -> Bool {
         name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.folding")
@@ -44,7 +53,7 @@ struct IndexReader {
         bytesReadByLastRefresh = 0
         var names: [String] = []
         try forEachEntry(in: directory) { (name, _) throws(CasketError) in
-            if IndexReader.isIndexFile(name) { names.append(name) }
+            if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
         }
         let present = Set(names)
         var mustReload = files.keys.contains { !present.contains($0) }

@@ -65,6 +65,13 @@ public final class WriteSession {
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size)))
     }
 
+    /// Sets `key` to everything readable from a descriptor (for example 0, standard input).
+    @discardableResult
+    public func set(_ key: String, readingDescriptor fd: Int32, name: String) throws(CasketError) -> IndexEntry {
+        let io = FileRef(fd: fd, path: name)
+        return try set(key, streaming: { (buffer) throws(CasketError) in try io.read(into: buffer) })
+    }
+
     /// Sets `key` to a value tree whose blobs are already stored.
     ///
     /// - Parameters:
