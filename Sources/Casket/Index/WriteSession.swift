@@ -37,7 +37,7 @@ public final class WriteSession {
     /// - Returns: The entry as written.
     @discardableResult
     public func set(_ key: String, bytes: [UInt8]) throws(CasketError) -> IndexEntry {
-        if bytes.count <= store.blobs.config.inlineMax {
+        if store.blobs.config.inlineMax > 0 && bytes.count <= store.blobs.config.inlineMax {
             return try set(key, value: ValueTree.inlineBytesNode(bytes))
         }
         let put = try store.blobs.put(bytes)

@@ -91,6 +91,7 @@ extension BlobStore {
                 return newResult
             case .failure(.noSuchFileOrDirectory) where !createdFanout:
                 try makeDirectory(layout.fanout(digest), existingIsFine: true)
+                if durable { try syncDirectory(layout.blobs) }
                 createdFanout = true
             case .failure(let errno) where BlobStore.isUnsupported(errno) && method != .rename:
                 // The file system lacks this primitive (renameat2 flags on NFS, hard links elsewhere).
