@@ -74,10 +74,12 @@ extension BlobStore {
             case .success:
                 if method == .link { _ = system_unlink(tempPath) }
                 staged.temp.markGone()
+                if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
                 if durable { try syncDirectory(layout.fanout(digest)) }
                 return newResult
             case .failure(.fileExists):
                 if case .sound(let location) = inspect(digest, size: staged.size), freshen(location.path) {
+                    if location.compressed { removeUnsoundRaw(digest, size: staged.size) }
                     return PutResult(
                         digest: digest, size: staged.size, deduplicated: true, compressed: location.compressed,
                         storedBytes: location.storedBytes)
@@ -87,6 +89,7 @@ extension BlobStore {
                     throw CasketError.publish(tempPath, to: finalPath, errno: errno)
                 }
                 staged.temp.markGone()
+                if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
                 if durable { try syncDirectory(layout.fanout(digest)) }
                 return newResult
             case .failure(.noSuchFileOrDirectory) where !createdFanout:

@@ -111,9 +111,21 @@ extension BlobStore {
     /// A dedup hit: the blob exists, is sound, and its mtime was refreshed. A failed freshen is a miss.
     func deduplicate(_ digest: Digest, size: Int64) -> PutResult? {
         guard case .sound(let location) = inspect(digest, size: size), freshen(location.path) else { return nil }
+        if location.compressed { removeUnsoundRaw(digest, size: size) }
         return PutResult(
             digest: digest, size: size, deduplicated: true, compressed: location.compressed,
             storedBytes: location.storedBytes)
+    }
+
+    /// Removes a file under a blob's raw name that cannot be its payload (wrong size, empty), once the
+    /// compressed form is known to be sound: readers open the raw form first, so such debris would hide
+    /// the frame and make every read fail as corrupt. A raw blob's size is exactly the payload's, so a
+    /// file of another size is never a valid blob; a racing raw writer that replaces it meanwhile loses
+    /// nothing, since the frame stays.
+    func removeUnsoundRaw(_ digest: Digest, size: Int64) {
+        let rawPath = layout.rawPath(digest)
+        guard case .success(let st) = system_stat(rawPath), st.isRegularFile, st.size != size else { return }
+        _ = system_unlink(rawPath)
     }
 
     /// Sets a blob's mtime to the file system's now; false when that is refused.
