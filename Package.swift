@@ -35,6 +35,13 @@ let package = Package(
             path: "Tests/CasketTestSupport",
             swiftSettings: strict
         ),
+        // Load generator the tests spawn as real, separate writer and reader processes.
+        .executableTarget(
+            name: "casket-testhelper",
+            dependencies: ["Casket"],
+            path: "Tests/CasketTestHelper",
+            swiftSettings: strict
+        ),
         .testTarget(name: "CasketTests", dependencies: ["Casket", "CasketTestSupport"], swiftSettings: strict),
     ]
 )

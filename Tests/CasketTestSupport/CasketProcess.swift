@@ -98,7 +98,8 @@ public final class Child: @unchecked Sendable {
     /// The child's process id.
     public var pid: Int32 { process.processIdentifier }
 
-    init(executable: String, arguments: [String], stdinFile: String? = nil, stdoutFile: String? = nil) throws {
+    /// Starts `executable` with `arguments`; standard output goes to `stdoutFile` if given, else is captured.
+    public init(executable: String, arguments: [String], stdinFile: String? = nil, stdoutFile: String? = nil) throws {
         outputs = try TemporaryDirectory(prefix: "casket-proc")
         capturesStdout = stdoutFile == nil
         stdoutPath = stdoutFile ?? outputs.child("stdout")
