@@ -31,24 +31,27 @@ public enum ValueTree {
     public static func payloads(in value: JSONValue) throws(CasketError) -> [Payload] {
         var out: [Payload] = []
         var seen = Set<Digest>()
-        try collect(value, into: &out, seen: &seen)
+        try collect(value, into: &out, seen: &seen, decodeInline: true)
         return out
     }
 
     /// The blobs of a tree, as an entry's `blobs` field lists them.
     public static func blobs(in value: JSONValue) throws(CasketError) -> [BlobRef] {
-        try payloads(in: value).compactMap { payload in
+        var out: [Payload] = []
+        var seen = Set<Digest>()
+        try collect(value, into: &out, seen: &seen, decodeInline: false)
+        return out.compactMap { payload in
             if case .blob(let ref) = payload { return ref }
             return nil
         }
     }
 
-    private static func collect(_ value: JSONValue, into out: inout [Payload], seen: inout Set<Digest>)
-        throws(CasketError)
-    {
+    private static func collect(
+        _ value: JSONValue, into out: inout [Payload], seen: inout Set<Digest>, decodeInline: Bool
+    ) throws(CasketError) {
         switch value {
         case .array(let elements):
-            for element in elements { try collect(element, into: &out, seen: &seen) }
+            for element in elements { try collect(element, into: &out, seen: &seen, decodeInline: decodeInline) }
         case .object(let object):
             if let text = object["blob"]?.stringValue {
                 let digest = try Digest(validating: text)
@@ -56,7 +59,7 @@ public enum ValueTree {
                     throw CasketError(.invalidArgument, "blob reference \(text) has no non-negative integer \"size\"")
                 }
                 if seen.insert(digest).inserted { out.append(.blob(BlobRef(digest: digest, size: size))) }
-            } else if let text = object["inline"]?.stringValue {
+            } else if decodeInline, let text = object["inline"]?.stringValue {
                 guard let data = Data(base64Encoded: text) else {
                     throw CasketError(.corrupt, "an \"inline\" payload is not valid base64")
                 }
@@ -64,7 +67,7 @@ public enum ValueTree {
             }
             let isJSON = object["#type"]?.stringValue == "Json"
             for field in object.fields where !(isJSON && field.key == "content") {
-                try collect(field.value, into: &out, seen: &seen)
+                try collect(field.value, into: &out, seen: &seen, decodeInline: decodeInline)
             }
         default:
             return

@@ -13,6 +13,7 @@ public final class WriteSession {
     /// Owns the descriptor; `io` is the view used to write through it.
     private var file: FileHandle?
     private var io: FileRef?
+    private var inode: (dev: UInt64, ino: UInt64) = (0, 0)
     /// The current writer id; changes if compaction folds the file away while this session is open.
     public private(set) var writerID: String
     private var lines = 0
@@ -142,6 +143,8 @@ public final class WriteSession {
         while true {
             if io == nil {
                 let handle = try FileHandle.createExclusive(path, mode: 0o644)
+                let st = try handle.io.stat()
+                inode = (UInt64(st.st_dev), UInt64(st.st_ino))
                 io = handle.io
                 file = consume handle
                 lines = 0
@@ -154,7 +157,7 @@ public final class WriteSession {
             try typed { try line.withUnsafeBytes { try io.writeAll($0) } }
             if store.blobs.durable { try io.sync(dataOnly: true) }
             lines += 1
-            if try stillOurs(io) { return entry }
+            if stillOurs(io.path) { return entry }
             // Compaction took the file away: start a new one and write the line again there.
             file = nil
             self.io = nil
@@ -163,9 +166,8 @@ public final class WriteSession {
     }
 
     /// Whether the index path still names the file this session has open.
-    private func stillOurs(_ io: FileRef) throws(CasketError) -> Bool {
-        let mine = try io.stat()
-        guard case .success(let current) = system_stat(io.path) else { return false }
-        return current.st_ino == mine.st_ino && current.st_dev == mine.st_dev
+    private func stillOurs(_ path: String) -> Bool {
+        guard case .success(let current) = system_stat(path) else { return false }
+        return UInt64(current.st_ino) == inode.ino && UInt64(current.st_dev) == inode.dev
     }
 }
