@@ -3,6 +3,9 @@
 //   casket-testhelper set-many STORE PREFIX COUNT SIZE START_NS   set PREFIX0..PREFIX{COUNT-1} after START_NS
 //   casket-testhelper set-loop STORE PREFIX SIZE                   set keys until killed; print each committed key
 //   casket-testhelper winners STORE                                print every key's winner, one line each
+//   casket-testhelper compute STORE TTL LOG COUNT SLEEP_MS START_NS
+//                     getOrCompute over keys k0..k{COUNT-1} from START_NS; each computed key is appended to
+//                     LOG as "key pid"; each batch computation sleeps SLEEP_MS; prints "ok N"
 //
 // Payloads are a deterministic function of the key, so every writer of a key writes the same bytes.
 
@@ -63,6 +66,26 @@ func run() throws {
             _ = line.withCString { write(1, $0, strlen($0)) }
             i += 1
         }
+    case "compute":
+        guard args.count == 8, let ttl = Double(args[3]), let count = Int(args[5]), let sleepMs = Int(args[6]),
+            let start = Int64(args[7])
+        else { fail("usage: compute STORE TTL LOG COUNT SLEEP_MS START_NS") }
+        let log = args[4]
+        let board = ClaimBoard(store: cache.blobs, ttlSeconds: ttl)
+        while wallClock() < start { usleep(200) }
+        let keys = (0..<count).map { "k\($0)" }
+        let values = try cache.getOrCompute(keys, board: board, timeout: 600) { mine in
+            let fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            for key in mine {
+                let line = "\(key) \(getpid())\n"
+                _ = line.withCString { write(fd, $0, strlen($0)) }
+            }
+            close(fd)
+            usleep(UInt32(sleepMs * 1000))
+            return Dictionary(uniqueKeysWithValues: mine.map { ($0, payload(for: $0, size: 64)) })
+        }
+        for key in keys where values[key] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
+        print("ok \(values.count)")
     case "winners":
         for entry in try cache.entries() {
             let blobs = entry.blobs.map(\.description).joined(separator: ",")
