@@ -19,7 +19,7 @@ struct CasketCommand: ParsableCommand {
             With --json, results (and errors) are printed as JSON on standard output.
             """,
         version: "0.1.0",
-        subcommands: [InitCommand.self, BlobCommand.self, StatCommand.self]
+        subcommands: [InitCommand.self, BlobCommand.self, StatCommand.self, MigrateCommand.self]
     )
 }
 
