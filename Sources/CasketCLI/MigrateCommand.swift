@@ -116,14 +116,24 @@ struct MigrateCommand: ParsableCommand {
             return
         }
         print("migrated \(source) -> \(into)")
-        print("keys              \(plan.keys.count) (\(report.keysMigrated) migrated now, \(report.skippedAlreadyMigrated) already)")
+        print(
+            "keys              \(plan.keys.count) (\(report.keysMigrated) migrated now, \(report.skippedAlreadyMigrated) already)"
+        )
         print("duplicates        \(plan.duplicateCopies) copies collapsed")
-        print("bytes before      \(Output.bytes(plan.bytesOnDisk)), inflation \(String(format: "%.2f", report.inflationBefore))x")
-        print("bytes after       \(Output.bytes(report.storeBytesAfter)) in blobs, inflation \(String(format: "%.2f", report.inflationAfter))x")
+        print(
+            "bytes before      \(Output.bytes(plan.bytesOnDisk)), inflation \(String(format: "%.2f", report.inflationBefore))x"
+        )
+        print(
+            "bytes after       \(Output.bytes(report.storeBytesAfter)) in blobs, inflation \(String(format: "%.2f", report.inflationAfter))x"
+        )
         print("blobs             \(report.blobsWritten) written, \(report.blobsDeduplicated) already stored")
-        print("time              \(String(format: "%.2f", report.seconds)) s, \(Output.bytes(Int64(report.throughput)))/s")
+        print(
+            "time              \(String(format: "%.2f", report.seconds)) s, \(Output.bytes(Int64(report.throughput)))/s"
+        )
         if !report.differingDuplicates.isEmpty {
-            print("copies differ     \(report.differingDuplicates.count) keys: \(report.differingDuplicates.joined(separator: ", "))")
+            print(
+                "copies differ     \(report.differingDuplicates.count) keys: \(report.differingDuplicates.joined(separator: ", "))"
+            )
         }
         if !report.reclaimedShards.isEmpty || !report.keptShards.isEmpty {
             print("reclaimed         \(report.reclaimedShards.count) shards, \(Output.bytes(report.bytesReclaimed))")
@@ -150,7 +160,8 @@ final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let line = String(
-            format: "\r[%@] %5.1f%% %@ / %@  %@/s  ETA %.0fs ", bar, fraction * 100, Output.bytes(done), Output.bytes(total),
+            format: "\r[%@] %5.1f%% %@ / %@  %@/s  ETA %.0fs ", bar, fraction * 100, Output.bytes(done),
+            Output.bytes(total),
             Output.bytes(Int64(rate)), eta)
         FileHandle.standardError.write(Data(line.utf8))
     }

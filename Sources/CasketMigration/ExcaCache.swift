@@ -87,7 +87,9 @@ public struct ExcaCache: Sendable {
             throw CasketError(.io, "cannot list '\(root)': \(error)", path: root)
         }
         var cache = ExcaCache(root: root, copies: [:], shards: [], warnings: [], overriddenLines: 0, layouts: [])
-        let infoFiles = names.filter { $0.hasSuffix("-info.jsonl") }.sorted { Array($0.utf8).lexicographicallyPrecedes($1.utf8) }
+        let infoFiles = names.filter { $0.hasSuffix("-info.jsonl") }.sorted {
+            Array($0.utf8).lexicographicallyPrecedes($1.utf8)
+        }
         for name in infoFiles {
             try cache.readInfoFile(name)
         }
@@ -138,12 +140,14 @@ public struct ExcaCache: Sendable {
                 let isLast = number == lines.count - 1
                 // exca tolerates an unparsable last line (an append in progress); a middle one is a warning.
                 if !isLast {
-                    warnings.append(ExcaWarning(file: name, line: lineNumber, message: "unparsable line skipped (\(error))"))
+                    warnings.append(
+                        ExcaWarning(file: name, line: lineNumber, message: "unparsable line skipped (\(error))"))
                 }
                 continue
             }
             guard case .object(var object) = parsed, let key = object["#key"]?.stringValue else {
-                warnings.append(ExcaWarning(file: name, line: lineNumber, message: "line is not an object with a string \"#key\""))
+                warnings.append(
+                    ExcaWarning(file: name, line: lineNumber, message: "line is not an object with a string \"#key\""))
                 continue
             }
             object["#key"] = nil
@@ -154,19 +158,29 @@ public struct ExcaCache: Sendable {
             } else if let legacyType {
                 type = ExcaCache.legacyType(declared: legacyType, fields: object)
             } else {
-                warnings.append(ExcaWarning(file: name, line: lineNumber, message: "line has no \"#type\" and the file no metadata= header"))
+                warnings.append(
+                    ExcaWarning(
+                        file: name, line: lineNumber, message: "line has no \"#type\" and the file no metadata= header")
+                )
                 continue
             }
-            let entry = ExcaLine(file: name, line: lineNumber, key: key, type: type, fields: object, legacy: legacyType != nil && object["#type"] == nil)
+            let entry = ExcaLine(
+                file: name, line: lineNumber, key: key, type: type, fields: object,
+                legacy: legacyType != nil && object["#type"] == nil)
             if perKey[key] == nil { order.append(key) } else { overriddenLines += 1 }
             perKey[key] = entry
         }
         layouts.insert(legacyType != nil ? "0.2-0.5.11" : "0.5.12+")
         for key in order { copies[key, default: []].append(perKey[key]!) }
         var dataFiles: [String] = []
-        for candidate in ["data/\(prefix).data", "data/\(prefix).data.jsonl", "data/\(prefix)-data.jsonl", "\(prefix).data", "\(prefix).txt"] {
+        for candidate in [
+            "data/\(prefix).data", "data/\(prefix).data.jsonl", "data/\(prefix)-data.jsonl", "\(prefix).data",
+            "\(prefix).txt",
+        ] {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: root + "/" + candidate, isDirectory: &isDirectory), !isDirectory.boolValue {
+            if FileManager.default.fileExists(atPath: root + "/" + candidate, isDirectory: &isDirectory),
+                !isDirectory.boolValue
+            {
                 dataFiles.append(candidate)
             }
         }
@@ -202,7 +216,9 @@ public struct ExcaCache: Sendable {
     mutating func readFlat(names: [String]) throws(CasketError) {
         layouts.insert("0.1")
         let typePath = root + "/.cache_type"
-        let type = (try? String(contentsOfFile: typePath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let type =
+            (try? String(contentsOfFile: typePath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            ?? ""
         let sorted = names.sorted { Array($0.utf8).lexicographicallyPrecedes($1.utf8) }
         let keyFiles = sorted.filter { $0.hasSuffix(".key") }
         let others = sorted.filter { !$0.hasSuffix(".key") && $0 != ".cache_type" && !$0.hasSuffix("-info.jsonl") }
@@ -213,10 +229,19 @@ public struct ExcaCache: Sendable {
             }
             let key = String(decoding: data, as: UTF8.self)
             let uid = String(keyFile.dropLast(".key".count))
-            let payloads = others.filter { $0.hasPrefix(uid) && ($0.dropFirst(uid.count).first.map { $0 == "." || $0 == "-" } ?? false) }
+            let payloads = others.filter {
+                $0.hasPrefix(uid) && ($0.dropFirst(uid.count).first.map { $0 == "." || $0 == "-" } ?? false)
+            }
             var fields = JSONObject()
-            if let payload = payloads.first { fields["filename"] = .string(payload) } else { fields["filename"] = .string(uid + ExcaCache.flatSuffix(type)) }
-            copies[key, default: []].append(ExcaLine(file: keyFile, line: 1, key: key, type: type == "MneRaw" ? "MneRawFif" : type, fields: fields, legacy: true))
+            if let payload = payloads.first {
+                fields["filename"] = .string(payload)
+            } else {
+                fields["filename"] = .string(uid + ExcaCache.flatSuffix(type))
+            }
+            copies[key, default: []].append(
+                ExcaLine(
+                    file: keyFile, line: 1, key: key, type: type == "MneRaw" ? "MneRawFif" : type, fields: fields,
+                    legacy: true))
         }
     }
 

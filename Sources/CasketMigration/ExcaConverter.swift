@@ -60,7 +60,8 @@ final class ExcaConverter {
     func size(of path: String) -> Int64? {
         if let known = sizes[path] { return known }
         var st = stat()
-        let result: Int64? = (stat(root + "/" + path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? Int64(st.st_size) : nil
+        let result: Int64? =
+            (stat(root + "/" + path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? Int64(st.st_size) : nil
         sizes[path] = result
         return result
     }
@@ -87,7 +88,9 @@ final class ExcaConverter {
         }
         guard let size = size(of: file) else { throw Unmigratable(reason: "missing file '\(file)'") }
         guard length >= 0, offset <= size, length <= size - offset else {
-            throw Unmigratable(reason: "offset out of range: [\(offset), \(offset)+\(length)) beyond the end of '\(file)' (\(size) bytes)")
+            throw Unmigratable(
+                reason:
+                    "offset out of range: [\(offset), \(offset)+\(length)) beyond the end of '\(file)' (\(size) bytes)")
         }
         return PayloadSource(path: file, offset: offset, length: length, wholeFile: false)
     }
@@ -119,7 +122,10 @@ final class ExcaConverter {
     }
 
     private func payloadNode(_ type: String, _ source: PayloadSource, _ payloads: inout [PayloadSource]) -> JSONValue {
-        .object(JSONObject([("#type", .string(type)), ("blob", placeholder(source, &payloads)), ("size", .int(source.length))]))
+        .object(
+            JSONObject([
+                ("#type", .string(type)), ("blob", placeholder(source, &payloads)), ("size", .int(source.length)),
+            ]))
     }
 
     func node(type: String, fields: JSONObject, payloads: inout [PayloadSource]) throws(Unmigratable) -> JSONValue {
@@ -134,7 +140,8 @@ final class ExcaConverter {
             }
             let source = try range(fields, length: length)
             var object = JSONObject([
-                ("#type", .string(type == "MemmapArrayFile" ? "MemmapArray" : type)), ("blob", placeholder(source, &payloads)),
+                ("#type", .string(type == "MemmapArrayFile" ? "MemmapArray" : type)),
+                ("blob", placeholder(source, &payloads)),
                 ("size", .int(length)), ("dtype", fields["dtype"]!), ("shape", fields["shape"]!),
             ])
             for field in fields where !["filename", "offset", "shape", "dtype"].contains(field.key) {
@@ -142,8 +149,12 @@ final class ExcaConverter {
             }
             return .object(object)
         case "Json":
-            if let content = fields["content"] { return .object(JSONObject([("#type", .string("Json")), ("content", content)])) }
-            guard let length = fields["length"]?.intValue else { throw Unmigratable(reason: "Json without content or length") }
+            if let content = fields["content"] {
+                return .object(JSONObject([("#type", .string("Json")), ("content", content)]))
+            }
+            guard let length = fields["length"]?.intValue else {
+                throw Unmigratable(reason: "Json without content or length")
+            }
             return payloadNode("Json", try range(fields, length: length), &payloads)
         case "String":
             guard let length = fields["length"]?.intValue else { throw Unmigratable(reason: "String without length") }
@@ -167,7 +178,9 @@ final class ExcaConverter {
     }
 
     /// An unknown handler: `filename+offset+length` is a range, `filename` alone the whole file.
-    private func file(type: String, fields: JSONObject, _ payloads: inout [PayloadSource]) throws(Unmigratable) -> JSONValue {
+    private func file(type: String, fields: JSONObject, _ payloads: inout [PayloadSource]) throws(Unmigratable)
+        -> JSONValue
+    {
         guard let name = fields["filename"]?.stringValue else {
             throw Unmigratable(reason: "unknown exca type '\(type)' without a \"filename\"")
         }
@@ -186,7 +199,8 @@ final class ExcaConverter {
             ]))
     }
 
-    private func brainVision(_ fields: JSONObject, _ payloads: inout [PayloadSource]) throws(Unmigratable) -> JSONValue {
+    private func brainVision(_ fields: JSONObject, _ payloads: inout [PayloadSource]) throws(Unmigratable) -> JSONValue
+    {
         guard let directory = fields["filename"]?.stringValue else { throw Unmigratable(reason: "no \"filename\"") }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: root + "/" + directory) else {
             throw Unmigratable(reason: "missing directory '\(directory)'")
@@ -214,12 +228,17 @@ final class ExcaConverter {
                 if let inline = wrapper["content"] {
                     spilled = inline
                 } else {
-                    guard let length = wrapper["length"]?.intValue else { throw Unmigratable(reason: "spilled Auto tree without length") }
+                    guard let length = wrapper["length"]?.intValue else {
+                        throw Unmigratable(reason: "spilled Auto tree without length")
+                    }
                     let bytes = try readSmall(try range(wrapper, length: length))
                     do {
                         spilled = try JSONParser.parse(bytes)
                     } catch {
-                        throw Unmigratable(reason: "spilled Auto tree in '\(wrapper["filename"]?.stringValue ?? "?")' is not JSON (\(error))")
+                        throw Unmigratable(
+                            reason:
+                                "spilled Auto tree in '\(wrapper["filename"]?.stringValue ?? "?")' is not JSON (\(error))"
+                        )
                     }
                 }
                 return .object(JSONObject([("#type", .string("Auto")), ("content", try tree(spilled, &payloads))]))
@@ -275,7 +294,10 @@ final class ExcaConverter {
                 refs.append(.object(object))
             }
         }
-        return .object(JSONObject([("#type", .string("AutoPickle")), ("blob", blob), ("size", .int(source.length)), ("refs", .array(refs))]))
+        return .object(
+            JSONObject([
+                ("#type", .string("AutoPickle")), ("blob", blob), ("size", .int(source.length)), ("refs", .array(refs)),
+            ]))
     }
 
     private func dataDict(_ fields: JSONObject, _ payloads: inout [PayloadSource]) throws(Unmigratable) -> JSONValue {
@@ -290,6 +312,7 @@ final class ExcaConverter {
         if let pickle = fields["pickled"]?.objectValue, pickle["filename"] != nil {
             pickled = payloadNode("Pickle", try whole(pickle), &payloads)
         }
-        return .object(JSONObject([("#type", .string("DataDict")), ("optimized", .object(optimized)), ("pickled", pickled)]))
+        return .object(
+            JSONObject([("#type", .string("DataDict")), ("optimized", .object(optimized)), ("pickled", pickled)]))
     }
 }

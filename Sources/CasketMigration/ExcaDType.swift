@@ -5,7 +5,8 @@ enum ExcaDType {
     /// The bytes of one item, or the reason the dtype cannot be migrated.
     static func itemSize(_ text: String) -> Result<Int64, Unmigratable> {
         if text == "object" || text == "O" || text.hasSuffix("|O") || text == "<O" {
-            return .failure(Unmigratable(reason: "object dtype: exca wrote raw PyObject pointers, which cannot be loaded"))
+            return .failure(
+                Unmigratable(reason: "object dtype: exca wrote raw PyObject pointers, which cannot be loaded"))
         }
         if text.hasPrefix("[") || text.hasPrefix("{") || text.hasPrefix("(") {
             return .failure(Unmigratable(reason: "structured dtype \(text): exca writes it but cannot load it"))
@@ -23,11 +24,15 @@ enum ExcaDType {
         if kind == "M" || kind == "m" {  // datetime64 / timedelta64: <M8[ns]
             if let bracket = rest.firstIndex(of: "[") { rest = rest[..<bracket] }
         }
-        guard let count = Int64(rest), count > 0 else { return .failure(Unmigratable(reason: "unknown dtype '\(text)'")) }
+        guard let count = Int64(rest), count > 0 else {
+            return .failure(Unmigratable(reason: "unknown dtype '\(text)'"))
+        }
         switch kind {
         case "b", "i", "u", "f", "c", "S", "V", "M", "m", "a": return .success(count)
         case "U": return .success(count * 4)
-        case "O": return .failure(Unmigratable(reason: "object dtype: exca wrote raw PyObject pointers, which cannot be loaded"))
+        case "O":
+            return .failure(
+                Unmigratable(reason: "object dtype: exca wrote raw PyObject pointers, which cannot be loaded"))
         default: return .failure(Unmigratable(reason: "unknown dtype '\(text)'"))
         }
     }
@@ -38,7 +43,9 @@ enum ExcaDType {
         guard let dims = shape?.arrayValue else { return .failure(Unmigratable(reason: "no array \"shape\"")) }
         var count: Int64 = 1
         for dim in dims {
-            guard let n = dim.intValue, n >= 0 else { return .failure(Unmigratable(reason: "shape \(shape!.encoded) is not integers")) }
+            guard let n = dim.intValue, n >= 0 else {
+                return .failure(Unmigratable(reason: "shape \(shape!.encoded) is not integers"))
+            }
             let (product, overflow) = count.multipliedReportingOverflow(by: n)
             guard !overflow else { return .failure(Unmigratable(reason: "shape \(shape!.encoded) overflows")) }
             count = product

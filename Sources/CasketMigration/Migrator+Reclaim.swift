@@ -69,7 +69,8 @@ extension Migrator {
                 var st = stat()
                 guard lstat(path, &st) == 0 else { continue }
                 if unlink(path) != 0 {
-                    throw CasketError(.io, "cannot delete '\(path)' while reclaiming shard \(shard.infoFile)", path: path)
+                    throw CasketError(
+                        .io, "cannot delete '\(path)' while reclaiming shard \(shard.infoFile)", path: path)
                 }
                 report.bytesReclaimed += Int64(st.st_size)
             }
@@ -93,22 +94,30 @@ extension Migrator {
             return .failure(Unmigratable(reason: "key '\(item.key)' is not in the store"))
         }
         guard entry.meta == item.meta else {
-            return .failure(Unmigratable(reason: "key '\(item.key)' in the store was not migrated from \(item.winner.file):\(item.winner.line)"))
+            return .failure(
+                Unmigratable(
+                    reason:
+                        "key '\(item.key)' in the store was not migrated from \(item.winner.file):\(item.winner.line)"))
         }
         var digests: [Digest] = []
         for payload in item.payloads {
             do {
-                digests.append(try BlobStore.digest(ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
+                digests.append(
+                    try BlobStore.digest(
+                        ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
             } catch {
                 return .failure(Unmigratable(reason: "cannot hash '\(payload.path)' for key '\(item.key)': \(error)"))
             }
         }
         guard item.converted.node(digests: digests) == value else {
-            return .failure(Unmigratable(reason: "key '\(item.key)' in the store does not match the hash of its source bytes"))
+            return .failure(
+                Unmigratable(reason: "key '\(item.key)' in the store does not match the hash of its source bytes"))
         }
         for ref in entry.blobs {
-            guard let location = store.blobs.locate(ref.digest), location.size == nil || location.size == ref.size else {
-                return .failure(Unmigratable(reason: "blob \(ref.digest) of key '\(item.key)' is missing from the store"))
+            guard let location = store.blobs.locate(ref.digest), location.size == nil || location.size == ref.size
+            else {
+                return .failure(
+                    Unmigratable(reason: "blob \(ref.digest) of key '\(item.key)' is missing from the store"))
             }
         }
         return .success(())

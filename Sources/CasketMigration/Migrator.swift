@@ -76,7 +76,8 @@ public final class Migrator {
             guard let (index, converted) = chosen else {
                 let (line, reason) = firstFailure!
                 let suffix = copies.count > 1 ? " (and in all \(copies.count) copies)" : ""
-                unmigratable.append(UnmigratableEntry(key: key, file: line.file, line: line.line, reason: reason + suffix))
+                unmigratable.append(
+                    UnmigratableEntry(key: key, file: line.file, line: line.line, reason: reason + suffix))
                 continue
             }
             var losers = copies
@@ -153,10 +154,13 @@ public final class Migrator {
                     digests.append(digest)
                     continue
                 }
-                let result = try store.blobs.put(fileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length)
+                let result = try store.blobs.put(
+                    fileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length)
                 stored[payload] = result.digest
                 digests.append(result.digest)
-                if result.deduplicated { report.blobsDeduplicated += 1 } else {
+                if result.deduplicated {
+                    report.blobsDeduplicated += 1
+                } else {
                     report.blobsWritten += 1
                     report.bytesWritten += result.storedBytes
                 }
@@ -171,7 +175,8 @@ public final class Migrator {
                 guard let payload = bySource[ref.digest] else {
                     throw CasketError(.notFound, "blob \(ref.digest) of '\(item.key)' vanished and has no known source")
                 }
-                _ = try store.blobs.put(fileAt: root + "/" + payload.path, offset: payload.offset, length: payload.length)
+                _ = try store.blobs.put(
+                    fileAt: root + "/" + payload.path, offset: payload.offset, length: payload.length)
             }
             report.keysMigrated += 1
         }
@@ -196,7 +201,9 @@ public final class Migrator {
                 }
                 var digests: [Digest] = []
                 for payload in converted.payloads {
-                    digests.append(try BlobStore.digest(ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
+                    digests.append(
+                        try BlobStore.digest(
+                            ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
                 }
                 if Migrator.comparable(converted.node(digests: digests)) != expected.map(Migrator.comparable) {
                     differing.append(item.key)
@@ -212,7 +219,11 @@ public final class Migrator {
         switch value {
         case .array(let elements): return .array(elements.map(comparable))
         case .object(let object):
-            return .object(JSONObject(object.fields.filter { $0.key != "filename" && $0.key != "name" }.map { ($0.key, comparable($0.value)) }))
+            return .object(
+                JSONObject(
+                    object.fields.filter { $0.key != "filename" && $0.key != "name" }.map {
+                        ($0.key, comparable($0.value))
+                    }))
         default: return value
         }
     }

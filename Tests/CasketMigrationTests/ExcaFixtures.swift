@@ -19,7 +19,8 @@ enum ExcaFixtures {
 
     /// Whether python3 can run the generator (it creates or reuses venvs under ~/.cache/casket/venvs).
     static let pythonAvailable: Bool = {
-        guard let out = try? runProgram("/usr/bin/env", ["python3", "-c", "import venv, sys; print(sys.version)"]) else {
+        guard let out = try? runProgram("/usr/bin/env", ["python3", "-c", "import venv, sys; print(sys.version)"])
+        else {
             return false
         }
         return out.status == 0
@@ -83,7 +84,9 @@ enum ExcaFixtures {
     }
 
     /// exca's values (`expected.jsonl`) and the values rebuilt from the store by load_store.py, by key.
-    static func values(of fixture: Fixture, store: String) throws -> (expected: [String: String], actual: [String: String]) {
+    static func values(of fixture: Fixture, store: String) throws -> (
+        expected: [String: String], actual: [String: String]
+    ) {
         let actualPath = store + ".actual.jsonl"
         let out = try runProgram(
             "/usr/bin/env",

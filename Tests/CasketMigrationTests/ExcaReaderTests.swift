@@ -17,7 +17,8 @@ struct ExcaReaderTests {
         try withTemporaryDirectory { root in
             try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
             try TestFiles.write(root + "/data/h-1.data", TestBytes.pattern(64))
-            let a = ##"{"filename":"data/h-1.data","offset":3,"shape":[2],"dtype":">f4","#type":"MemmapArray","#key":"a"}"##
+            let a =
+                ##"{"filename":"data/h-1.data","offset":3,"shape":[2],"dtype":">f4","#type":"MemmapArray","#key":"a"}"##
             let b = ##"{"content":{"x":1},"#type":"Json","#key":"b"}"##
             let b2 = ##"{"content":{"x":2},"#type":"Json","#key":"b"}"##
             let text = [
@@ -31,7 +32,9 @@ struct ExcaReaderTests {
             #expect(cache.warnings.first?.line == 4 && cache.warnings.first?.file == "h-1-info.jsonl")
             #expect(cache.copies["b"]?.first?.line == 7, "a later line of the same file overrides")
             let plan = try Migrator(source: root, destination: root + "/store").plan()
-            #expect(plan.keys.first { $0.key == "a" }?.payloads.first == PayloadSource(path: "data/h-1.data", offset: 3, length: 8, wholeFile: false))
+            #expect(
+                plan.keys.first { $0.key == "a" }?.payloads.first
+                    == PayloadSource(path: "data/h-1.data", offset: 3, length: 8, wholeFile: false))
         }
     }
 
@@ -42,7 +45,8 @@ struct ExcaReaderTests {
             try TestFiles.write(root + "/data/b.data", TestBytes.pattern(100))
             try TestFiles.write(root + "/data/c.data", TestBytes.pattern(100))
             func line(_ file: String, _ offset: Int) -> String {
-                ##"{"filename":"data/\##(file).data","offset":\##(offset),"shape":[10],"dtype":"uint8","#type":"MemmapArray","#key":"k"}"## + "\n"
+                ##"{"filename":"data/\##(file).data","offset":\##(offset),"shape":[10],"dtype":"uint8","#type":"MemmapArray","#key":"k"}"##
+                    + "\n"
             }
             try Self.write(root + "/a-info.jsonl", line("a", 0))  // missing file
             try Self.write(root + "/b-info.jsonl", line("b", 95))  // out of range

@@ -9,9 +9,13 @@ import Glibc
 #endif
 
 /// Migrations of real exca caches, checked against what exca itself returns (invariant I5).
-@Suite("Migration of real exca caches", .serialized, .enabled(if: ExcaFixtures.pythonAvailable, "python3 is needed to run the real exca"))
+@Suite(
+    "Migration of real exca caches", .serialized,
+    .enabled(if: ExcaFixtures.pythonAvailable, "python3 is needed to run the real exca"))
 struct MigrationTests {
-    static let versions: [(String, String)] = [("0.6.0", "all"), ("0.5.29", "all"), ("0.5.11", "core"), ("0.4.8", "core"), ("0.1.1", "core")]
+    static let versions: [(String, String)] = [
+        ("0.6.0", "all"), ("0.5.29", "all"), ("0.5.11", "core"), ("0.4.8", "core"), ("0.1.1", "core"),
+    ]
 
     static func standardFixture(_ version: String, _ handlers: String) throws -> ExcaFixtures.Fixture {
         version == "0.1.1"
@@ -121,7 +125,8 @@ struct MigrationTests {
 
     @Test("kill -9 at random moments, then a rerun completes without duplicates")
     func resumeAfterKill() throws {
-        let fixture = try ExcaFixtures.fixture("0.6.0", writers: 3, keys: 8, extra: ["--array-shape", "16,40000", "--deletions"])
+        let fixture = try ExcaFixtures.fixture(
+            "0.6.0", writers: 3, keys: 8, extra: ["--array-shape", "16,40000", "--deletions"])
         let work = try TemporaryDirectory(prefix: "casket-mig")
         let before = try ExcaFixtures.checksums(fixture.cache)
         let store = work.child("store")
@@ -168,7 +173,8 @@ struct MigrationTests {
         }
         for shard in reclaimed {
             let prefix = String(shard.dropLast("-info.jsonl".count))
-            #expect(after[shard] == nil && after["data/\(prefix).data"] == nil && after["data/\(prefix).data.jsonl"] == nil)
+            #expect(
+                after[shard] == nil && after["data/\(prefix).data"] == nil && after["data/\(prefix).data.jsonl"] == nil)
         }
         try Self.expectSameValues(fixture, store: store, notMigrated: Self.notMigrated(json))
         try Self.expectSoundStore(store)
@@ -206,7 +212,9 @@ struct MigrationTests {
         try ExcaFixtures.copy(fixture, to: cache)
         let clean = try ExcaFixtures.migrate([cache, "--into", work.child("s1"), "--verify-duplicates"])
         #expect(clean.output.status == 0 && (clean.json["differing_duplicates"] as? [String])?.isEmpty == true)
-        #expect((clean.json["bytes_read"] as? Int) == (clean.json["unique_bytes"] as? Int), "duplicates are not read by the run")
+        #expect(
+            (clean.json["bytes_read"] as? Int) == (clean.json["unique_bytes"] as? Int),
+            "duplicates are not read by the run")
         let infos = TestFiles.names(in: cache).filter { $0.hasSuffix("-info.jsonl") }
         let loser = String(infos[2].dropLast("-info.jsonl".count))
         try TestFiles.flipByte(cache + "/data/\(loser).data", at: 0)

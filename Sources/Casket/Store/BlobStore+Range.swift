@@ -15,7 +15,8 @@ extension BlobStore {
         let handle = try FileHandle.openForReading(path)
         let st = try handle.io.stat()
         guard st.isRegularFile else {
-            throw CasketError(.notARegularFile, "cannot store a range of '\(path)': it is not a regular file", path: path)
+            throw CasketError(
+                .notARegularFile, "cannot store a range of '\(path)': it is not a regular file", path: path)
         }
         guard offset >= 0, length >= 0, offset <= st.size, length <= st.size - offset else {
             throw CasketError(
