@@ -293,7 +293,7 @@ class _Decoder:
         dtype_s, shape = node.get("dtype"), node.get("shape")
         if not isinstance(dtype_s, str):
             raise self.err(f"{node.get('#type')} node has no 'dtype'")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        if not isinstance(shape, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
             raise self.err(f"{node.get('#type')} node has an invalid 'shape' {shape!r}")
         try:
             dt = np.dtype(dtype_s)
