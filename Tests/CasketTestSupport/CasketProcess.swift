@@ -22,7 +22,7 @@ public struct ProcessOutput: Sendable, CustomStringConvertible {
 }
 
 /// Locates and runs the built `casket` executable as a real subprocess.
-public enum Casket {
+public enum CLI {
     /// Why the binary cannot be used.
     public struct NotBuilt: Error, CustomStringConvertible {
         /// The explanation.
@@ -98,7 +98,7 @@ public final class Child: @unchecked Sendable {
     /// The child's process id.
     public var pid: Int32 { process.processIdentifier }
 
-    init(executable: String, arguments: [String], stdinFile: String? = nil, stdoutFile: String? = nil) throws {
+    public init(executable: String, arguments: [String], stdinFile: String? = nil, stdoutFile: String? = nil) throws {
         outputs = try TemporaryDirectory(prefix: "casket-proc")
         capturesStdout = stdoutFile == nil
         stdoutPath = stdoutFile ?? outputs.child("stdout")
@@ -127,4 +127,44 @@ public final class Child: @unchecked Sendable {
         let err = (try? String(contentsOfFile: outputs.child("stderr"), encoding: .utf8)) ?? ""
         return ProcessOutput(status: status, signalled: signalled, stdout: out, stderr: err)
     }
+}
+
+/// A start barrier for child processes: each child blocks reading a FIFO until ``release()``, which closes
+/// the only write end so that every child sees end-of-file at the same instant.
+public final class StartBarrier: @unchecked Sendable {
+    /// The FIFO's path.
+    public let fifo: String
+    /// The folder where each child drops a ready file once it holds the FIFO open.
+    public let readyDirectory: String
+    private var fd: Int32
+
+    /// Creates the FIFO inside `directory` and holds it open read-write (so that children can open it).
+    public init(in directory: String) throws {
+        fifo = directory + "/barrier.fifo"
+        readyDirectory = directory + "/ready"
+        try FileManager.default.createDirectory(atPath: readyDirectory, withIntermediateDirectories: true)
+        guard mkfifo(fifo, 0o600) == 0 else { throw CLI.NotBuilt(description: "mkfifo \(fifo) failed") }
+        fd = open(fifo, O_RDWR)
+        guard fd >= 0 else { throw CLI.NotBuilt(description: "open \(fifo) failed") }
+    }
+
+    /// A `sh -c` script that waits at the barrier, then execs `"$@"`; pass a unique `id` per child.
+    public func script(id: Int) -> String {
+        "exec 3<'\(fifo)'; : > '\(readyDirectory)/\(id)'; cat <&3 >/dev/null; exec 3<&-; exec \"$@\""
+    }
+
+    /// Waits until `count` children are at the barrier, then lets them all go.
+    public func release(waitingFor count: Int, timeout: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while TestFiles.names(in: readyDirectory).count < count {
+            guard Date() < deadline else {
+                throw CLI.NotBuilt(description: "only \(TestFiles.names(in: readyDirectory).count) of \(count) children reached the barrier")
+            }
+            usleep(2_000)
+        }
+        close(fd)
+        fd = -1
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
 }
