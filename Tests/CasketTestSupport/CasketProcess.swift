@@ -22,7 +22,7 @@ public struct ProcessOutput: Sendable, CustomStringConvertible {
 }
 
 /// Locates and runs the built `casket` executable as a real subprocess.
-public enum CLI {
+public enum Casket {
     /// Why the binary cannot be used.
     public struct NotBuilt: Error, CustomStringConvertible {
         /// The explanation.
@@ -168,3 +168,6 @@ public final class StartBarrier: @unchecked Sendable {
 
     deinit { if fd >= 0 { close(fd) } }
 }
+
+/// Another name for ``Casket`` (the CLI runner), unambiguous where the `Casket` module is imported too.
+public typealias CLI = Casket
