@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Casket", targets: ["Casket"]),
+        .library(name: "CasketMigration", targets: ["CasketMigration"]),
         .executable(name: "casket", targets: ["CasketCLI"]),
     ],
     dependencies: [
@@ -24,9 +25,10 @@ let package = Package(
         // What Glibc's Swift overlay does not expose: renameat2, RENAME_NOREPLACE.
         .target(name: "CCasketShims"),
         .target(name: "Casket", dependencies: ["CXXHash", "CLZ4", "CCasketShims"], swiftSettings: strict),
+        .target(name: "CasketMigration", dependencies: ["Casket"], swiftSettings: strict),
         .executableTarget(
             name: "CasketCLI",
-            dependencies: ["Casket", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Casket", "CasketMigration", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .target(
@@ -35,6 +37,18 @@ let package = Package(
             path: "Tests/CasketTestSupport",
             swiftSettings: strict
         ),
+        // Load generator the tests spawn as real, separate writer and reader processes.
+        .executableTarget(
+            name: "casket-testhelper",
+            dependencies: ["Casket"],
+            path: "Tests/CasketTestHelper",
+            swiftSettings: strict
+        ),
         .testTarget(name: "CasketTests", dependencies: ["Casket", "CasketTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "CasketMigrationTests",
+            dependencies: ["Casket", "CasketMigration", "CasketTestSupport"],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -19,7 +19,11 @@ struct CasketCommand: ParsableCommand {
             With --json, results (and errors) are printed as JSON on standard output.
             """,
         version: "0.1.0",
-        subcommands: [InitCommand.self, BlobCommand.self, StatCommand.self]
+        subcommands: [
+            InitCommand.self, SetCommand.self, GetCommand.self, ShowCommand.self, ListCommand.self,
+            RemoveCommand.self, CompactCommand.self, StatCommand.self, MigrateCommand.self, ClaimsCommand.self,
+            BlobCommand.self,
+        ]
     )
 }
 

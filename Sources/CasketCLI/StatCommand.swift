@@ -6,29 +6,41 @@ import Foundation
 struct StatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stat",
-        abstract: "Show what a store holds: blobs, bytes on disk, compressed share.",
-        discussion: "With --json prints at least the fields blobs and blob_bytes."
+        abstract: "Show what a store holds: keys, entries, blobs, bytes on disk, compressed share.",
+        discussion: """
+            live_bytes counts the uncompressed bytes of the distinct blobs that live keys reference; \
+            blob_bytes counts every blob file on disk (including blobs no key references any more, which \
+            'casket gc' reclaims). With --json prints at least keys, entries, live_bytes, blobs, blob_bytes.
+            """
     )
 
     @OptionGroup var options: StoreOptions
 
     func run() throws {
-        let store = try options.openStore()
-        let stats = try store.statistics()
+        let cache = CacheStore(blobs: try options.openStore())
+        defer { IndexWarnings.report(cache) }
+        let index = try cache.indexStatistics()
+        let blobs = try cache.blobs.statistics()
         if options.json {
             Output.json([
-                "store": store.root, "blobs": stats.blobs, "blob_bytes": stats.blobBytes,
-                "compressed_blobs": stats.compressedBlobs, "compressed_bytes": stats.compressedBytes,
-                "payload_bytes": stats.payloadBytes, "debris_files": stats.debrisFiles,
+                "store": cache.blobs.root, "keys": index.keys, "entries": index.entries,
+                "duplicate_entries": index.duplicateEntries, "deleted_keys": index.deletedKeys,
+                "live_bytes": index.liveBytes, "logical_bytes": index.logicalBytes, "index_files": index.indexFiles,
+                "malformed_lines": index.malformedLines, "blobs": blobs.blobs, "blob_bytes": blobs.blobBytes,
+                "compressed_blobs": blobs.compressedBlobs, "compressed_bytes": blobs.compressedBytes,
+                "payload_bytes": blobs.payloadBytes, "debris_files": blobs.debrisFiles,
             ])
             return
         }
-        let share = stats.blobs == 0 ? 0 : Double(stats.compressedBlobs) * 100 / Double(stats.blobs)
-        print("store          \(store.root)")
-        print("blobs          \(stats.blobs)")
-        print("bytes on disk  \(Output.bytes(stats.blobBytes)) (\(stats.blobBytes) B)")
-        print("payload bytes  \(Output.bytes(stats.payloadBytes)) (\(stats.payloadBytes) B)")
-        print("compressed     \(stats.compressedBlobs) blobs (\(String(format: "%.1f", share)) %), \(Output.bytes(stats.compressedBytes))")
-        if stats.debrisFiles > 0 { print("debris         \(stats.debrisFiles) files (temp files, unknown names)") }
+        let share = blobs.blobs == 0 ? 0 : Double(blobs.compressedBlobs) * 100 / Double(blobs.blobs)
+        print("store             \(cache.blobs.root)")
+        print("keys              \(index.keys) (\(index.deletedKeys) deleted)")
+        print("entries           \(index.entries) in \(index.indexFiles) index files, \(index.duplicateEntries) not winning")
+        print("live bytes        \(Output.bytes(index.liveBytes)) (\(index.liveBytes) B)")
+        print("blobs             \(blobs.blobs)")
+        print("bytes on disk     \(Output.bytes(blobs.blobBytes)) (\(blobs.blobBytes) B)")
+        print("compressed        \(blobs.compressedBlobs) blobs (\(String(format: "%.1f", share)) %), \(Output.bytes(blobs.compressedBytes))")
+        if index.malformedLines > 0 { print("malformed lines   \(index.malformedLines)") }
+        if blobs.debrisFiles > 0 { print("debris            \(blobs.debrisFiles) files (temp files, unknown names)") }
     }
 }

@@ -98,6 +98,7 @@ public final class Child: @unchecked Sendable {
     /// The child's process id.
     public var pid: Int32 { process.processIdentifier }
 
+    /// Starts `executable` with `arguments`; standard output goes to `stdoutFile` if given, else is captured.
     public init(executable: String, arguments: [String], stdinFile: String? = nil, stdoutFile: String? = nil) throws {
         outputs = try TemporaryDirectory(prefix: "casket-proc")
         capturesStdout = stdoutFile == nil

@@ -10,12 +10,30 @@ extension BlobStore {
     /// - Returns: The payload size.
     @discardableResult
     public func export(_ digest: Digest, toFileAt path: String) throws(CasketError) -> Int64 {
-        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        try exportStream(toFileAt: path) { (sink) throws(CasketError) in try read(digest, to: sink) }
+    }
+
+    /// Streams a blob's payload, verified at the end, to an open descriptor (for example 1, standard
+    /// output). On a corrupt blob the bytes already written stay written and the error is thrown.
+    @discardableResult
+    public func export(_ digest: Digest, toDescriptor fd: Int32, name: String) throws(CasketError) -> Int64 {
+        let out = FileRef(fd: fd, path: name)
+        return try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
+    }
+
+    /// Runs `produce` with a sink into a temp file beside `path`, then renames it over `path`; on any
+    /// error the temp file is removed and `path` is untouched.
+    func exportStream(
+        toFileAt path: String,
+        _ produce: ((UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Int64
+    ) throws(CasketError) -> Int64 {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
         let tempPath = (directory.isEmpty ? "" : directory + "/") + ".casket-\(HostIdentity.randomHex(bytes: 8)).tmp"
         let handle = try FileHandle.createExclusive(tempPath, mode: 0o644)
         do throws(CasketError) {
             let out = handle.io
-            let size = try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
+            let size = try produce { (bytes) throws(CasketError) in try out.writeAll(bytes) }
             if durable { try out.sync() }
             if case .failure(let errno) = system_rename(tempPath, path) {
                 throw CasketError.publish(tempPath, to: path, errno: errno)
@@ -25,13 +43,5 @@ extension BlobStore {
             _ = system_unlink(tempPath)
             throw error
         }
-    }
-
-    /// Streams a blob's payload, verified at the end, to an open descriptor (for example 1, standard
-    /// output). On a corrupt blob the bytes already written stay written and the error is thrown.
-    @discardableResult
-    public func export(_ digest: Digest, toDescriptor fd: Int32, name: String) throws(CasketError) -> Int64 {
-        let out = FileRef(fd: fd, path: name)
-        return try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
     }
 }

@@ -50,15 +50,18 @@ extension BlobStore {
     }
 
     /// Publishes a staged blob under its hash without ever exposing a partial file (docs/FORMAT.md 3.3).
-    func publish(_ staged: consuming StagedBlob) throws(CasketError) -> PutResult {
+    ///
+    /// - Parameter lookFirst: Look for the blob (in either form) before publishing. Callers that looked
+    ///   just before staging pass false: the no-replace publish still detects a racing writer of the same
+    ///   form, and every writer of a payload picks the same form.
+    func publish(_ staged: consuming StagedBlob, lookFirst: Bool = true) throws(CasketError) -> PutResult {
         let digest = staged.digest
         let newResult = PutResult(
             digest: digest, size: staged.size, deduplicated: false, compressed: staged.compressed,
             storedBytes: staged.storedBytes)
         // A racing writer (possibly of the other form) may have finished while this one was writing.
-        if let hit = deduplicate(digest, size: staged.size) { return hit }
+        if lookFirst, let hit = deduplicate(digest, size: staged.size) { return hit }
         if durable { try staged.temp.handle.io.sync() }
-        try staged.temp.handle.io.setMode(0o444)
         let finalPath = layout.path(digest, compressed: staged.compressed)
         let tempPath = staged.temp.path
         var createdFanout = false
@@ -94,6 +97,7 @@ extension BlobStore {
                 return newResult
             case .failure(.noSuchFileOrDirectory) where !createdFanout:
                 try makeDirectory(layout.fanout(digest), existingIsFine: true)
+                if durable { try syncDirectory(layout.blobs) }
                 createdFanout = true
             case .failure(let errno) where BlobStore.isUnsupported(errno) && method != .rename:
                 // The file system lacks this primitive (renameat2 flags on NFS, hard links elsewhere).

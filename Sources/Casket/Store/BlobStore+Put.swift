@@ -23,7 +23,7 @@ extension BlobStore {
                 offset = end
             }
         }
-        return try publish(staged)
+        return try publish(staged, lookFirst: false)
     }
 
     /// Stores an array of bytes. See ``put(_:)-(UnsafeRawBufferPointer)``.
@@ -77,7 +77,7 @@ extension BlobStore {
                 path: path
             )
         }
-        return try publish(staged)
+        return try publish(staged, lookFirst: false)
     }
 
     /// Stores a stream of unknown length, such as standard input, written to a temp file as it arrives.

@@ -11,7 +11,8 @@ struct TempFile: ~Copyable {
 
     init(in directory: String) throws(CasketError) {
         let name = "\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8))\(TempFile.suffix)"
-        handle = try FileHandle.createExclusive(directory + "/" + name, mode: 0o644)
+        // Mode 0444 from the start: the descriptor is writable anyway, and a published blob must be read-only.
+        handle = try FileHandle.createExclusive(directory + "/" + name, mode: 0o444)
     }
 
     /// Records that the file now lives under another name (or was removed), so deinit leaves it alone.

@@ -108,12 +108,6 @@ struct FileRef {
         }
     }
 
-    func setMode(_ mode: mode_t) throws(CasketError) {
-        if case .failure(let errno) = system_fchmod(fd, mode) {
-            throw CasketError.syscall("change the mode of", path: path, errno: errno)
-        }
-    }
-
     func adviseSequential() { system_posixFadviseSequential(fd) }
 }
 

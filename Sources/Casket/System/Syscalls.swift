@@ -168,3 +168,10 @@ internal func system_random(_ buffer: UnsafeMutableRawBufferPointer) {
         fatalError("getrandom failed: \(Errno(rawValue: casket_errno()))")
     }
 }
+
+/// Wall-clock time in nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`).
+internal func system_wallClockNanoseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}

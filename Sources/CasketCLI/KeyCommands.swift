@@ -1,0 +1,250 @@
+import ArgumentParser
+import Casket
+import Foundation
+
+/// Printing of index problems met while reading, shared by the commands that read keys.
+enum IndexWarnings {
+    static func report(_ store: CacheStore) {
+        let issues = store.issues
+        for issue in issues.prefix(20) { Output.standardError("casket: warning: skipped \(issue)") }
+        if issues.count > 20 { Output.standardError("casket: warning: ... and \(issues.count - 20) more malformed lines") }
+    }
+}
+
+extension JSONValue {
+    /// A Foundation-free JSON object for `Output.json`.
+    var foundationValue: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let value): return value
+        case .number(let text):
+            if let integer = Int64(text) { return integer }
+            return Double(text) ?? 0
+        case .string(let text): return text
+        case .array(let elements): return elements.map(\.foundationValue)
+        case .object(let object):
+            var out: [String: Any] = [:]
+            for field in object.fields { out[field.key] = field.value.foundationValue }
+            return out
+        }
+    }
+}
+
+extension IndexEntry {
+    var jsonObject: [String: Any] {
+        var object: [String: Any] = [
+            "key": key, "ts": timestamp, "origin": ["writer": origin.writer, "line": origin.line],
+            "blobs": blobs.map { [$0.digest.hex, $0.size] as [Any] }, "size": payloadBytes,
+        ]
+        if let value { object["value"] = value.foundationValue } else { object["deleted"] = true }
+        if let meta { object["meta"] = meta.foundationValue }
+        return object
+    }
+}
+
+/// `casket set KEY [FILE]`.
+struct SetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Set a key to the contents of a file (or standard input).",
+        discussion: """
+            The payload is stored once as a blob (deduplicated against every blob already stored), then one \
+            line referencing its hash is appended to this process's own index file. An existing key is \
+            overwritten: the newest entry wins.
+            """
+    )
+
+    @OptionGroup var options: StoreOptions
+
+    @Argument(help: "The key (any non-empty string).")
+    var key: String
+
+    @Argument(help: "The file to store (default, or -: standard input).")
+    var file: String = "-"
+
+    func run() throws {
+        let cache = CacheStore(blobs: try options.openStore())
+        let session = try cache.writeSession()
+        let entry: IndexEntry
+        if file == "-" {
+            entry = try session.set(key, readingDescriptor: 0, name: "<stdin>")
+        } else {
+            entry = try session.set(key, fileAt: file)
+        }
+        try session.close()
+        if options.json {
+            Output.json(entry.jsonObject)
+        } else {
+            let hash = entry.blobs.first?.digest.hex ?? "(inline)"
+            print("\(hash)  \(key)")
+        }
+    }
+}
+
+/// `casket get KEY [-o FILE]`.
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Write the payload of a key's value to standard output or a file, verified.",
+        discussion: """
+            Works for values with one payload (one blob, or inline bytes). A value made of several blobs \
+            (a nested tree, a directory) is refused with a clear error: see it with 'casket show KEY'.
+            """
+    )
+
+    @OptionGroup var options: StoreOptions
+
+    @Argument(help: "The key.")
+    var key: String
+
+    @Option(name: .shortAndLong, help: "Write to this file (created only after verification) instead of stdout.")
+    var output: String?
+
+    func run() throws {
+        let cache = CacheStore(blobs: try options.openStore())
+        defer { IndexWarnings.report(cache) }
+        if let output {
+            try cache.export(key, toFileAt: output)
+        } else {
+            try cache.export(key, toDescriptor: 1, name: "<stdout>")
+        }
+    }
+}
+
+/// `casket show KEY`.
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print a key's winning index entry as JSON (value tree, blobs, origin, time)."
+    )
+
+    @OptionGroup var options: StoreOptions
+
+    @Argument(help: "The key.")
+    var key: String
+
+    func run() throws {
+        let cache = CacheStore(blobs: try options.openStore())
+        defer { IndexWarnings.report(cache) }
+        guard let entry = try cache.entry(key) else {
+            throw CasketError(.notFound, "key '\(key)' is not in the store '\(cache.blobs.root)'")
+        }
+        Output.json(entry.jsonObject)
+    }
+}
+
+/// `casket ls`.
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List live keys with the size of their values.",
+        discussion: "Prints 'SIZE  KEY' lines sorted by key; with --json an array of {key, size, type, blobs, ts}."
+    )
+
+    @OptionGroup var options: StoreOptions
+
+    func run() throws {
+        let cache = CacheStore(blobs: try options.openStore())
+        defer { IndexWarnings.report(cache) }
+        let entries = try cache.entries()
+        if options.json {
+            Output.json(
+                entries.map { entry -> [String: Any] in
+                    [
+                        "key": entry.key, "size": entry.payloadBytes, "blobs": entry.blobs.count,
+                        "type": entry.value?["#type"]?.stringValue ?? "", "ts": entry.timestamp,
+                    ]
+                })
+            return
+        }
+        for entry in entries { print("\(entry.payloadBytes)\t\(entry.key)") }
+    }
+}
+
+/// `casket rm KEY...`.
+struct RemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm",
+        abstract: "Delete keys (appends tombstones; blobs are reclaimed later by 'casket gc').",
+        discussion: "A key that is not present is an error (exit 1) unless --force is given."
+    )
+
+    @OptionGroup var options: StoreOptions
+
+    @Flag(name: .shortAndLong, help: "Do not complain about keys that are not present.")
+    var force = false
+
+    @Argument(help: "The keys to delete.")
+    var keys: [String]
+
+    func validate() throws {
+        if keys.isEmpty { throw ValidationError("give at least one KEY") }
+    }
+
+    func run() throws {
+        let cache = CacheStore(blobs: try options.openStore())
+        defer { IndexWarnings.report(cache) }
+        let session = try cache.writeSession()
+        var missing: [String] = []
+        var deleted: [String] = []
+        for key in keys {
+            if try !cache.contains(key) {
+                missing.append(key)
+                if !force { continue }
+            }
+            try session.delete(key)
+            deleted.append(key)
+        }
+        try session.close()
+        if options.json { Output.json(["deleted": deleted, "missing": missing]) }
+        if !force {
+            for key in missing { Output.standardError("casket: error: key '\(key)' is not in the store") }
+            if !missing.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+/// `casket compact`.
+struct CompactCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compact",
+        abstract: "Fold index files into one holding only the winning entries.",
+        discussion: """
+            Folds sealed index files (their writer closed them) and unsealed files unmodified for --idle \
+            seconds (their writer is presumed gone; if it is not, it notices and rewrites its line \
+            elsewhere, so nothing is lost). Tombstones are kept while any other index file mentions their key.
+            """
+    )
+
+    @OptionGroup var options: StoreOptions
+
+    @Option(help: "Seconds an unsealed index file must be unmodified before it is folded.")
+    var idle: Double = 3600
+
+    @Flag(help: "Report what would be folded without changing anything.")
+    var dryRun = false
+
+    func run() throws {
+        let cache = CacheStore(blobs: try options.openStore())
+        let report = try Compactor(store: cache, idleSeconds: idle).run(dryRun: dryRun)
+        if options.json {
+            var object: [String: Any] = [
+                "dry_run": dryRun, "files_folded": report.filesFolded, "files_kept": report.filesKept,
+                "entries_read": report.entriesRead, "entries_written": report.entriesWritten,
+                "tombstones_dropped": report.tombstonesDropped, "bytes_before": report.bytesBefore,
+                "bytes_after": report.bytesAfter, "files_with_problems": report.filesWithProblems,
+            ]
+            if let output = report.output { object["output"] = output }
+            Output.json(object)
+            return
+        }
+        let verb = dryRun ? "would fold" : "folded"
+        print(
+            "\(verb) \(report.filesFolded) index files (\(report.entriesRead) entries, \(Output.bytes(report.bytesBefore))) "
+                + "into \(report.entriesWritten) entries (\(Output.bytes(report.bytesAfter))); kept \(report.filesKept) files"
+        )
+        for path in report.filesWithProblems {
+            Output.standardError("casket: warning: not folded: '\(path)' holds malformed or unfinished lines")
+        }
+    }
+}

@@ -1,0 +1,260 @@
+public import Casket
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One live line of an exca info file (or one `.key` file of an exca 0.1 cache).
+public struct ExcaLine: Sendable {
+    /// The info file, relative to the cache folder (for 0.1 caches, the `.key` file).
+    public var file: String
+    /// Its 1-based line number (1 for a `.key` file).
+    public var line: Int
+    /// The key.
+    public var key: String
+    /// The handler: `#type`, or for legacy files the `cache_type` of the `metadata=` header.
+    public var type: String
+    /// The line's fields without `#key` and `#type`.
+    public var fields: JSONObject
+    /// True when written by exca 0.2-0.5.11 (header files: file names relative to the root, legacy types).
+    public var legacy: Bool
+}
+
+/// An info file and the files its writer owns: what reclaim deletes together.
+public struct ExcaShard: Sendable {
+    /// The info file, relative to the cache folder.
+    public var infoFile: String
+    /// The writer prefix (`{host}-{tid}`): the file name without `-info.jsonl`.
+    public var prefix: String
+    /// The writer's shared data files that exist, relative to the cache folder.
+    public var dataFiles: [String]
+}
+
+/// A warning met while reading a cache: an unparsable line in the middle of a file and the like.
+public struct ExcaWarning: Sendable, CustomStringConvertible {
+    /// The file, relative to the cache folder.
+    public var file: String
+    /// The 1-based line number, 0 when the warning is about the whole file.
+    public var line: Int
+    /// What is wrong.
+    public var message: String
+
+    /// `file:line: message`.
+    public var description: String { "\(file):\(line): \(message)" }
+}
+
+/// Everything read from an exca `CacheDict` folder, any version from 0.1 to 0.6.0. Only reads.
+///
+/// Winner candidates: within one info file a later line for a key replaces an earlier one (as exca does);
+/// the remaining copies are ordered by info file name (bytes). ``Migrator`` then picks the first copy
+/// whose payload files exist and whose ranges are in bounds.
+public struct ExcaCache: Sendable {
+    /// The cache folder.
+    public var root: String
+    /// Every key's copies, one per info file, in info-file name order.
+    public var copies: [String: [ExcaLine]]
+    /// Every info file with its writer's data files, in name order.
+    public var shards: [ExcaShard]
+    /// Lines skipped with a warning.
+    public var warnings: [ExcaWarning]
+    /// Live lines overridden by a later line of the same file (exca ignores them too).
+    public var overriddenLines: Int
+    /// Which layout the folder holds: `"0.1"`, `"0.2-0.5.11"`, `"0.5.12+"`, or a mix joined by `+`.
+    public var layouts: Set<String>
+
+    /// The keys, sorted.
+    public var keys: [String] { copies.keys.sorted() }
+
+    /// Names at the root of a cache folder that belong to a Casket store (in-place migration) and are never
+    /// read as exca files.
+    public static let storeNames: Set<String> = [
+        "casket.json", "blobs", "tmp", "index", "gc", "quarantine", "claims",
+    ]
+
+    /// Reads the cache folder's index files: root `*-info.jsonl`, or `.cache_type` with `*.key` (0.1).
+    ///
+    /// - Throws: ``CasketError/Code/notFound`` when the folder does not exist.
+    public static func read(at root: String) throws(CasketError) -> ExcaCache {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CasketError(.notFound, "exca cache folder '\(root)' does not exist", path: root)
+        }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: root).filter { !storeNames.contains($0) }
+        } catch {
+            throw CasketError(.io, "cannot list '\(root)': \(error)", path: root)
+        }
+        var cache = ExcaCache(root: root, copies: [:], shards: [], warnings: [], overriddenLines: 0, layouts: [])
+        let infoFiles = names.filter { $0.hasSuffix("-info.jsonl") }.sorted {
+            Array($0.utf8).lexicographicallyPrecedes($1.utf8)
+        }
+        for name in infoFiles {
+            try cache.readInfoFile(name)
+        }
+        if names.contains(".cache_type") {
+            try cache.readFlat(names: names)
+        }
+        return cache
+    }
+
+    mutating func readInfoFile(_ name: String) throws(CasketError) {
+        let path = root + "/" + name
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CasketError(.io, "cannot read exca info file '\(path)'", path: path)
+        }
+        let bytes = [UInt8](data)
+        let prefix = String(name.dropLast("-info.jsonl".count))
+        var legacyType: String? = nil
+        var perKey: [String: ExcaLine] = [:]
+        var order: [String] = []
+        // Split into lines, remembering whether the last one ended with "\n".
+        var lines: [(start: Int, end: Int)] = []
+        var start = 0
+        for (index, byte) in bytes.enumerated() where byte == 0x0A {
+            lines.append((start, index))
+            start = index + 1
+        }
+        if start < bytes.count { lines.append((start, bytes.count)) }
+        let metadataPrefix = Array("metadata=".utf8)
+        for (number, range) in lines.enumerated() {
+            let lineNumber = number + 1
+            let slice = bytes[range.start..<range.end]
+            // exca's rule: a line starting with a space, or all whitespace, is deleted.
+            if slice.first == 0x20 || slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            if number == 0 && slice.starts(with: metadataPrefix) {
+                let header = try? JSONParser.parse(Array(slice.dropFirst(metadataPrefix.count)))
+                if let type = header?["cache_type"]?.stringValue {
+                    legacyType = type
+                } else {
+                    warnings.append(ExcaWarning(file: name, line: lineNumber, message: "unreadable metadata= header"))
+                    legacyType = "Unknown"
+                }
+                continue
+            }
+            let parsed: JSONValue
+            do {
+                parsed = try JSONParser.parse(Array(slice))
+            } catch {
+                let isLast = number == lines.count - 1
+                // exca tolerates an unparsable last line (an append in progress); a middle one is a warning.
+                if !isLast {
+                    warnings.append(
+                        ExcaWarning(file: name, line: lineNumber, message: "unparsable line skipped (\(error))"))
+                }
+                continue
+            }
+            guard case .object(var object) = parsed, let key = object["#key"]?.stringValue else {
+                warnings.append(
+                    ExcaWarning(file: name, line: lineNumber, message: "line is not an object with a string \"#key\""))
+                continue
+            }
+            object["#key"] = nil
+            let type: String
+            if let declared = object["#type"]?.stringValue {
+                type = declared
+                object["#type"] = nil
+            } else if let legacyType {
+                type = ExcaCache.legacyType(declared: legacyType, fields: object)
+            } else {
+                warnings.append(
+                    ExcaWarning(
+                        file: name, line: lineNumber, message: "line has no \"#type\" and the file no metadata= header")
+                )
+                continue
+            }
+            let entry = ExcaLine(
+                file: name, line: lineNumber, key: key, type: type, fields: object,
+                legacy: legacyType != nil && object["#type"] == nil)
+            if perKey[key] == nil { order.append(key) } else { overriddenLines += 1 }
+            perKey[key] = entry
+        }
+        layouts.insert(legacyType != nil ? "0.2-0.5.11" : "0.5.12+")
+        for key in order { copies[key, default: []].append(perKey[key]!) }
+        var dataFiles: [String] = []
+        for candidate in [
+            "data/\(prefix).data", "data/\(prefix).data.jsonl", "data/\(prefix)-data.jsonl", "\(prefix).data",
+            "\(prefix).txt",
+        ] {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + candidate, isDirectory: &isDirectory),
+                !isDirectory.boolValue
+            {
+                dataFiles.append(candidate)
+            }
+        }
+        shards.append(ExcaShard(infoFile: name, prefix: prefix, dataFiles: dataFiles))
+    }
+
+    /// The type of a legacy line. The header's type, unless the line's fields show another (exca <= 0.5.11
+    /// appended entries of another cache type to a file whose header was already written).
+    static func legacyType(declared: String, fields: JSONObject) -> String {
+        let has = { (name: String) in fields[name] != nil }
+        let inferred: String?
+        if has("optimized") || has("pickled") {
+            inferred = "DataDict"
+        } else if has("shape") && has("dtype") && has("offset") {
+            inferred = "MemmapArrayFile"
+        } else if has("offset") && has("length"), fields["filename"]?.stringValue?.hasSuffix(".txt") == true {
+            inferred = "String"
+        } else {
+            inferred = nil
+        }
+        guard let inferred else { return declared }
+        let fits: Bool
+        switch declared {
+        case "DataDict": fits = inferred == "DataDict"
+        case "MemmapArrayFile", "MemmapArray": fits = inferred == "MemmapArrayFile"
+        case "String": fits = inferred == "String"
+        default: fits = false
+        }
+        return fits ? declared : inferred
+    }
+
+    /// exca 0.1: `.cache_type` names the one type; each `{uid}.key` holds a key, its payload is `{uid}{suffix}`.
+    mutating func readFlat(names: [String]) throws(CasketError) {
+        layouts.insert("0.1")
+        let typePath = root + "/.cache_type"
+        let type =
+            (try? String(contentsOfFile: typePath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            ?? ""
+        let sorted = names.sorted { Array($0.utf8).lexicographicallyPrecedes($1.utf8) }
+        let keyFiles = sorted.filter { $0.hasSuffix(".key") }
+        let others = sorted.filter { !$0.hasSuffix(".key") && $0 != ".cache_type" && !$0.hasSuffix("-info.jsonl") }
+        for keyFile in keyFiles {
+            guard let data = FileManager.default.contents(atPath: root + "/" + keyFile) else {
+                warnings.append(ExcaWarning(file: keyFile, line: 0, message: "unreadable .key file"))
+                continue
+            }
+            let key = String(decoding: data, as: UTF8.self)
+            let uid = String(keyFile.dropLast(".key".count))
+            let payloads = others.filter {
+                $0.hasPrefix(uid) && ($0.dropFirst(uid.count).first.map { $0 == "." || $0 == "-" } ?? false)
+            }
+            var fields = JSONObject()
+            if let payload = payloads.first {
+                fields["filename"] = .string(payload)
+            } else {
+                fields["filename"] = .string(uid + ExcaCache.flatSuffix(type))
+            }
+            copies[key, default: []].append(
+                ExcaLine(
+                    file: keyFile, line: 1, key: key, type: type == "MneRaw" ? "MneRawFif" : type, fields: fields,
+                    legacy: true))
+        }
+    }
+
+    static func flatSuffix(_ type: String) -> String {
+        switch type {
+        case "NumpyArray", "NumpyMemmapArray": return ".npy"
+        case "Pickle": return ".pkl"
+        case "PandasDataFrame": return ".csv"
+        case "ParquetPandasDataFrame": return ".parquet"
+        case "TorchTensor": return ".pt"
+        case "NibabelNifti": return ".nii.gz"
+        case "MneRaw", "MneRawFif": return "-raw.fif"
+        default: return ""
+        }
+    }
+}

@@ -1,0 +1,230 @@
+public import Casket
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Migrates an exca `CacheDict` folder into a Casket store (docs/MIGRATION.md).
+///
+/// ```swift
+/// let migrator = Migrator(source: "/caches/emg", destination: "/store")
+/// let plan = try migrator.plan()          // dry run: reads only index files and stats
+/// let report = try migrator.run(plan)     // writes blobs and index entries
+/// ```
+///
+/// The source is only read, except by ``reclaim(_:run:)``, which deletes verified shards.
+public final class Migrator {
+    /// What can be tuned.
+    public struct Options: Sendable {
+        /// Hash every duplicate copy and report keys whose copies differ.
+        public var verifyDuplicates = false
+        /// Called with (bytes done, bytes total) as payloads are copied.
+        public var progress: (@Sendable (Int64, Int64) -> Void)? = nil
+
+        /// Default options.
+        public init(verifyDuplicates: Bool = false, progress: (@Sendable (Int64, Int64) -> Void)? = nil) {
+            self.verifyDuplicates = verifyDuplicates
+            self.progress = progress
+        }
+    }
+
+    /// The exca cache folder.
+    public let source: String
+    /// The store folder (may equal `source`).
+    public let destination: String
+    /// The options.
+    public let options: Options
+    let converter: ExcaConverter
+
+    /// Prepares a migration; nothing is read yet.
+    public init(source: String, destination: String, options: Options = Options()) {
+        self.source = source
+        self.destination = destination
+        self.options = options
+        self.converter = ExcaConverter(root: source)
+    }
+
+    /// Reads the source's index files and stats its payload files, picks winners, and compares with the
+    /// store (if it exists) to find keys already migrated. Writes nothing.
+    public func plan() throws(CasketError) -> MigrationPlan {
+        let cache = try ExcaCache.read(at: source)
+        let store: CacheStore? = try? CacheStore.open(at: destination)
+        var planned: [PlannedKey] = []
+        var unmigratable: [UnmigratableEntry] = []
+        var entries = 0
+        var duplicates = 0
+        var seen = Set<PayloadSource>()
+        var unique: Int64 = 0
+        var toWrite: Int64 = 0
+        var already = 0
+        for key in cache.keys {
+            let copies = cache.copies[key]!
+            entries += copies.count
+            duplicates += copies.count - 1
+            var firstFailure: (ExcaLine, String)? = nil
+            var chosen: (Int, Converted)? = nil
+            for (index, copy) in copies.enumerated() {
+                switch converter.convert(copy) {
+                case .success(let converted):
+                    chosen = (index, converted)
+                case .failure(let failure):
+                    if firstFailure == nil { firstFailure = (copy, failure.reason) }
+                }
+                if chosen != nil { break }
+            }
+            guard let (index, converted) = chosen else {
+                let (line, reason) = firstFailure!
+                let suffix = copies.count > 1 ? " (and in all \(copies.count) copies)" : ""
+                unmigratable.append(
+                    UnmigratableEntry(key: key, file: line.file, line: line.line, reason: reason + suffix))
+                continue
+            }
+            var losers = copies
+            let winner = losers.remove(at: index)
+            var item = PlannedKey(
+                key: key, winner: winner, losers: losers, payloads: converted.payloads, alreadyMigrated: false,
+                converted: converted)
+            if let store, let entry = try? store.entry(key), entry.meta == item.meta,
+                entry.blobs.allSatisfy({ store.blobs.contains($0.digest) })
+            {
+                item.alreadyMigrated = true
+                already += 1
+            }
+            for payload in item.payloads where seen.insert(payload).inserted {
+                unique += payload.length
+                if !item.alreadyMigrated { toWrite += payload.length }
+            }
+            planned.append(item)
+        }
+        return MigrationPlan(
+            cache: cache, keys: planned, unmigratable: unmigratable, entries: entries, duplicateCopies: duplicates,
+            bytesOnDisk: Migrator.bytesOnDisk(source), uniqueBytes: unique, bytesToWrite: toWrite,
+            alreadyMigrated: already)
+    }
+
+    /// Bytes of every regular file under `root`, the store's own folders at the root excluded.
+    static func bytesOnDisk(_ root: String) -> Int64 {
+        var total: Int64 = 0
+        guard let top = try? FileManager.default.contentsOfDirectory(atPath: root) else { return 0 }
+        for name in top where !ExcaCache.storeNames.contains(name) {
+            total += treeBytes(root + "/" + name)
+        }
+        return total
+    }
+
+    static func treeBytes(_ path: String) -> Int64 {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        if (st.st_mode & S_IFMT) == S_IFREG { return Int64(st.st_size) }
+        guard (st.st_mode & S_IFMT) == S_IFDIR, let names = try? FileManager.default.contentsOfDirectory(atPath: path)
+        else { return 0 }
+        return names.reduce(0) { $0 + treeBytes(path + "/" + $1) }
+    }
+
+    /// Opens the destination store, creating it when missing.
+    public func openOrCreateStore() throws(CasketError) -> CacheStore {
+        do {
+            return try CacheStore.open(at: destination)
+        } catch let error where error.code == .notAStore || error.code == .notFound {
+            return CacheStore(blobs: try BlobStore.create(at: destination))
+        }
+    }
+
+    /// Migrates every planned key not already migrated: each distinct payload range is written once as a
+    /// blob (streamed), then one index entry per key with `meta.migrated_from`.
+    public func run(_ plan: MigrationPlan) throws(CasketError) -> MigrationReport {
+        let started = Date()
+        let store = try openOrCreateStore()
+        let session = try store.writeSession()
+        defer { try? session.close() }
+        var stored: [PayloadSource: Digest] = [:]
+        var report = MigrationReport(plan: plan)
+        var done: Int64 = 0
+        let total = plan.bytesToWrite
+        options.progress?(0, total)
+        for item in plan.keys {
+            if item.alreadyMigrated {
+                report.skippedAlreadyMigrated += 1
+                continue
+            }
+            var digests: [Digest] = []
+            for payload in item.payloads {
+                if let digest = stored[payload] {
+                    digests.append(digest)
+                    continue
+                }
+                let result = try store.blobs.put(
+                    fileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length)
+                stored[payload] = result.digest
+                digests.append(result.digest)
+                if result.deduplicated {
+                    report.blobsDeduplicated += 1
+                } else {
+                    report.blobsWritten += 1
+                    report.bytesWritten += result.storedBytes
+                }
+                report.bytesRead += payload.length
+                done += payload.length
+                options.progress?(done, total)
+            }
+            let node = item.converted.node(digests: digests)
+            let bySource = Dictionary(zip(digests, item.payloads), uniquingKeysWith: { first, _ in first })
+            let root = source
+            try session.set(item.key, value: node, meta: item.meta) { (ref) throws(CasketError) in
+                guard let payload = bySource[ref.digest] else {
+                    throw CasketError(.notFound, "blob \(ref.digest) of '\(item.key)' vanished and has no known source")
+                }
+                _ = try store.blobs.put(
+                    fileAt: root + "/" + payload.path, offset: payload.offset, length: payload.length)
+            }
+            report.keysMigrated += 1
+        }
+        try session.close()
+        if options.verifyDuplicates {
+            report.differingDuplicates = try verifyDuplicates(plan, store: store)
+        }
+        report.seconds = Date().timeIntervalSince(started)
+        report.storeBytesAfter = try store.blobs.statistics().blobBytes
+        return report
+    }
+
+    /// Hashes every copy of every duplicated key and returns the keys whose copies are not identical values.
+    func verifyDuplicates(_ plan: MigrationPlan, store: CacheStore) throws(CasketError) -> [String] {
+        var differing: [String] = []
+        for item in plan.keys where !item.losers.isEmpty {
+            let expected = try store.entry(item.key)?.value
+            for loser in item.losers {
+                guard case .success(let converted) = converter.convert(loser) else {
+                    differing.append(item.key)
+                    break
+                }
+                var digests: [Digest] = []
+                for payload in converted.payloads {
+                    digests.append(
+                        try BlobStore.digest(
+                            ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
+                }
+                if Migrator.comparable(converted.node(digests: digests)) != expected.map(Migrator.comparable) {
+                    differing.append(item.key)
+                    break
+                }
+            }
+        }
+        return differing
+    }
+
+    /// A node without the fields that name source files (they differ between writers' copies).
+    static func comparable(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .array(let elements): return .array(elements.map(comparable))
+        case .object(let object):
+            return .object(
+                JSONObject(
+                    object.fields.filter { $0.key != "filename" && $0.key != "name" }.map {
+                        ($0.key, comparable($0.value))
+                    }))
+        default: return value
+        }
+    }
+}

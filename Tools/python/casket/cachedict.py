@@ -1,0 +1,205 @@
+"""``casket.CacheDict``: exca's CacheDict interface on top of a Casket store."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import typing as tp
+from pathlib import Path
+
+from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
+from .store import Store
+from .values import Payload, decode, encode
+
+__all__ = ["CacheDict"]
+
+X = tp.TypeVar("X")
+
+
+class CacheDict(tp.Generic[X]):
+    """Dictionary-like view of a Casket store, with the interface of ``exca.cachedict.CacheDict``.
+
+    Parameters
+    ----------
+    folder:
+        root of an existing Casket store (create one with :func:`casket.init_store`).
+    keep_in_ram:
+        also keep loaded / written values in a RAM dict.
+    cache_type:
+        force the ``#type`` of every value written (``"MemmapArray"``, ``"Pickle"``, ``"Json"``,
+        ``"Auto"``, ``"Bytes"``, ``"NumpyArray"``, ``"String"``, ``"TorchTensor"``, ...). ``None``
+        chooses like exca: arrays -> MemmapArray, dicts/lists -> Auto (or Json when no array
+        inside), JSON values -> Json, bytes -> Bytes, torch tensors -> TorchTensor, anything else
+        -> Pickle.
+    verify:
+        verify the hash of every blob read (default True; memory-mapped arrays are hashed once
+        through the mapping, without a copy).
+
+    Writes and deletions need a ``with cd.write():`` block, as in exca.
+    """
+
+    def __init__(
+        self,
+        folder: tp.Union[str, Path],
+        keep_in_ram: bool = False,
+        cache_type: tp.Optional[str] = None,
+        verify: bool = True,
+    ) -> None:
+        self.folder = Path(folder)
+        self.store = Store(self.folder)
+        self.cache_type = cache_type
+        self.verify = verify
+        self._keep_in_ram = keep_in_ram
+        self._ram_data: dict[str, tp.Any] = {}
+        self._reader = IndexReader(self.store)
+        self._read_once = False
+        self._frozen = 0
+        self._frozen_read = False
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.folder},keep_in_ram={self._keep_in_ram})"
+
+    def __reduce__(self) -> tp.Any:
+        return (self.__class__, (self.folder, self._keep_in_ram, self.cache_type, self.verify))
+
+    # ------------------------------------------------------------------ reading
+
+    def _refresh(self, force: bool = False) -> None:
+        if self._frozen and self._frozen_read and not force:
+            return
+        self._reader.refresh()
+        self._read_once = True
+        if self._frozen:
+            self._frozen_read = True
+
+    @contextlib.contextmanager
+    def frozen_cache_folder(self) -> tp.Iterator[None]:
+        """Read the index at most once inside this block (like exca)."""
+        self._frozen += 1
+        try:
+            yield
+        finally:
+            self._frozen -= 1
+            if not self._frozen:
+                self._frozen_read = False
+
+    def keys(self) -> tp.Iterator[str]:
+        self._refresh()
+        return iter(self._reader.keys())
+
+    def __iter__(self) -> tp.Iterator[str]:
+        return self.keys()
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._reader.keys())
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        self._refresh()
+        return self._reader.get(key) is not None
+
+    def entry(self, key: str) -> tp.Optional[Entry]:
+        """The winning index entry of ``key`` (value tree and blobs), or None."""
+        self._refresh()
+        return self._reader.get(key)
+
+    def __getitem__(self, key: str) -> X:
+        if self._keep_in_ram and key in self._ram_data:
+            return self._ram_data[key]
+        self._refresh()
+        entry = self._reader.get(key)
+        if entry is None:
+            raise KeyError(key)
+        value = decode(self.store, entry.value, key=key, verify=self.verify)
+        if self._keep_in_ram:
+            self._ram_data[key] = value
+        return value  # type: ignore[no-any-return]
+
+    def get(self, key: str, default: tp.Any = None) -> tp.Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def values(self) -> tp.Iterator[X]:
+        for key in self.keys():
+            yield self[key]
+
+    def items(self) -> tp.Iterator[tuple[str, X]]:
+        for key in self.keys():
+            yield key, self[key]
+
+    # ------------------------------------------------------------------ writing
+
+    @property
+    def _writer(self) -> tp.Optional[IndexWriter]:
+        return getattr(self._local, "writer", None)
+
+    @contextlib.contextmanager
+    def write(self) -> tp.Iterator["CacheDict[X]"]:
+        """Write session: one index file per thread and session, sealed on exit."""
+        if self._writer is not None:
+            raise RuntimeError("Cannot re-open an already open writer")
+        self._local.writer = IndexWriter(self.store)
+        try:
+            yield self
+        finally:
+            writer = self._local.writer
+            self._local.writer = None
+            writer.close()
+
+    def __setitem__(self, key: str, value: X) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"Non-string keys are not allowed (got {key!r})")
+        if not key:
+            raise ValueError("keys must be non-empty strings")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"key {key!r} is not valid Unicode text: {e}") from None
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("Cannot write outside of a write() context")
+        if not self._read_once:
+            self._refresh()
+        if self._reader.get(key) is not None or key in self._ram_data:
+            raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
+        node, payloads = encode(self.store, value, self.cache_type)
+        blobs = [(p.hash, p.size) for p in payloads]
+        sources = {p.hash: p for p in payloads}
+
+        def republish(h: str, size: int) -> None:
+            p: Payload = sources[h]
+            self.store.put_bytes(p.data, known_hash=h)
+
+        def make(ts: int) -> bytes:
+            return entry_line(key, ts, node, blobs)
+
+        ts = writer.append(make, blobs, republish)
+        wid, line = writer.last_origin  # type: ignore[misc]
+        self._reader.observe(
+            Entry(key=key, ts=ts, writer=wid, line=line, deleted=False, value=node, blobs=[list(b) for b in blobs])
+        )
+        if self._keep_in_ram:
+            self._ram_data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("Cannot delete outside of a write() context")
+        self._refresh()
+        if self._reader.get(key) is None and key not in self._ram_data:
+            raise KeyError(key)
+        self._ram_data.pop(key, None)
+        ts = writer.append(lambda ts: tombstone_line(key, ts))
+        wid, line = writer.last_origin  # type: ignore[misc]
+        self._reader.observe(Entry(key=key, ts=ts, writer=wid, line=line, deleted=True))
+
+    def clear_ram(self) -> None:
+        self._ram_data.clear()

@@ -1,0 +1,462 @@
+"""Index layer of a Casket store (docs/FORMAT.md section 5): per-writer JSONL files.
+
+- :class:`IndexWriter` owns one ``index/<host>-<pid>-<8hex>.jsonl`` file and only appends to it.
+- :class:`IndexReader` reads every index file incrementally and resolves one winner per key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import secrets
+import threading
+import time
+import typing as tp
+import warnings
+from pathlib import Path
+
+from .store import CasketError, Store, _fsync_dir, is_well_formed_hash, sanitized_host
+
+__all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "entry_line"]
+
+READ_CHUNK = 1 << 20
+
+
+class MalformedLineWarning(UserWarning):
+    """An index line was skipped because it is malformed (message: ``file:line: reason``)."""
+
+
+def _dumps(obj: tp.Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def entry_line(key: str, ts: int, value: tp.Any, blobs: tp.Sequence[tp.Sequence[tp.Any]]) -> bytes:
+    """One set line, compact JSON with key order key, ts, value, blobs, ending in ``\\n``."""
+    return _dumps({"key": key, "ts": ts, "value": value, "blobs": [[h, s] for h, s in blobs]}) + b"\n"
+
+
+def tombstone_line(key: str, ts: int) -> bytes:
+    return _dumps({"key": key, "ts": ts, "deleted": True}) + b"\n"
+
+
+def seal_line(ts: int) -> bytes:
+    return _dumps({"sealed": True, "ts": ts}) + b"\n"
+
+
+def is_index_name(name: str) -> bool:
+    """Index files: ``*.jsonl`` and, during compaction, ``*.jsonl.folding`` (FORMAT 5.6)."""
+    return (name.endswith(".jsonl") or name.endswith(".jsonl.folding")) and not name.startswith(".")
+
+
+def writer_id_of(name: str) -> str:
+    """The writer id of an index file: its name without ``.jsonl`` (or ``.jsonl.folding``)."""
+    if name.endswith(".jsonl.folding"):
+        return name[: -len(".jsonl.folding")]
+    if name.endswith(".jsonl"):
+        return name[: -len(".jsonl")]
+    return name
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class IndexWriter:
+    """Appends entries to this process's own index file (FORMAT 5.5).
+
+    The file is created on the first append. ``ts`` is strictly increasing across everything this
+    writer appends. A writer used in a forked child opens its own file.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._fd: tp.Optional[int] = None
+        self._path: tp.Optional[Path] = None
+        self._pid = os.getpid()
+        self._last_ts = 0
+        self._lock = threading.Lock()
+        self.closed = False
+        self.files: list[Path] = []  # every file this writer created
+        self._lines = 0  # complete lines in the current file
+        self.last_origin: tp.Optional[tuple[str, int]] = None  # (writer id, line) of the last append
+
+    @property
+    def path(self) -> tp.Optional[Path]:
+        return self._path
+
+    def next_ts(self) -> int:
+        ts = time.time_ns()
+        if ts <= self._last_ts:
+            ts = self._last_ts + 1
+        self._last_ts = ts
+        return ts
+
+    def _open_new(self) -> None:
+        self._drop_fd()
+        d = self.store.index_dir
+        d.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        while True:
+            name = f"{sanitized_host()}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            try:
+                fd = os.open(d / name, flags, 0o644)
+            except FileExistsError:  # pragma: no cover
+                continue
+            break
+        self._fd, self._path, self._pid = fd, d / name, os.getpid()
+        self._lines = 0
+        self.files.append(self._path)
+        if self.store.fsync:
+            _fsync_dir(d)
+
+    def _drop_fd(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
+        self._path = None
+
+    def _write_line(self, line: bytes) -> None:
+        """One write of the whole line, then fdatasync. A short write abandons the file."""
+        if self._fd is None or self._pid != os.getpid():
+            self._open_new()
+        assert self._fd is not None
+        try:
+            n = os.write(self._fd, line)
+            if n != len(line):
+                raise OSError(errno.EIO, f"short write to index file {self._path} ({n} of {len(line)} bytes)")
+            self._lines += 1
+            if self.store.fsync:
+                os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
+        except OSError as e:
+            # the file may now end with a partial line: never append to it again
+            path = self._path
+            self._drop_fd()
+            raise CasketError(f"appending to index file {path} failed: {e}") from e
+
+    def _folded(self) -> bool:
+        """FORMAT 5.5 step 3: the path no longer names the inode we have open."""
+        assert self._fd is not None and self._path is not None
+        try:
+            st_path = os.stat(self._path)
+        except FileNotFoundError:
+            return True
+        st_fd = os.fstat(self._fd)
+        return (st_path.st_dev, st_path.st_ino) != (st_fd.st_dev, st_fd.st_ino)
+
+    def append(
+        self,
+        line_fn: tp.Callable[[int], bytes],
+        blobs: tp.Sequence[tp.Sequence[tp.Any]] = (),
+        republish: tp.Optional[tp.Callable[[str, int], None]] = None,
+    ) -> int:
+        """Append the line ``line_fn(ts)``; returns ``ts``.
+
+        Steps 2-4 of FORMAT 5.5: write + flush, re-append to a new file if the file was folded away
+        by compaction, then check that each ``[hash, size]`` of ``blobs`` still exists and call
+        ``republish(hash, size)`` for any missing one (raise if missing and no ``republish``).
+        """
+        with self._lock:
+            if self.closed:
+                raise CasketError("index writer is closed")
+            ts = self.next_ts()
+            line = line_fn(ts)
+            self._write_line(line)
+            for _ in range(10):
+                if not self._folded():
+                    break
+                self._open_new()  # compaction took the file: write the same line again
+                self._write_line(line)
+            else:  # pragma: no cover
+                raise CasketError("index file keeps being folded away while appending")
+            assert self._path is not None
+            self.last_origin = (writer_id_of(self._path.name), self._lines)
+        for h, size in blobs:
+            if not self.store.has_blob(h, size):
+                if republish is None:
+                    raise CasketError(f"blob {h} referenced by the entry just written is missing and cannot be republished")
+                republish(h, size)
+        return ts
+
+    def close(self) -> None:
+        """Append a seal line (if a file was opened) and close."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if self._fd is not None and self._pid == os.getpid():
+                try:
+                    self._write_line(seal_line(self.next_ts()))
+                finally:
+                    self._drop_fd()
+            else:
+                self._fd = None
+
+    def __enter__(self) -> "IndexWriter":
+        return self
+
+    def __exit__(self, *exc: tp.Any) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- reader
+
+
+@dataclasses.dataclass
+class Entry:
+    key: str
+    ts: int
+    writer: str  # writer id of origin
+    line: int  # line number of origin
+    deleted: bool
+    value: tp.Any = None
+    blobs: tp.Optional[list] = None
+    file: str = ""  # index file name the line was read from (informative)
+
+    @property
+    def order(self) -> tuple[int, bytes, int]:
+        return (self.ts, self.writer.encode("utf-8", "surrogateescape"), self.line)
+
+
+@dataclasses.dataclass
+class _FileState:
+    name: str
+    dev: int
+    ino: int
+    offset: int = 0  # bytes consumed (complete lines only)
+    lines: int = 0  # complete lines consumed
+    sealed: bool = False
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _no_constants(name: str) -> tp.Any:
+    raise _Malformed(f"non-JSON constant {name}")
+
+
+def _is_int(x: tp.Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_int64(x: tp.Any) -> bool:
+    """An integer that fits a signed 64-bit field (what every implementation can represent)."""
+    return _is_int(x) and -(1 << 63) <= x < (1 << 63)
+
+
+def parse_line(raw: bytes) -> tp.Optional[dict]:
+    """Parse and validate one line (without ``\\n``). Returns None for a blank line or a seal line
+    (as ``{"sealed": True}``), the object for an entry; raises _Malformed with a reason."""
+    if not raw.strip():
+        return None
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except _Malformed:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise _Malformed(f"not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise _Malformed("not a JSON object")
+    if obj.get("sealed") is True:
+        return {"sealed": True}
+    key = obj.get("key")
+    if not isinstance(key, str) or not key:
+        raise _Malformed("missing or invalid 'key'")
+    if not _is_int64(obj.get("ts")):
+        raise _Malformed("missing or invalid 'ts' (an integer is required)")
+    # origin (w, n) applies only when both are present and well typed (as the Swift reader does)
+    if not (isinstance(obj.get("w"), str) and _is_int64(obj.get("n"))):
+        obj.pop("w", None)
+        obj.pop("n", None)
+    if obj.get("deleted") is True:
+        return obj
+    if "value" not in obj or "blobs" not in obj:
+        raise _Malformed("neither 'value'+'blobs' nor '\"deleted\":true'")
+    if not isinstance(obj["value"], dict):
+        raise _Malformed("'value' is not an object")
+    blobs = obj["blobs"]
+    if not isinstance(blobs, list):
+        raise _Malformed("'blobs' is not an array")
+    for b in blobs:
+        if not (isinstance(b, list) and len(b) == 2):
+            raise _Malformed("a 'blobs' item is not a [hash, size] pair")
+        if not is_well_formed_hash(b[0]):
+            raise _Malformed(f"bad blob hash {b[0]!r}")
+        if not _is_int64(b[1]) or b[1] < 0:
+            raise _Malformed(f"bad blob size {b[1]!r}")
+    return obj
+
+
+class IndexReader:
+    """Incremental reader of every index file, resolving winners by FORMAT 5.4.
+
+    ``refresh()`` lists ``index/``, reads only the bytes appended to each file since the previous
+    refresh (a file is identified by device+inode; a rename that keeps the writer id, such as
+    ``x.jsonl`` -> ``x.jsonl.folding``, keeps its state). If a file vanished, shrank or was
+    replaced, its contributions cannot be subtracted, so the whole index is re-read.
+    """
+
+    def __init__(self, store: Store, warn: bool = True) -> None:
+        self.store = store
+        self.warn = warn
+        self._files: dict[str, _FileState] = {}
+        self._best: dict[str, Entry] = {}
+        self.problems: list[str] = []  # "file:line: reason" of every malformed line seen
+        self.bytes_read = 0  # total index bytes read (for tests / diagnostics)
+        self.full_reads = 0  # number of full re-reads
+        self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------- public
+
+    def refresh(self) -> None:
+        with self._lock:
+            listing = self._list()
+            if listing is None:
+                return
+            if self._needs_full_read(listing):
+                self._files.clear()
+                self._best.clear()
+                self.full_reads += 1
+            for name in sorted(listing):
+                dev, ino, size = listing[name]
+                state = self._files.get(name)
+                if state is None:
+                    state = _FileState(name, dev, ino)
+                    self._files[name] = state
+                if size > state.offset:
+                    self._read_file(state)
+
+    def get(self, key: str) -> tp.Optional[Entry]:
+        """The winning entry of ``key`` (None if never seen or deleted)."""
+        e = self._best.get(key)
+        return None if e is None or e.deleted else e
+
+    def winner(self, key: str) -> tp.Optional[Entry]:
+        """The winning line of ``key``, tombstones included."""
+        return self._best.get(key)
+
+    def keys(self) -> list[str]:
+        return [k for k, e in self._best.items() if not e.deleted]
+
+    def live(self) -> tp.Iterator[Entry]:
+        return (e for e in self._best.values() if not e.deleted)
+
+    def offsets(self) -> dict[str, int]:
+        """Bytes consumed per index file name."""
+        return {n: s.offset for n, s in self._files.items()}
+
+    def observe(self, entry: Entry) -> None:
+        """Merge an entry this process just wrote (so it is visible before the next refresh)."""
+        with self._lock:
+            self._merge(entry)
+
+    # ---------------------------------------------------------------- internals
+
+    def _list(self) -> tp.Optional[dict[str, tuple[int, int, int]]]:
+        try:
+            names = os.listdir(self.store.index_dir)
+        except FileNotFoundError:
+            names = []
+        out: dict[str, tuple[int, int, int]] = {}
+        for name in names:
+            if not is_index_name(name):
+                continue
+            try:
+                st = os.stat(self.store.index_dir / name)
+            except FileNotFoundError:
+                continue  # folded or deleted while listing
+            out[name] = (st.st_dev, st.st_ino, st.st_size)
+        return out
+
+    def _needs_full_read(self, listing: dict[str, tuple[int, int, int]]) -> bool:
+        by_inode = {(dev, ino): name for name, (dev, ino, _s) in listing.items()}
+        for name, state in list(self._files.items()):
+            cur = listing.get(name)
+            if cur is not None:
+                if (cur[0], cur[1]) != (state.dev, state.ino) or cur[2] < state.offset:
+                    return True  # replaced or truncated
+                continue
+            # gone: a rename keeping the writer id (x.jsonl -> x.jsonl.folding) keeps its state
+            new_name = by_inode.get((state.dev, state.ino))
+            if (
+                new_name is not None
+                and new_name not in self._files
+                and writer_id_of(new_name) == writer_id_of(name)
+                and listing[new_name][2] >= state.offset
+            ):
+                del self._files[name]
+                state.name = new_name
+                self._files[new_name] = state
+                continue
+            return True
+        return False
+
+    def _report(self, name: str, lineno: int, reason: str) -> None:
+        msg = f"{self.store.index_dir / name}:{lineno}: malformed index line skipped: {reason}"
+        self.problems.append(msg)
+        if self.warn:
+            warnings.warn(msg, MalformedLineWarning, stacklevel=4)
+
+    def _read_file(self, state: _FileState) -> None:
+        """Read complete lines appended since ``state.offset``; an unterminated tail stays unread."""
+        path = self.store.index_dir / state.name
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino) != (state.dev, state.ino):
+                return  # replaced between listing and opening: the next refresh re-reads all
+            f.seek(state.offset)
+            wid = writer_id_of(state.name)
+            pending = b""  # unconsumed bytes; they start exactly at state.offset
+            while True:
+                chunk = f.read(READ_CHUNK)
+                if not chunk:
+                    break
+                self.bytes_read += len(chunk)
+                data = pending + chunk if pending else chunk
+                start = 0
+                while True:
+                    nl = data.find(b"\n", start)
+                    if nl < 0:
+                        break
+                    state.lines += 1
+                    self._line(state, wid, data[start:nl], state.lines)
+                    start = nl + 1
+                state.offset += start
+                pending = data[start:]
+
+    def _line(self, state: _FileState, wid: str, raw: bytes, lineno: int) -> None:
+        try:
+            obj = parse_line(raw)
+        except _Malformed as e:
+            self._report(state.name, lineno, str(e))
+            return
+        if obj is None:
+            return
+        if obj.get("sealed") is True:
+            state.sealed = True
+            return
+        deleted = obj.get("deleted") is True
+        entry = Entry(
+            key=obj["key"],
+            ts=obj["ts"],
+            writer=obj["w"] if "w" in obj else wid,
+            line=obj["n"] if "n" in obj else lineno,
+            deleted=deleted,
+            value=None if deleted else obj["value"],
+            blobs=None if deleted else obj["blobs"],
+            file=state.name,
+        )
+        self._merge(entry)
+
+    def _merge(self, entry: Entry) -> None:
+        cur = self._best.get(entry.key)
+        if cur is None or entry.order > cur.order:
+            self._best[entry.key] = entry

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets everything up (Tools/setup.sh) and runs every test: the Swift suite (real files, real processes,
+# real exca fixtures) and the Python client's suite, including its interoperability tests against the
+# Swift binary. Exit code 0 only if all pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Tools/setup.sh debug
+export PATH="/opt/swift/usr/bin:$PATH"
+# Python used by tests that drive Python (fixtures and the client): the project's venv.
+export CASKET_PYTHON="$PWD/.venv/bin/python"
+export CASKET_BIN="$PWD/.build/debug/casket"
+
+printf '\033[1m==> swift test\033[0m\n'
+swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^✔ Test "' 
+
+printf '\033[1m==> Python client tests\033[0m\n'
+.venv/bin/python -m pytest -q Tools/python/tests
