@@ -51,7 +51,11 @@ extension BlobCommand {
                 } catch {
                     failed = true
                     if options.json { results.append(["file": file, "error": Output.errorObject(error)]) }
-                    Output.standardError("casket: error: \(error)")
+                    // A failure in the store (a full disk writing tmp/...) names the temp file only: say
+                    // which input it was, since several may be given.
+                    let name = file == "-" ? "<stdin>" : file
+                    let text = error.description.contains(name) ? "\(error)" : "storing '\(name)': \(error)"
+                    Output.standardError("casket: error: \(text)")
                 }
             }
             if options.json { Output.json(results) }

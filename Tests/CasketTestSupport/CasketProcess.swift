@@ -129,3 +129,46 @@ public final class Child: @unchecked Sendable {
         return ProcessOutput(status: status, signalled: signalled, stdout: out, stderr: err)
     }
 }
+
+/// A start barrier for child processes: each child blocks reading a FIFO until ``release()``, which closes
+/// the only write end so that every child sees end-of-file at the same instant.
+public final class StartBarrier: @unchecked Sendable {
+    /// The FIFO's path.
+    public let fifo: String
+    /// The folder where each child drops a ready file once it holds the FIFO open.
+    public let readyDirectory: String
+    private var fd: Int32
+
+    /// Creates the FIFO inside `directory` and holds it open read-write (so that children can open it).
+    public init(in directory: String) throws {
+        fifo = directory + "/barrier.fifo"
+        readyDirectory = directory + "/ready"
+        try FileManager.default.createDirectory(atPath: readyDirectory, withIntermediateDirectories: true)
+        guard mkfifo(fifo, 0o600) == 0 else { throw CLI.NotBuilt(description: "mkfifo \(fifo) failed") }
+        fd = open(fifo, O_RDWR)
+        guard fd >= 0 else { throw CLI.NotBuilt(description: "open \(fifo) failed") }
+    }
+
+    /// A `sh -c` script that waits at the barrier, then execs `"$@"`; pass a unique `id` per child.
+    public func script(id: Int) -> String {
+        "exec 3<'\(fifo)'; : > '\(readyDirectory)/\(id)'; cat <&3 >/dev/null; exec 3<&-; exec \"$@\""
+    }
+
+    /// Waits until `count` children are at the barrier, then lets them all go.
+    public func release(waitingFor count: Int, timeout: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while TestFiles.names(in: readyDirectory).count < count {
+            guard Date() < deadline else {
+                throw CLI.NotBuilt(description: "only \(TestFiles.names(in: readyDirectory).count) of \(count) children reached the barrier")
+            }
+            usleep(2_000)
+        }
+        close(fd)
+        fd = -1
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+}
+
+/// Another name for ``Casket`` (the CLI runner), unambiguous where the `Casket` module is imported too.
+public typealias CLI = Casket
