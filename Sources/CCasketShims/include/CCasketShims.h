@@ -5,6 +5,10 @@
 /// EINVAL or ENOSYS when the file system or kernel lacks the flag, as NFS does).
 int casket_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 
+/// copy_file_range(2): copies up to len bytes from fd_in at *off_in to fd_out at its offset, in the kernel.
+/// Returns the count copied (0 at end of input), or -1 with errno set.
+long casket_copy_file_range(int fd_in, long long *off_in, int fd_out, unsigned long len);
+
 /// The errno of the calling thread (Swift cannot read the thread-local macro portably).
 int casket_errno(void);
 

@@ -1,7 +1,7 @@
 import CLZ4
 
 extension BlobStore {
-    /// Bytes read or handed on per step when streaming.
+    /// Bytes handed on per step when staging a stream or bytes in memory.
     static let chunkSize = 4 << 20
 
     /// Stores bytes held in memory.
@@ -42,42 +42,8 @@ extension BlobStore {
     ///   ``CasketError/Code/changedWhileReading`` when the file changed between the two passes.
     public func put(fileAt path: String) throws(CasketError) -> PutResult {
         let handle = try FileHandle.openForReading(path)
-        let st = try handle.io.stat()
-        guard st.isRegularFile else {
-            let what = st.isDirectory ? "a directory" : "not a regular file"
-            throw CasketError(.notARegularFile, "cannot store '\(path)': it is \(what)", path: path)
-        }
-        handle.io.adviseSequential()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunkSize, alignment: 64)
-        defer { buffer.deallocate() }
-        var hasher = StreamingHasher()
-        var total: Int64 = 0
-        while true {
-            let n = try handle.io.readFully(into: buffer)
-            if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-            total += Int64(n)
-        }
-        let digest = hasher.finalize()
-        if let hit = deduplicate(digest, size: total) { return hit }
-        let io = handle.io
-        let staged = try stage(knownSize: total) { (feed) throws(CasketError) in
-            var offset: Int64 = 0
-            while true {
-                let n = try io.pread(into: buffer, at: offset)
-                if n == 0 { break }
-                try feed(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-                offset += Int64(n)
-            }
-        }
-        guard staged.digest == digest, staged.size == total else {
-            throw CasketError(
-                .changedWhileReading,
-                "'\(path)' changed while it was being stored (hash \(digest) then \(staged.digest)); nothing was stored",
-                path: path
-            )
-        }
-        return try publish(staged, lookFirst: false)
+        let size = try BlobStore.checkRange(handle.io, offset: 0, length: 0)
+        return try putRange(handle.io, offset: 0, length: size, hashFirst: true)
     }
 
     /// Stores a stream of unknown length, such as standard input, written to a temp file as it arrives.

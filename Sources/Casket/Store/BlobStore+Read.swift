@@ -49,7 +49,7 @@ extension BlobStore {
         handle.io.adviseSequential()
         var hasher = StreamingHasher()
         var size: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunkSize, alignment: 64)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.readChunk, alignment: 64)
         defer { buffer.deallocate() }
         func deliver(_ bytes: UnsafeRawBufferPointer) throws(CasketError) {
             if verify { hasher.update(bytes) }

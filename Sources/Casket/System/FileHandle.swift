@@ -26,9 +26,9 @@ struct FileHandle: ~Copyable {
         }
     }
 
-    /// Creates a new file that must not exist yet (`O_CREAT | O_EXCL`).
+    /// Creates a new file that must not exist yet (`O_CREAT | O_EXCL`), open for reading and writing.
     static func createExclusive(_ path: String, mode: mode_t = 0o644) throws(CasketError) -> FileHandle {
-        switch system_open(path, O_WRONLY | O_CREAT | O_EXCL, mode) {
+        switch system_open(path, O_RDWR | O_CREAT | O_EXCL, mode) {
         case .success(let fd): return FileHandle(fd: fd, path: path)
         case .failure(let errno): throw .open(path, forWriting: true, errno: errno)
         }

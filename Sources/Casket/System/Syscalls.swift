@@ -58,6 +58,14 @@ internal func system_write(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Resu
     valueOrErrno { write(fd, buffer.baseAddress, buffer.count) }
 }
 
+/// Copies up to `count` bytes in the kernel from `input` at `offset` (advanced) to `output`'s position.
+internal func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ output: CInt, _ count: Int) -> Result<Int, Errno> {
+    var position = offset
+    let result = valueOrErrno { casket_copy_file_range(input, &position, output, UInt(count)) }
+    if case .success = result { offset = position }
+    return result.map { Int($0) }
+}
+
 internal func system_fsync(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { fsync(fd) }
 }
