@@ -16,6 +16,8 @@ int casket_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, con
 
 int casket_errno(void) { return errno; }
 
+int casket_syncfs(int fd) { return syncfs(fd); }
+
 long casket_copy_file_range(int fd_in, long long *off_in, int fd_out, unsigned long len) {
     /* The kernel advances *off_in (a loff_t, i.e. long long) by the count copied. */
     return (long)syscall(SYS_copy_file_range, fd_in, off_in, fd_out, NULL, (size_t)len, 0u);

@@ -136,12 +136,40 @@ public final class Migrator {
     public func run(_ plan: MigrationPlan) throws(CasketError) -> MigrationReport {
         let started = Date()
         let store = try openOrCreateStore()
-        let session = try store.writeSession()
+        // With a durable store, blobs and lines are written unflushed and flushed once per batch: all the
+        // batch's blobs first (syncfs), then its lines. A line never reaches the disk before its blobs,
+        // and a crash loses at most the unflushed batch, which a rerun redoes.
+        let durable = store.blobs.config.durability == .fsync
+        let writer = durable ? CacheStore(blobs: store.blobs.withDurability(.none)) : store
+        let session = try writer.writeSession()
         defer { try? session.close() }
         var stored: [PayloadSource: Digest] = [:]
         var report = MigrationReport(plan: plan)
         var done: Int64 = 0
         let total = plan.bytesToWrite
+        let root = source
+        var batch: [(key: String, node: JSONValue, meta: JSONValue?, sources: [Digest: PayloadSource])] = []
+        var batchBytes: Int64 = 0
+
+        func commit() throws(CasketError) {
+            guard !batch.isEmpty else { return }
+            if durable { try store.blobs.syncFileSystem() }
+            for entry in batch {
+                try session.set(entry.key, value: entry.node, meta: entry.meta) { (ref) throws(CasketError) in
+                    guard let payload = entry.sources[ref.digest] else {
+                        throw CasketError(
+                            .notFound, "blob \(ref.digest) of '\(entry.key)' vanished and has no known source")
+                    }
+                    _ = try store.blobs.put(
+                        fileAt: root + "/" + payload.path, offset: payload.offset, length: payload.length)
+                }
+            }
+            if durable { try session.flush() }
+            report.keysMigrated += batch.count
+            batch.removeAll(keepingCapacity: true)
+            batchBytes = 0
+        }
+
         options.progress?(0, total)
         for item in plan.keys {
             if item.alreadyMigrated {
@@ -154,8 +182,10 @@ public final class Migrator {
                     digests.append(digest)
                     continue
                 }
-                let result = try store.blobs.put(
-                    fileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length)
+                // Most payloads are new to the store: read each range once, hashing while copying.
+                let result = try writer.blobs.put(
+                    fileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length,
+                    hashFirst: false)
                 stored[payload] = result.digest
                 digests.append(result.digest)
                 if result.deduplicated {
@@ -166,20 +196,15 @@ public final class Migrator {
                 }
                 report.bytesRead += payload.length
                 done += payload.length
+                batchBytes += payload.length
                 options.progress?(done, total)
             }
             let node = item.converted.node(digests: digests)
-            let bySource = Dictionary(zip(digests, item.payloads), uniquingKeysWith: { first, _ in first })
-            let root = source
-            try session.set(item.key, value: node, meta: item.meta) { (ref) throws(CasketError) in
-                guard let payload = bySource[ref.digest] else {
-                    throw CasketError(.notFound, "blob \(ref.digest) of '\(item.key)' vanished and has no known source")
-                }
-                _ = try store.blobs.put(
-                    fileAt: root + "/" + payload.path, offset: payload.offset, length: payload.length)
-            }
-            report.keysMigrated += 1
+            let sources = Dictionary(zip(digests, item.payloads), uniquingKeysWith: { first, _ in first })
+            batch.append((item.key, node, item.meta, sources))
+            if batch.count >= 512 || batchBytes >= 1 << 30 { try commit() }
         }
+        try commit()
         try session.close()
         if options.verifyDuplicates {
             report.differingDuplicates = try verifyDuplicates(plan, store: store)

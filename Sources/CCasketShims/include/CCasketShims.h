@@ -9,6 +9,9 @@ int casket_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, con
 /// Returns the count copied (0 at end of input), or -1 with errno set.
 long casket_copy_file_range(int fd_in, long long *off_in, int fd_out, unsigned long len);
 
+/// syncfs(2): flushes every file and directory of the file system holding fd. 0, or -1 with errno set.
+int casket_syncfs(int fd);
+
 /// The errno of the calling thread (Swift cannot read the thread-local macro portably).
 int casket_errno(void);
 

@@ -116,6 +116,12 @@ public final class WriteSession {
         return try append(key: key, value: nil, blobs: [], meta: nil)
     }
 
+    /// Flushes the lines appended so far to stable storage (`fdatasync`), whatever the store's durability:
+    /// for writers that append a batch of lines without flushing each one.
+    public func flush() throws(CasketError) {
+        try io?.sync(dataOnly: true)
+    }
+
     /// Appends a seal line and closes the file. Nothing can be written afterwards.
     public func close() throws(CasketError) {
         guard !closed else { return }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 
 /// A content-addressed blob store in a folder: every payload kept once, under its XXH3-128 hash.
@@ -88,4 +93,27 @@ public final class BlobStore: Sendable {
     }
 
     var durable: Bool { config.durability == .fsync }
+
+    /// The same store, with writes flushed or not regardless of `casket.json`.
+    ///
+    /// For bulk writers that flush in batches instead of per blob: write many blobs through
+    /// `withDurability(.none)`, call ``syncFileSystem()``, and only then append the index lines that
+    /// reference them (a line must never reach the disk before its blobs).
+    public func withDurability(_ durability: StoreConfig.Durability) -> BlobStore {
+        var config = self.config
+        config.durability = durability
+        return BlobStore(root: root, config: config)
+    }
+
+    /// Flushes everything written to the file system that holds the store (`syncfs(2)`): one flush for a
+    /// whole batch of blobs and their directories.
+    public func syncFileSystem() throws(CasketError) {
+        switch system_open(root, O_RDONLY | O_DIRECTORY) {
+        case .success(let fd):
+            defer { system_close(fd) }
+            if case .failure(let errno) = system_syncfs(fd) { throw CasketError.sync(root, errno: errno) }
+        case .failure(let errno):
+            throw CasketError.open(root, errno: errno)
+        }
+    }
 }

@@ -66,6 +66,10 @@ internal func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ outpu
     return result.map { Int($0) }
 }
 
+internal func system_syncfs(_ fd: CInt) -> Result<Void, Errno> {
+    nothingOrErrno { casket_syncfs(fd) }
+}
+
 internal func system_fsync(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { fsync(fd) }
 }
