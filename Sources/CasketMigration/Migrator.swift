@@ -202,7 +202,7 @@ public final class Migrator {
             let node = item.converted.node(digests: digests)
             let sources = Dictionary(zip(digests, item.payloads), uniquingKeysWith: { first, _ in first })
             batch.append((item.key, node, item.meta, sources))
-            if batch.count >= 512 || batchBytes >= 1 << 30 { try commit() }
+            if batch.count >= 64 || batchBytes >= 256 << 20 { try commit() }
         }
         try commit()
         try session.close()

@@ -83,7 +83,8 @@ enum ExcaFixtures {
         return out
     }
 
-    /// exca's values (`expected.jsonl`) and the values rebuilt from the store by load_store.py, by key.
+    /// exca's values (`expected.jsonl`) and the values read from the store by the Python client
+    /// (`casket.CacheDict`, through dump_casket.py in the same exca venv), by key.
     static func values(of fixture: Fixture, store: String) throws -> (
         expected: [String: String], actual: [String: String]
     ) {
@@ -91,10 +92,10 @@ enum ExcaFixtures {
         let out = try runProgram(
             "/usr/bin/env",
             [
-                "python3", tools + "/load_store.py", "--exca-version", fixture.version, "--store", store, "--out",
+                "python3", tools + "/dump_casket.py", "--exca-version", fixture.version, "--store", store, "--out",
                 actualPath, "--handlers", fixture.version == "0.1.1" ? "core" : fixture.handlers,
             ])
-        guard out.status == 0 else { throw Failure(description: "load_store.py failed: \(out)") }
+        guard out.status == 0 else { throw Failure(description: "dump_casket.py failed: \(out)") }
         return (try lines(fixture.expected), try lines(actualPath))
     }
 

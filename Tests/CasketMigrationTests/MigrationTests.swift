@@ -126,15 +126,20 @@ struct MigrationTests {
     @Test("kill -9 at random moments, then a rerun completes without duplicates")
     func resumeAfterKill() throws {
         let fixture = try ExcaFixtures.fixture(
-            "0.6.0", writers: 3, keys: 8, extra: ["--array-shape", "16,40000", "--deletions"])
+            "0.6.0", writers: 3, keys: 40, extra: ["--array-shape", "16,40000", "--deletions"])
         let work = try TemporaryDirectory(prefix: "casket-mig")
         let before = try ExcaFixtures.checksums(fixture.cache)
         let store = work.child("store")
         var generator = SystemRandomNumberGenerator()
+        // Time one whole run, so that the kills land inside a run however fast this machine is.
+        let began = Date()
+        let (timed, _) = try ExcaFixtures.migrate([fixture.cache, "--into", work.child("timed")])
+        #expect(timed.status == 0, "\(timed)")
+        let duration = max(Date().timeIntervalSince(began), 0.02)
         var killed = 0
         for _ in 0..<6 {
             let child = try Casket.start(["migrate", fixture.cache, "--into", store])
-            usleep(UInt32.random(in: 5_000...250_000, using: &generator))
+            usleep(UInt32(Double.random(in: 0.05...0.9, using: &generator) * duration * 1e6))
             if child.isRunning {
                 child.signal(SIGKILL)
                 killed += 1
