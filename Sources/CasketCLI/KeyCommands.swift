@@ -11,34 +11,19 @@ enum IndexWarnings {
     }
 }
 
-extension JSONValue {
-    /// A Foundation-free JSON object for `Output.json`.
-    var foundationValue: Any {
-        switch self {
-        case .null: return NSNull()
-        case .bool(let value): return value
-        case .number(let text):
-            if let integer = Int64(text) { return integer }
-            return Double(text) ?? 0
-        case .string(let text): return text
-        case .array(let elements): return elements.map(\.foundationValue)
-        case .object(let object):
-            var out: [String: Any] = [:]
-            for field in object.fields { out[field.key] = field.value.foundationValue }
-            return out
-        }
-    }
-}
-
 extension IndexEntry {
-    var jsonObject: [String: Any] {
-        var object: [String: Any] = [
-            "key": key, "ts": timestamp, "origin": ["writer": origin.writer, "line": origin.line],
-            "blobs": blobs.map { [$0.digest.hex, $0.size] as [Any] }, "size": payloadBytes,
+    /// The entry as `show` and `set --json` print it. Built as a `JSONValue`, so that numbers in the value
+    /// tree keep their exact text (`2.0` stays `2.0`), as the index line has them.
+    var json: JSONValue {
+        var fields: [(key: String, value: JSONValue)] = [
+            ("key", .string(key)), ("ts", .int(timestamp)),
+            ("origin", .object(JSONObject([("writer", .string(origin.writer)), ("line", .int(origin.line))]))),
+            ("blobs", .array(blobs.map { .array([.string($0.digest.hex), .int($0.size)]) })),
+            ("size", .int(payloadBytes)),
         ]
-        if let value { object["value"] = value.foundationValue } else { object["deleted"] = true }
-        if let meta { object["meta"] = meta.foundationValue }
-        return object
+        if let value { fields.append(("value", value)) } else { fields.append(("deleted", .bool(true))) }
+        if let meta { fields.append(("meta", meta)) }
+        return .object(JSONObject(fields))
     }
 }
 
@@ -73,7 +58,7 @@ struct SetCommand: ParsableCommand {
         }
         try session.close()
         if options.json {
-            Output.json(entry.jsonObject)
+            Output.json(entry.json)
         } else {
             let hash = entry.blobs.first?.digest.hex ?? "(inline)"
             print("\(hash)  \(key)")
@@ -129,7 +114,7 @@ struct ShowCommand: ParsableCommand {
         guard let entry = try cache.entry(key) else {
             throw CasketError(.notFound, "key '\(key)' is not in the store '\(cache.blobs.root)'")
         }
-        Output.json(entry.jsonObject)
+        Output.json(entry.json)
     }
 }
 

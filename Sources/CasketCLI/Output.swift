@@ -17,6 +17,11 @@ enum Output {
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 
+    /// Prints a `JSONValue` exactly (field order and number text kept).
+    static func json(_ value: JSONValue) {
+        FileHandle.standardOutput.write(Data((value.encoded + "\n").utf8))
+    }
+
     static func errorObject(_ error: CasketError) -> [String: Any] {
         var object: [String: Any] = ["code": error.code.description, "message": error.description]
         if let path = error.path { object["path"] = path }

@@ -202,7 +202,9 @@ public final class Migrator {
             let node = item.converted.node(digests: digests)
             let sources = Dictionary(zip(digests, item.payloads), uniquingKeysWith: { first, _ in first })
             batch.append((item.key, node, item.meta, sources))
-            if batch.count >= 64 || batchBytes >= 256 << 20 { try commit() }
+            // One syncfs per batch: each is a journal commit, so batches are large (bounded by what a
+            // rerun after a crash would redo).
+            if batch.count >= 4096 || batchBytes >= 512 << 20 { try commit() }
         }
         try commit()
         try session.close()

@@ -75,6 +75,11 @@ public final class BlobStore: Sendable {
         for directory in [layout.blobs, layout.tmp, layout.index, layout.gc, layout.quarantine, layout.claims] {
             try makeDirectory(directory, existingIsFine: true)
         }
+        // All 256 fan-out folders now, so that no put pays for a mkdir (and a directory flush) later.
+        let digits = Array("0123456789abcdef")
+        for high in digits {
+            for low in digits { try makeDirectory(layout.blobs + "/" + String([high, low]), existingIsFine: true) }
+        }
         let store = BlobStore(root: root, config: config)
         // The config is published like a blob: a temp file, flushed, linked without replacing.
         let temp = try TempFile(in: layout.tmp)
