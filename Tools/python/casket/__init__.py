@@ -4,6 +4,7 @@ See docs/FORMAT.md in the Casket repository for the on-disk contract.
 """
 
 from .cachedict import CacheDict
+from .claims import ClaimBoard, ClaimRecord, ClaimTimeout, HeldClaim
 from .index import Entry, IndexReader, IndexWriter, MalformedLineWarning
 from .store import (
     EMPTY_HASH,
@@ -25,6 +26,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CacheDict",
+    "ClaimBoard",
+    "ClaimRecord",
+    "ClaimTimeout",
+    "HeldClaim",
     "Store",
     "init_store",
     "IndexReader",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import typing as tp
 from pathlib import Path
 
@@ -112,8 +113,12 @@ class CacheDict(tp.Generic[X]):
     def __getitem__(self, key: str) -> X:
         if self._keep_in_ram and key in self._ram_data:
             return self._ram_data[key]
-        self._refresh()
-        entry = self._reader.get(key)
+        # A key already in view is read without listing the index again (exca reads known keys from its
+        # in-memory table too); only a miss refreshes, so a key written meanwhile by others is found.
+        entry = self._reader.get(key) if self._read_once else None
+        if entry is None:
+            self._refresh()
+            entry = self._reader.get(key)
         if entry is None:
             raise KeyError(key)
         value = decode(self.store, entry.value, key=key, verify=self.verify)
@@ -200,6 +205,67 @@ class CacheDict(tp.Generic[X]):
         ts = writer.append(lambda ts: tombstone_line(key, ts))
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(Entry(key=key, ts=ts, writer=wid, line=line, deleted=True))
+
+    # ------------------------------------------------------------------ compute once
+
+    def get_or_compute(self, key: str, compute: tp.Callable[[], X], ttl: float = 60.0,
+                       timeout: float = 3600.0) -> X:
+        """The value of ``key``; if absent, computes it once across every process and host sharing the
+        store (docs/CLAIMS.md): claims the key, computes, stores, releases. When another worker holds
+        the claim, waits (with backoff, up to ``timeout`` seconds) and returns that worker's result."""
+        return self.get_or_compute_many([key], lambda keys: {keys[0]: compute()}, ttl, timeout)[key]
+
+    def get_or_compute_many(self, keys: tp.Iterable[str], compute: tp.Callable[[list[str]], dict[str, X]],
+                            ttl: float = 60.0, timeout: float = 3600.0) -> dict[str, X]:
+        """The batch form, like exca's MapInfra: claims the missing keys it can, calls ``compute`` once
+        with those (a list), stores its results, then waits for the keys other workers compute."""
+        from .claims import ClaimBoard, ClaimTimeout, HeldClaim
+
+        board = ClaimBoard(self.store, ttl)
+        results: dict[str, X] = {}
+        pending = sorted(set(keys))
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while pending:
+            claimed: list[HeldClaim] = []
+            waiting: list[str] = []
+            try:
+                for key in pending:
+                    if key in self:  # refreshes: another worker may have stored it
+                        results[key] = self[key]
+                        continue
+                    got = board.try_claim(key)
+                    if not isinstance(got, HeldClaim):
+                        waiting.append(key)
+                    elif key in self:  # stored just before the previous holder released
+                        got.release()
+                        results[key] = self[key]
+                    else:
+                        claimed.append(got)
+                if claimed:
+                    mine = [claim.key for claim in claimed]
+                    values = compute(mine)
+                    missing = [key for key in mine if key not in values]
+                    if missing:
+                        raise KeyError(f"compute returned no value for {missing[:3]}")
+                    with contextlib.ExitStack() as stack:
+                        if self._writer is None:
+                            stack.enter_context(self.write())
+                        for key in mine:
+                            self[key] = values[key]
+                            results[key] = values[key]
+                    delay = 0.02
+                elif waiting:
+                    if time.monotonic() > deadline:
+                        raise ClaimTimeout(f"timed out after {timeout} s waiting for other workers to compute "
+                                           f"{len(waiting)} keys, first {waiting[0]!r}")
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 1.0)
+            finally:
+                for claim in claimed:
+                    claim.release()
+            pending = waiting
+        return results
 
     def clear_ram(self) -> None:
         self._ram_data.clear()
