@@ -13,6 +13,12 @@ let package = Package(
     targets: [
         // libxxhash called from C, with no Swift in between: the baseline for Digest(hashing:).
         .target(name: "CXXH3Direct", linkerSettings: [.linkedLibrary("xxhash")]),
+        // Whole-run timing of small keyed writes beside raw file creation (docs/PERFORMANCE.md, section 3).
+        .executableTarget(
+            name: "keyed-writes",
+            dependencies: [.product(name: "Casket", package: "casket")],
+            path: "Benchmarks/KeyedWrites"
+        ),
         .executableTarget(
             name: "CasketBenchmarks",
             dependencies: [
