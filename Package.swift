@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Casket", targets: ["Casket"]),
+        .library(name: "CasketGC", targets: ["CasketGC"]),
         .executable(name: "casket", targets: ["CasketCLI"]),
     ],
     dependencies: [
@@ -24,9 +25,11 @@ let package = Package(
         // What Glibc's Swift overlay does not expose: renameat2, RENAME_NOREPLACE.
         .target(name: "CCasketShims"),
         .target(name: "Casket", dependencies: ["CXXHash", "CLZ4", "CCasketShims"], swiftSettings: strict),
+        // Garbage collection, its multi-host lock, and fsck.
+        .target(name: "CasketGC", dependencies: ["Casket"], swiftSettings: strict),
         .executableTarget(
             name: "CasketCLI",
-            dependencies: ["Casket", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Casket", "CasketGC", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .target(
@@ -43,5 +46,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "CasketTests", dependencies: ["Casket", "CasketTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "CasketGCTests", dependencies: ["CasketGC", "Casket", "CasketTestSupport"], swiftSettings: strict),
     ]
 )

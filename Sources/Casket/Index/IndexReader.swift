@@ -26,9 +26,18 @@ struct IndexReader {
     private(set) var issues: [IndexIssue] = []
     /// Bytes read by the last refresh (a test hook for incremental reads).
     private(set) var bytesReadByLastRefresh: Int64 = 0
+    /// Whether a listed file vanished (compaction folded it away) before the last refresh could read it.
+    private(set) var fileVanishedDuringLastRefresh = false
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
+    /// When false, entries keep only key, time, origin and blobs (the value becomes `null`): what garbage
+    /// collection's mark needs, in a fraction of the memory.
+    var keepValues = true
+    /// Well-formed hashes found in malformed lines, collected when `collectMalformedHashes` is set: a
+    /// collector marks them too rather than guess that a line it cannot read references nothing.
+    private(set) var malformedHashes: Set<Digest> = []
+    var collectMalformedHashes = false
 
     init(directory: String, include: (@Sendable (String) -> Bool)? = nil) {
         self.directory = directory
@@ -51,6 +60,7 @@ struct IndexReader {
     /// have dropped lines this table was built from.
     mutating func refresh() throws(CasketError) {
         bytesReadByLastRefresh = 0
+        fileVanishedDuringLastRefresh = false
         var names: [String] = []
         try forEachEntry(in: directory) { (name, _) throws(CasketError) in
             if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
@@ -60,6 +70,7 @@ struct IndexReader {
         var stats: [String: stat] = [:]
         for name in names {
             guard case .success(let st) = system_stat(directory + "/" + name) else {
+                fileVanishedDuringLastRefresh = true
                 mustReload = mustReload || files[name] != nil
                 continue
             }
@@ -88,6 +99,7 @@ struct IndexReader {
         do {
             handle = try FileHandle.openForReading(path)
         } catch where error.code == .notFound {
+            fileVanishedDuringLastRefresh = true
             return  // folded away between listing and opening; the next refresh reloads
         }
         let writer = IndexReader.writerID(ofFile: name)
@@ -129,12 +141,33 @@ struct IndexReader {
         switch IndexLine.parse(line, writer: writer, line: state.lines) {
         case .failure(let reason):
             issues.append(IndexIssue(file: path, line: state.lines, reason: reason))
+            if collectMalformedHashes { IndexReader.hashes(in: line) { malformedHashes.insert($0) } }
         case .success(.seal):
             state.sealed = true
-        case .success(.entry(let entry)):
+        case .success(.entry(var entry)):
             entryCount += 1
+            if !keepValues {
+                if entry.value != nil { entry.value = .null }
+                entry.meta = nil
+            }
             if let current = winners[entry.key], !entry.wins(over: current) { return }
             winners[entry.key] = entry
+        }
+    }
+
+    /// Calls `body` with every run of exactly 32 lowercase hex digits in `line`.
+    static func hashes(in line: UnsafeRawBufferPointer, _ body: (Digest) -> Void) {
+        var runStart = -1
+        for i in 0...line.count {
+            let isHex = i < line.count && ((line[i] >= 0x30 && line[i] <= 0x39) || (line[i] >= 0x61 && line[i] <= 0x66))
+            if isHex {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart == 32, let digest = Digest(String(decoding: line[runStart..<i], as: UTF8.self)) {
+                    body(digest)
+                }
+                runStart = -1
+            }
         }
     }
 }
