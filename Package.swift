@@ -41,7 +41,7 @@ let package = Package(
         // Load generator the tests spawn as real, separate writer and reader processes.
         .executableTarget(
             name: "casket-testhelper",
-            dependencies: ["Casket"],
+            dependencies: ["Casket", "CasketGC"],
             path: "Tests/CasketTestHelper",
             swiftSettings: strict
         ),

@@ -119,28 +119,37 @@ public struct Checker {
             return  // removed meanwhile (a garbage collection)
         } catch where error.code == .corrupt || error.code == .compression {
             var corruption = Corruption(path: file.path, quarantinedAs: nil, message: error.description)
-            if quarantine { corruption.quarantinedAs = try moveToQuarantine(file, buffer: buffer) }
+            if quarantine {
+                switch try moveToQuarantine(file, buffer: buffer) {
+                case .moved(let target): corruption.quarantinedAs = target
+                case .replacedMeanwhile: return
+                case .notMoved: break
+                }
+            }
             report.corrupt.append(corruption)
             onCorrupt(corruption)
         }
     }
 
+    enum QuarantineOutcome {
+        case moved(String)
+        case replacedMeanwhile
+        case notMoved
+    }
+
     /// Moves a corrupt file to `quarantine/`, then checks it again: a writer may have replaced the unsound
     /// file with a sound one just before the move, and that one goes back.
     private func moveToQuarantine(_ file: BlobStore.BlobFile, buffer: UnsafeMutableRawBufferPointer)
-        throws(CasketError) -> String?
+        throws(CasketError) -> QuarantineOutcome
     {
         try StoreFiles.makeDirectory(store.quarantineDirectory)
         let name = (file.path.split(separator: "/").last.map(String.init) ?? file.digest.hex)
         let target = store.quarantineDirectory + "/" + name + "." + StoreFiles.randomHex(bytes: 4)
-        guard case .success = StoreFiles.rename(file.path, target) else { return nil }
+        guard case .success = StoreFiles.rename(file.path, target) else { return .notMoved }
         if (try? store.verifyFile(at: target, digest: file.digest, buffer: buffer)) != nil {
-            switch StoreFiles.renameNoReplace(target, file.path) {
-            case .success: break
-            case .failure: _ = StoreFiles.unlink(target)
-            }
-            return nil
+            if case .failure = StoreFiles.renameNoReplace(target, file.path) { _ = StoreFiles.unlink(target) }
+            return .replacedMeanwhile
         }
-        return target
+        return .moved(target)
     }
 }
