@@ -80,9 +80,11 @@ extension CacheStore {
         }
         var live = reader.malformedHashes
         var keys = 0
-        for entry in reader.winners.values where !entry.isDeleted {
+        live.reserveCapacity(reader.markWinners.count)
+        for winner in reader.markWinners.values where !winner.deleted {
             keys += 1
-            for ref in entry.blobs { live.insert(ref.digest) }
+            if winner.count > 0 { live.insert(winner.first) }
+            for digest in winner.more ?? [] { live.insert(digest) }
         }
         return Mark(
             live: live, keys: keys, entries: reader.entryCount, indexFiles: reader.files.count, issues: reader.issues)
