@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "Casket", targets: ["Casket"]),
         .library(name: "CasketMigration", targets: ["CasketMigration"]),
+        .library(name: "CasketGC", targets: ["CasketGC"]),
         .executable(name: "casket", targets: ["CasketCLI"]),
     ],
     dependencies: [
@@ -26,9 +27,14 @@ let package = Package(
         .target(name: "CCasketShims"),
         .target(name: "Casket", dependencies: ["CXXHash", "CLZ4", "CCasketShims"], swiftSettings: strict),
         .target(name: "CasketMigration", dependencies: ["Casket"], swiftSettings: strict),
+        // Garbage collection, its multi-host lock, and fsck.
+        .target(name: "CasketGC", dependencies: ["Casket"], swiftSettings: strict),
         .executableTarget(
             name: "CasketCLI",
-            dependencies: ["Casket", "CasketMigration", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Casket", "CasketMigration", "CasketGC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -40,7 +46,7 @@ let package = Package(
         // Load generator the tests spawn as real, separate writer and reader processes.
         .executableTarget(
             name: "casket-testhelper",
-            dependencies: ["Casket"],
+            dependencies: ["Casket", "CasketGC"],
             path: "Tests/CasketTestHelper",
             swiftSettings: strict
         ),
@@ -50,5 +56,7 @@ let package = Package(
             dependencies: ["Casket", "CasketMigration", "CasketTestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "CasketGCTests", dependencies: ["CasketGC", "Casket", "CasketTestSupport"], swiftSettings: strict),
     ]
 )

@@ -21,8 +21,8 @@ struct CasketCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, SetCommand.self, GetCommand.self, ShowCommand.self, ListCommand.self,
-            RemoveCommand.self, CompactCommand.self, StatCommand.self, MigrateCommand.self, ClaimsCommand.self,
-            BlobCommand.self,
+            RemoveCommand.self, CompactCommand.self, StatCommand.self, MigrateCommand.self, GCCommand.self,
+            FsckCommand.self, ClaimsCommand.self, BlobCommand.self,
         ]
     )
 }

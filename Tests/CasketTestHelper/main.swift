@@ -6,10 +6,18 @@
 //   casket-testhelper compute STORE TTL LOG COUNT SLEEP_MS START_NS
 //                     getOrCompute over keys k0..k{COUNT-1} from START_NS; each computed key is appended to
 //                     LOG as "key pid"; each batch computation sleeps SLEEP_MS; prints "ok N"
+//   casket-testhelper make-old STORE PREFIX COUNT SIZE AGE_S       store PREFIX0.. as unreferenced blobs, mtime AGE_S ago
+//   casket-testhelper churn STORE WRITER SECONDS OLD_PREFIX OLD_COUNT SIZE
+//                                       set/overwrite/delete keys WRITER/0..49 for SECONDS, some to payloads of the
+//                                       old blobs OLD_PREFIX0.. and to blobs this writer stored and aged itself;
+//                                       prints "S key hash" / "D key" per committed operation
+//   casket-testhelper hold-lock STORE SECONDS TTL_S                take the GC lock, print "held", hold it SECONDS
+//   casket-testhelper bench-fill STORE BLOBS ENTRIES               write a large store directly (benchmark)
 //
 // Payloads are a deterministic function of the key, so every writer of a key writes the same bytes.
 
-import Casket
+@_spi(Maintenance) import Casket
+import CasketGC
 
 #if canImport(Glibc)
 import Glibc
@@ -91,9 +99,126 @@ func run() throws {
             let blobs = entry.blobs.map(\.description).joined(separator: ",")
             print("\(entry.key)\t\(entry.timestamp)\t\(entry.origin)\t\(blobs)")
         }
+    case "make-old":
+        guard args.count == 7, let count = Int(args[4]), let size = Int(args[5]), let seconds = Int64(args[6]) else {
+            fail("usage: make-old STORE PREFIX COUNT SIZE AGE_S")
+        }
+        let old = wallClock() - seconds * 1_000_000_000
+        for i in 0..<count {
+            let put = try cache.blobs.put(payload(for: "\(args[3])\(i)", size: size))
+            age(cache.blobs, put.digest, to: old)
+        }
+    case "churn":
+        guard args.count == 8, let seconds = Double(args[4]), let oldCount = Int(args[6]), let size = Int(args[7]) else {
+            fail("usage: churn STORE WRITER SECONDS OLD_PREFIX OLD_COUNT SIZE")
+        }
+        try churn(cache, writer: args[3], seconds: seconds, oldPrefix: args[5], oldCount: oldCount, size: size)
+    case "hold-lock":
+        guard args.count == 5, let seconds = Double(args[3]), let ttl = Double(args[4]) else {
+            fail("usage: hold-lock STORE SECONDS TTL_S")
+        }
+        let lock = try GCLock.acquire(cache.blobs, ttl: Int64(ttl * 1e9), heartbeatInterval: 200_000_000)
+        emit("held\n")
+        usleep(UInt32(seconds * 1e6))
+        lock.release()
+    case "bench-fill":
+        guard args.count == 5, let blobs = Int(args[3]), let entries = Int(args[4]) else {
+            fail("usage: bench-fill STORE BLOBS ENTRIES")
+        }
+        try benchFill(cache.blobs, blobs: blobs, entries: entries)
     default:
         fail("unknown command \(args[1])")
     }
+}
+
+func emit(_ line: String) {
+    _ = line.withCString { write(1, $0, strlen($0)) }
+}
+
+/// Sets a blob's mtime (both forms) into the past, as if nobody had used it for a long time.
+func age(_ store: BlobStore, _ digest: Digest, to nanoseconds: Int64) {
+    for compressed in [false, true] {
+        _ = StoreFiles.setModificationTime(store.path(of: digest, compressed: compressed), nanoseconds)
+    }
+}
+
+/// The I4 load: random sets, overwrites and deletes of this writer's keys, a share of them deduplicating
+/// against old, unreferenced blobs, while garbage collections run.
+func churn(_ cache: CacheStore, writer: String, seconds: Double, oldPrefix: String, oldCount: Int, size: Int) throws {
+    let session = try cache.writeSession()
+    let end = wallClock() + Int64(seconds * 1e9)
+    var generator = SystemRandomNumberGenerator()
+    var ownOld: [String] = []
+    var counter = 0
+    while wallClock() < end {
+        counter += 1
+        let key = "\(writer)/\(Int.random(in: 0..<50, using: &generator))"
+        let roll = Int.random(in: 0..<100, using: &generator)
+        var name: String? = nil
+        switch roll {
+        case 0..<35: name = "v/\(writer)/\(counter)"
+        case 35..<50:
+            try session.delete(key)
+            emit("D \(key)\n")
+            continue
+        case 50..<75 where oldCount > 0: name = "\(oldPrefix)\(Int.random(in: 0..<oldCount, using: &generator))"
+        case 75..<88:
+            // A blob of this writer's own, stored without a key and made old: later reused (deduplicated).
+            let own = "own/\(writer)/\(counter)"
+            let put = try cache.blobs.put(payload(for: own, size: size))
+            age(cache.blobs, put.digest, to: wallClock() - 3_600_000_000_000)
+            ownOld.append(own)
+            continue
+        default: name = ownOld.randomElement(using: &generator) ?? "v/\(writer)/\(counter)"
+        }
+        let entry = try session.set(key, bytes: payload(for: name!, size: size))
+        emit("S \(key) \(entry.blobs[0].digest.hex)\n")
+    }
+    try session.close()
+}
+
+/// Writes BLOBS tiny blob files and ENTRIES index lines directly (not through the write protocol), for
+/// the garbage collection benchmark: entries 0..<BLOBS*9/10 reference blob i, the rest overwrite keys
+/// 0.. with later entries referencing the same blobs, so one blob in ten is unreferenced.
+func benchFill(_ store: BlobStore, blobs: Int, entries: Int) throws {
+    var digests: [Digest] = []
+    digests.reserveCapacity(blobs)
+    var made = Set<String>()
+    for i in 0..<blobs {
+        var bytes = Array("blob \(i) ".utf8)
+        bytes += [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 32 + i % 64)
+        let digest = Digest(hashing: bytes)
+        digests.append(digest)
+        let fanout = String(digest.hex.prefix(2))
+        if made.insert(fanout).inserted { try StoreFiles.makeDirectory(store.blobsDirectory + "/" + fanout) }
+        let path = store.path(of: digest, compressed: false)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o444)
+        if fd < 0 { fail("cannot create \(path)") }
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        if i % 100_000 == 0 { emit("blobs \(i)\n") }
+    }
+    let referenced = blobs * 9 / 10
+    let files = 16
+    let base = wallClock()
+    for f in 0..<files {
+        var out: [UInt8] = []
+        out.reserveCapacity(entries / files * 200)
+        for i in stride(from: f, to: entries, by: files) {
+            let key = "bench/\(i % referenced)"
+            let blob = i < referenced ? digests[i] : digests[i % referenced]
+            let line =
+                "{\"key\":\"\(key)\",\"ts\":\(base + Int64(i)),\"value\":{\"#type\":\"Bytes\",\"blob\":\"\(blob.hex)\","
+                + "\"size\":\(40 + i % 64)},\"blobs\":[[\"\(blob.hex)\",\(40 + i % 64)]]}\n"
+            out += Array(line.utf8)
+        }
+        out += Array("{\"sealed\":true,\"ts\":\(base + Int64(entries))}\n".utf8)
+        let path = store.indexDirectory + "/bench-\(f)-00000000.jsonl"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = out.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+    emit("done \(blobs) blobs, \(entries) entries\n")
 }
 
 do {

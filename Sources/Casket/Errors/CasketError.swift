@@ -22,6 +22,7 @@ public struct CasketError: Error, Sendable, CustomStringConvertible {
             case changedWhileReading = "changed_while_reading"
             case unsupportedValue = "unsupported_value"
             case busy = "busy"
+            case clockSkew = "clock_skew"
         }
         private let wrapped: Wrapped
         private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
@@ -61,6 +62,9 @@ public struct CasketError: Error, Sendable, CustomStringConvertible {
         public static let unsupportedValue = Code(.unsupportedValue)
         /// Another process holds a lock that this operation needs.
         public static let busy = Code(.busy)
+        /// This host's clock and the file system's differ too much for a time-based decision (garbage
+        /// collection) to be safe.
+        public static let clockSkew = Code(.clockSkew)
     }
 
     /// What kind of failure this is.

@@ -42,3 +42,51 @@ extension CacheStore {
         return stats
     }
 }
+
+extension CacheStore {
+    /// What garbage collection's mark found in the index.
+    @_spi(Maintenance) public struct Mark: Sendable {
+        /// Every blob referenced by a live winner, plus every well-formed hash in a malformed line.
+        public var live: Set<Digest>
+        /// Live keys.
+        public var keys: Int
+        /// Well-formed entry lines read.
+        public var entries: Int
+        /// Index files read.
+        public var indexFiles: Int
+        /// Malformed lines (their hashes are in `live`, conservatively).
+        public var issues: [IndexIssue]
+    }
+
+    /// Reads every index file once, keeping only what marking needs (not the value trees).
+    ///
+    /// A malformed line cannot be judged a winner or not, so every well-formed hash in it counts as live.
+    @_spi(Maintenance) public static func mark(_ blobs: BlobStore) throws(CasketError) -> Mark {
+        try makeDirectory(blobs.layout.index, existingIsFine: true)
+        // A pass in which every listed file could be read saw every line that existed when the folder was
+        // listed: compaction renames and writes its output before deleting what it folded (FORMAT.md 5.6).
+        // A file that vanished between listing and reading (folded away) forces another pass.
+        var reader = IndexReader(directory: blobs.layout.index)
+        for attempt in 1...20 {
+            reader = IndexReader(directory: blobs.layout.index)
+            reader.keepValues = false
+            reader.collectMalformedHashes = true
+            try reader.refresh()
+            if !reader.fileVanishedDuringLastRefresh { break }
+            if attempt == 20 {
+                throw CasketError(
+                    .busy, "index files of '\(blobs.root)' kept vanishing while being read (compaction running?)")
+            }
+        }
+        var live = reader.malformedHashes
+        var keys = 0
+        live.reserveCapacity(reader.markWinners.count)
+        for winner in reader.markWinners.values where !winner.deleted {
+            keys += 1
+            if winner.count > 0 { live.insert(winner.first) }
+            for digest in winner.more ?? [] { live.insert(digest) }
+        }
+        return Mark(
+            live: live, keys: keys, entries: reader.entryCount, indexFiles: reader.files.count, issues: reader.issues)
+    }
+}

@@ -47,7 +47,7 @@ public struct Compactor {
     /// - Parameter dryRun: Report what would be folded without changing anything.
     public func run(dryRun: Bool = false) throws(CasketError) -> Report {
         let directory = store.blobs.layout.index
-        let now = try fileSystemNow()
+        let now = try store.blobs.fileSystemNow()
         var survey = IndexReader(directory: directory)
         try survey.refresh()
         var chosen: [String] = []
@@ -134,11 +134,6 @@ public struct Compactor {
         return report
     }
 
-    /// "Now" as the file system sees it: the mtime of a probe file written in the store's `tmp/`.
-    func fileSystemNow() throws(CasketError) -> Int64 {
-        let probe = try TempFile(in: store.blobs.layout.tmp)
-        return try probe.handle.io.stat().mtimeNanoseconds
-    }
 }
 
 extension String {

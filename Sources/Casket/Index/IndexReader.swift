@@ -26,9 +26,41 @@ struct IndexReader {
     private(set) var issues: [IndexIssue] = []
     /// Bytes read by the last refresh (a test hook for incremental reads).
     private(set) var bytesReadByLastRefresh: Int64 = 0
+    /// Whether a listed file vanished (compaction folded it away) before the last refresh could read it.
+    private(set) var fileVanishedDuringLastRefresh = false
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
+    /// When false, winners go to ``markWinners`` instead of ``winners``: only time, origin and blob hashes,
+    /// what garbage collection's mark needs, in a fraction of the memory (about 100 bytes a key).
+    var keepValues = true
+    /// The winners kept when `keepValues` is false.
+    private(set) var markWinners: [String: MarkWinner] = [:]
+    private var internedWriters: [String: String] = [:]
+
+    /// A key's winner reduced to what marking needs.
+    struct MarkWinner {
+        var timestamp: Int64
+        var writer: String
+        var line: Int
+        /// The first blob (meaningful when `count > 0`); more blobs, if any, in `more`.
+        var first: Digest
+        var count: Int32
+        var deleted: Bool
+        var more: [Digest]?
+
+        func wins(over other: MarkWinner) -> Bool {
+            if timestamp != other.timestamp { return timestamp > other.timestamp }
+            if writer != other.writer { return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8) }
+            return line > other.line
+        }
+
+        var blobs: [Digest] { count == 0 ? [] : [first] + (more ?? []) }
+    }
+    /// Well-formed hashes found in malformed lines, collected when `collectMalformedHashes` is set: a
+    /// collector marks them too rather than guess that a line it cannot read references nothing.
+    private(set) var malformedHashes: Set<Digest> = []
+    var collectMalformedHashes = false
 
     init(directory: String, include: (@Sendable (String) -> Bool)? = nil) {
         self.directory = directory
@@ -51,6 +83,7 @@ struct IndexReader {
     /// have dropped lines this table was built from.
     mutating func refresh() throws(CasketError) {
         bytesReadByLastRefresh = 0
+        fileVanishedDuringLastRefresh = false
         var names: [String] = []
         try forEachEntry(in: directory) { (name, _) throws(CasketError) in
             if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
@@ -60,6 +93,7 @@ struct IndexReader {
         var stats: [String: stat] = [:]
         for name in names {
             guard case .success(let st) = system_stat(directory + "/" + name) else {
+                fileVanishedDuringLastRefresh = true
                 mustReload = mustReload || files[name] != nil
                 continue
             }
@@ -69,6 +103,7 @@ struct IndexReader {
         if mustReload {
             files = [:]
             winners = [:]
+            markWinners = [:]
             entryCount = 0
             issues = []
         }
@@ -88,6 +123,7 @@ struct IndexReader {
         do {
             handle = try FileHandle.openForReading(path)
         } catch where error.code == .notFound {
+            fileVanishedDuringLastRefresh = true
             return  // folded away between listing and opening; the next refresh reloads
         }
         let writer = IndexReader.writerID(ofFile: name)
@@ -129,12 +165,42 @@ struct IndexReader {
         switch IndexLine.parse(line, writer: writer, line: state.lines) {
         case .failure(let reason):
             issues.append(IndexIssue(file: path, line: state.lines, reason: reason))
+            if collectMalformedHashes { IndexReader.hashes(in: line) { malformedHashes.insert($0) } }
         case .success(.seal):
             state.sealed = true
         case .success(.entry(let entry)):
             entryCount += 1
+            if !keepValues {
+                // Writer ids of compacted lines come from each line: share one copy of each.
+                var writer = entry.origin.writer
+                if let known = internedWriters[writer] { writer = known } else { internedWriters[writer] = writer }
+                let refs = entry.blobs
+                let candidate = MarkWinner(
+                    timestamp: entry.timestamp, writer: writer, line: entry.origin.line,
+                    first: refs.first?.digest ?? .empty, count: Int32(refs.count), deleted: entry.isDeleted,
+                    more: refs.count > 1 ? refs.dropFirst().map(\.digest) : nil)
+                if let current = markWinners[entry.key], !candidate.wins(over: current) { return }
+                markWinners[entry.key] = candidate
+                return
+            }
             if let current = winners[entry.key], !entry.wins(over: current) { return }
             winners[entry.key] = entry
+        }
+    }
+
+    /// Calls `body` with every run of exactly 32 lowercase hex digits in `line`.
+    static func hashes(in line: UnsafeRawBufferPointer, _ body: (Digest) -> Void) {
+        var runStart = -1
+        for i in 0...line.count {
+            let isHex = i < line.count && ((line[i] >= 0x30 && line[i] <= 0x39) || (line[i] >= 0x61 && line[i] <= 0x66))
+            if isHex {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart == 32, let digest = Digest(String(decoding: line[runStart..<i], as: UTF8.self)) {
+                    body(digest)
+                }
+                runStart = -1
+            }
         }
     }
 }

@@ -45,12 +45,23 @@ extension BlobStore {
         to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
     ) throws(CasketError) -> Int64 {
         let handle = try openBlob(digest)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.readChunk, alignment: 64)
+        defer { buffer.deallocate() }
+        return try read(opened: handle, digest: digest, verify: verify, buffer: buffer, to: sink)
+    }
+
+    /// Reads one blob file's payload (the form its path's suffix names), verifying its hash when asked.
+    func read(
+        opened handle: borrowing FileHandle,
+        digest: Digest,
+        verify: Bool,
+        buffer: UnsafeMutableRawBufferPointer,
+        to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
+    ) throws(CasketError) -> Int64 {
         let compressed = handle.path.hasSuffix(StoreLayout.compressedSuffix)
         handle.io.adviseSequential()
         var hasher = StreamingHasher()
         var size: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.readChunk, alignment: 64)
-        defer { buffer.deallocate() }
         func deliver(_ bytes: UnsafeRawBufferPointer) throws(CasketError) {
             if verify { hasher.update(bytes) }
             size += Int64(bytes.count)

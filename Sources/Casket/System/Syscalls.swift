@@ -134,6 +134,18 @@ internal func system_touch(_ path: String) -> Result<Void, Errno> {
     nothingOrErrno { utimensat(AT_FDCWD, path, nil, 0) }
 }
 
+/// Sets atime and mtime to explicit times, nanoseconds since the epoch (tests age files with it).
+internal func system_setTimes(_ path: String, accessNanoseconds: Int64, modificationNanoseconds: Int64)
+    -> Result<Void, Errno>
+{
+    var times = [
+        timespec(tv_sec: Int(accessNanoseconds / 1_000_000_000), tv_nsec: Int(accessNanoseconds % 1_000_000_000)),
+        timespec(
+            tv_sec: Int(modificationNanoseconds / 1_000_000_000), tv_nsec: Int(modificationNanoseconds % 1_000_000_000)),
+    ]
+    return nothingOrErrno { utimensat(AT_FDCWD, path, &times, 0) }
+}
+
 internal func system_futimesNow(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { futimens(fd, nil) }
 }

@@ -1,0 +1,155 @@
+@_spi(Maintenance) public import Casket
+import Foundation
+
+/// `casket fsck`: re-hashes blobs, quarantines corrupt ones, and cross-checks the index against `blobs/`.
+///
+/// Needs no lock and changes nothing but corrupt blob files, which it moves to `quarantine/` (a corrupt
+/// blob removed from `blobs/` lets the next writer of that payload store it again).
+public struct Checker {
+    /// One corrupt blob file.
+    public struct Corruption: Sendable, Equatable {
+        /// Where it was.
+        public var path: String
+        /// Where it is now (`quarantine/...`), or `nil` if it could not be moved.
+        public var quarantinedAs: String?
+        /// Why it is corrupt.
+        public var message: String
+    }
+
+    /// A live key whose blob is absent.
+    public struct Missing: Sendable, Equatable {
+        /// The key.
+        public var key: String
+        /// The blob it references.
+        public var digest: Digest
+    }
+
+    /// What fsck found.
+    public struct Report: Sendable {
+        /// Blob files re-hashed.
+        public var blobsChecked = 0
+        /// Blob files in the store (all of them, also when only a sample was checked).
+        public var blobFiles = 0
+        /// Bytes read from the files checked.
+        public var bytesChecked: Int64 = 0
+        /// Corrupt blob files.
+        public var corrupt: [Corruption] = []
+        /// Live keys whose blobs are missing.
+        public var missing: [Missing] = []
+        /// Malformed index lines.
+        public var malformed: [IndexIssue] = []
+        /// Files under `blobs/` that are not blobs.
+        public var debris: [String] = []
+        /// Live keys checked.
+        public var keys = 0
+        /// Seconds spent re-hashing.
+        public var hashSeconds = 0.0
+        /// Seconds in all.
+        public var durationSeconds = 0.0
+
+        /// True when nothing is wrong (debris alone is not wrong: GC removes it).
+        public var clean: Bool { corrupt.isEmpty && missing.isEmpty && malformed.isEmpty }
+    }
+
+    let store: BlobStore
+    /// Re-hash only this many blob files, chosen at random; `nil` checks all.
+    public var sample: Int?
+    /// Move corrupt blobs to `quarantine/` (default true).
+    public var quarantine = true
+
+    /// Creates a checker.
+    public init(store: BlobStore, sample: Int? = nil) {
+        self.store = store
+        self.sample = sample
+    }
+
+    /// Runs the check.
+    ///
+    /// - Parameter onCorrupt: Called as each corrupt blob is found.
+    public func run(onCorrupt: (Corruption) -> Void = { _ in }) throws(CasketError) -> Report {
+        let started = Date()
+        var report = Report()
+        var chosen: [BlobStore.BlobFile] = []
+        var seen = 0
+        var rng = SystemRandomNumberGenerator()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        let hashStart = Date()
+        try store.forEachBlob({ (file) throws(CasketError) in
+            seen += 1
+            guard let sample else {
+                try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt)
+                return
+            }
+            // Reservoir sampling: every file has the same chance, in one pass, in O(sample) memory.
+            if chosen.count < sample {
+                chosen.append(file)
+            } else {
+                let slot = Int.random(in: 0..<seen, using: &rng)
+                if slot < sample { chosen[slot] = file }
+            }
+        }, debris: { (path) throws(CasketError) in report.debris.append(path) })
+        for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
+        report.blobFiles = seen
+        report.hashSeconds = Date().timeIntervalSince(hashStart)
+
+        // The index: every live key's blobs must exist; malformed lines are reported.
+        let cache = CacheStore(blobs: store)
+        let entries = try cache.entries()
+        report.keys = entries.count
+        for entry in entries {
+            for ref in entry.blobs where !store.contains(ref.digest) {
+                report.missing.append(Missing(key: entry.key, digest: ref.digest))
+            }
+        }
+        report.malformed = cache.issues
+        report.durationSeconds = Date().timeIntervalSince(started)
+        return report
+    }
+
+    private func check(
+        _ file: BlobStore.BlobFile, buffer: UnsafeMutableRawBufferPointer, report: inout Report,
+        onCorrupt: (Corruption) -> Void
+    ) throws(CasketError) {
+        do {
+            report.bytesChecked += file.storedBytes
+            report.blobsChecked += 1
+            _ = try store.verifyFile(at: file.path, digest: file.digest, buffer: buffer)
+        } catch where error.code == .notFound {
+            return  // removed meanwhile (a garbage collection)
+        } catch where error.code == .corrupt || error.code == .compression {
+            var corruption = Corruption(path: file.path, quarantinedAs: nil, message: error.description)
+            if quarantine {
+                switch try moveToQuarantine(file, buffer: buffer) {
+                case .moved(let target): corruption.quarantinedAs = target
+                case .replacedMeanwhile: return
+                case .notMoved: break
+                }
+            }
+            report.corrupt.append(corruption)
+            onCorrupt(corruption)
+        }
+    }
+
+    enum QuarantineOutcome {
+        case moved(String)
+        case replacedMeanwhile
+        case notMoved
+    }
+
+    /// Moves a corrupt file to `quarantine/`, then checks it again: a writer may have replaced the unsound
+    /// file with a sound one just before the move, and that one goes back.
+    private func moveToQuarantine(_ file: BlobStore.BlobFile, buffer: UnsafeMutableRawBufferPointer)
+        throws(CasketError) -> QuarantineOutcome
+    {
+        try StoreFiles.makeDirectory(store.quarantineDirectory)
+        let name = (file.path.split(separator: "/").last.map(String.init) ?? file.digest.hex)
+        let target = store.quarantineDirectory + "/" + name + "." + StoreFiles.randomHex(bytes: 4)
+        guard case .success = StoreFiles.rename(file.path, target) else { return .notMoved }
+        if (try? store.verifyFile(at: target, digest: file.digest, buffer: buffer)) != nil {
+            if case .failure = StoreFiles.renameNoReplace(target, file.path) { _ = StoreFiles.unlink(target) }
+            return .replacedMeanwhile
+        }
+        return .moved(target)
+    }
+}
