@@ -94,15 +94,15 @@ public struct Checker {
         report.hashSeconds = Date().timeIntervalSince(hashStart)
 
         // The index: every live key's blobs must exist; malformed lines are reported.
-        let cache = CacheStore(blobs: store)
-        let entries = try cache.entries()
-        report.keys = entries.count
-        for entry in entries {
-            for ref in entry.blobs where !store.contains(ref.digest) {
-                report.missing.append(Missing(key: entry.key, digest: ref.digest))
+        // The lean reader of garbage collection's mark: keys and hashes only, never value trees.
+        let mark = try CacheStore.mark(store) { (key, digests) throws(CasketError) in
+            for digest in digests where !store.contains(digest) {
+                report.missing.append(Missing(key: key, digest: digest))
             }
         }
-        report.malformed = cache.issues
+        report.missing.sort { ($0.key, $0.digest) < ($1.key, $1.digest) }
+        report.keys = mark.keys
+        report.malformed = mark.issues
         report.durationSeconds = Date().timeIntervalSince(started)
         return report
     }

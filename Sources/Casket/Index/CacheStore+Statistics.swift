@@ -61,7 +61,12 @@ extension CacheStore {
     /// Reads every index file once, keeping only what marking needs (not the value trees).
     ///
     /// A malformed line cannot be judged a winner or not, so every well-formed hash in it counts as live.
-    @_spi(Maintenance) public static func mark(_ blobs: BlobStore) throws(CasketError) -> Mark {
+    ///
+    /// - Parameter visit: Called with each live key and the blobs its winner references (fsck uses it to
+    ///   find missing blobs without holding value trees in memory).
+    @_spi(Maintenance) public static func mark(
+        _ blobs: BlobStore, visit: ((_ key: String, _ blobs: [Digest]) throws(CasketError) -> Void)? = nil
+    ) throws(CasketError) -> Mark {
         try makeDirectory(blobs.layout.index, existingIsFine: true)
         // A pass in which every listed file could be read saw every line that existed when the folder was
         // listed: compaction renames and writes its output before deleting what it folded (FORMAT.md 5.6).
@@ -81,8 +86,9 @@ extension CacheStore {
         var live = reader.malformedHashes
         var keys = 0
         live.reserveCapacity(reader.markWinners.count)
-        for winner in reader.markWinners.values where !winner.deleted {
+        for (key, winner) in reader.markWinners where !winner.deleted {
             keys += 1
+            try visit?(key, winner.blobs)
             if winner.count > 0 { live.insert(winner.first) }
             for digest in winner.more ?? [] { live.insert(digest) }
         }
