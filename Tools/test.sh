@@ -10,6 +10,9 @@ export PATH="/opt/swift/usr/bin:$PATH"
 export CASKET_PYTHON="$PWD/.venv/bin/python"
 export CASKET_BIN="$PWD/.build/debug/casket"
 
+printf '\033[1m==> swift format lint\033[0m\n'
+swift format lint --strict -r Sources Tests Package.swift
+
 printf '\033[1m==> swift test\033[0m\n'
 swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^✔ Test "' 
 

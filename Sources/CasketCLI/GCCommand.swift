@@ -66,8 +66,10 @@ struct GCCommand: ParsableCommand {
     var keepReports = 200
 
     func validate() throws {
-        for (name, value) in [("--grace", grace), ("--lock-ttl", lockTTL), ("--heartbeat", heartbeat),
-            ("--max-clock-skew", maxClockSkew)]
+        for (name, value) in [
+            ("--grace", grace), ("--lock-ttl", lockTTL), ("--heartbeat", heartbeat),
+            ("--max-clock-skew", maxClockSkew),
+        ]
         where GCDuration.parse(value) == nil {
             throw ValidationError("\(name) '\(value)' is not a duration (examples: 24h, 30m, 90s, 500ms)")
         }
@@ -97,7 +99,9 @@ struct GCCommand: ParsableCommand {
             report = try collector.run { removal in
                 if dryRun {
                     if options.json {
-                        removals.append(["path": removal.path, "bytes": removal.bytes, "reason": removal.reason.rawValue])
+                        removals.append([
+                            "path": removal.path, "bytes": removal.bytes, "reason": removal.reason.rawValue,
+                        ])
                     } else {
                         print("would remove \(removal.path) \(removal.bytes) B (\(removal.reason.rawValue))")
                     }
@@ -126,7 +130,8 @@ struct GCCommand: ParsableCommand {
             "index: \(r.keys) live keys, \(r.indexEntries) entries in \(r.indexFiles) files, "
                 + "\(r.referencedBlobs) referenced blobs"
                 + (r.malformedLines > 0 ? ", \(r.malformedLines) malformed lines (their hashes kept)" : ""),
-            String(format: "duration %.2f s (mark %.2f s, sweep %.2f s)", r.durationSeconds, r.markSeconds, r.sweepSeconds),
+            String(
+                format: "duration %.2f s (mark %.2f s, sweep %.2f s)", r.durationSeconds, r.markSeconds, r.sweepSeconds),
         ]
         if r.raced > 0 { lines.append("\(r.raced) candidates were reused by a writer during the sweep and kept") }
         if r.restored > 0 { lines.append("\(r.restored) blobs put back where an interrupted collection had left them") }
@@ -201,7 +206,9 @@ struct FsckCommand: ParsableCommand {
                     return o
                 },
                 "missing": report.missing.map { ["key": $0.key, "blob": $0.digest.hex] },
-                "malformed": report.malformed.map { ["file": $0.file, "line": $0.line, "reason": $0.reason.description] },
+                "malformed": report.malformed.map {
+                    ["file": $0.file, "line": $0.line, "reason": $0.reason.description]
+                },
                 "debris": report.debris, "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
                 "bytes_per_second": throughput,
             ])
@@ -216,7 +223,11 @@ struct FsckCommand: ParsableCommand {
             for m in report.missing { print("missing  blob \(m.digest) of key '\(m.key)'") }
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
-            print(report.clean ? "clean" : "damage found: \(report.corrupt.count) corrupt, \(report.missing.count) missing, \(report.malformed.count) malformed lines")
+            print(
+                report.clean
+                    ? "clean"
+                    : "damage found: \(report.corrupt.count) corrupt, \(report.missing.count) missing, \(report.malformed.count) malformed lines"
+            )
         }
         if !report.clean { throw ExitCode(MaintenanceExit.damageFound) }
     }

@@ -45,7 +45,8 @@ struct InitCommand: ParsableCommand {
                 "durability": config.durability.rawValue, "inline_max": config.inlineMax,
             ])
         } else {
-            print("created store \(store.root) (compression \(compression.rawValue), durability \(durability.rawValue))")
+            print(
+                "created store \(store.root) (compression \(compression.rawValue), durability \(durability.rawValue))")
         }
     }
 }

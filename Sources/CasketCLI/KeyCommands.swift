@@ -7,7 +7,9 @@ enum IndexWarnings {
     static func report(_ store: CacheStore) {
         let issues = store.issues
         for issue in issues.prefix(20) { Output.standardError("casket: warning: skipped \(issue)") }
-        if issues.count > 20 { Output.standardError("casket: warning: ... and \(issues.count - 20) more malformed lines") }
+        if issues.count > 20 {
+            Output.standardError("casket: warning: ... and \(issues.count - 20) more malformed lines")
+        }
     }
 }
 

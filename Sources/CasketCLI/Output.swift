@@ -9,7 +9,10 @@ enum Output {
 
     /// Prints one JSON value (object or array) on a line, keys sorted for stable output.
     static func json(_ value: Any) {
-        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
+        else {
             standardError("casket: internal error: value is not JSON")
             return
         }

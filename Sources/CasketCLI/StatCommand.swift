@@ -35,11 +35,15 @@ struct StatCommand: ParsableCommand {
         let share = blobs.blobs == 0 ? 0 : Double(blobs.compressedBlobs) * 100 / Double(blobs.blobs)
         print("store             \(cache.blobs.root)")
         print("keys              \(index.keys) (\(index.deletedKeys) deleted)")
-        print("entries           \(index.entries) in \(index.indexFiles) index files, \(index.duplicateEntries) not winning")
+        print(
+            "entries           \(index.entries) in \(index.indexFiles) index files, \(index.duplicateEntries) not winning"
+        )
         print("live bytes        \(Output.bytes(index.liveBytes)) (\(index.liveBytes) B)")
         print("blobs             \(blobs.blobs)")
         print("bytes on disk     \(Output.bytes(blobs.blobBytes)) (\(blobs.blobBytes) B)")
-        print("compressed        \(blobs.compressedBlobs) blobs (\(String(format: "%.1f", share)) %), \(Output.bytes(blobs.compressedBytes))")
+        print(
+            "compressed        \(blobs.compressedBlobs) blobs (\(String(format: "%.1f", share)) %), \(Output.bytes(blobs.compressedBytes))"
+        )
         if index.malformedLines > 0 { print("malformed lines   \(index.malformedLines)") }
         if blobs.debrisFiles > 0 { print("debris            \(blobs.debrisFiles) files (temp files, unknown names)") }
     }

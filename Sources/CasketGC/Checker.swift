@@ -75,20 +75,21 @@ public struct Checker {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { buffer.deallocate() }
         let hashStart = Date()
-        try store.forEachBlob({ (file) throws(CasketError) in
-            seen += 1
-            guard let sample else {
-                try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt)
-                return
-            }
-            // Reservoir sampling: every file has the same chance, in one pass, in O(sample) memory.
-            if chosen.count < sample {
-                chosen.append(file)
-            } else {
-                let slot = Int.random(in: 0..<seen, using: &rng)
-                if slot < sample { chosen[slot] = file }
-            }
-        }, debris: { (path) throws(CasketError) in report.debris.append(path) })
+        try store.forEachBlob(
+            { (file) throws(CasketError) in
+                seen += 1
+                guard let sample else {
+                    try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt)
+                    return
+                }
+                // Reservoir sampling: every file has the same chance, in one pass, in O(sample) memory.
+                if chosen.count < sample {
+                    chosen.append(file)
+                } else {
+                    let slot = Int.random(in: 0..<seen, using: &rng)
+                    if slot < sample { chosen[slot] = file }
+                }
+            }, debris: { (path) throws(CasketError) in report.debris.append(path) })
         for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
         report.blobFiles = seen
         report.hashSeconds = Date().timeIntervalSince(hashStart)
@@ -115,9 +116,9 @@ public struct Checker {
             report.bytesChecked += file.storedBytes
             report.blobsChecked += 1
             _ = try store.verifyFile(at: file.path, digest: file.digest, buffer: buffer)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return  // removed meanwhile (a garbage collection)
-        } catch where error.code == .corrupt || error.code == .compression {
+        } catch  where error.code == .corrupt || error.code == .compression {
             var corruption = Corruption(path: file.path, quarantinedAs: nil, message: error.description)
             if quarantine {
                 switch try moveToQuarantine(file, buffer: buffer) {

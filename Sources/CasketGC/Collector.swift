@@ -180,7 +180,9 @@ final class Sweep {
         let rawPath = store.path(of: file.digest, compressed: false)
         if file.compressed, let raw = StoreFiles.status(rawPath), raw.isRegularFile, raw.size > 0 {
             let rawIsOlder = raw.mtimeNanoseconds < file.mtimeNanoseconds
-            let older = rawIsOlder ? (path: rawPath, mtime: raw.mtimeNanoseconds, size: raw.size)
+            let older =
+                rawIsOlder
+                ? (path: rawPath, mtime: raw.mtimeNanoseconds, size: raw.size)
                 : (path: file.path, mtime: file.mtimeNanoseconds, size: file.storedBytes)
             let newerPath = rawIsOlder ? file.path : rawPath
             if older.mtime < cutoff {
@@ -236,7 +238,8 @@ final class Sweep {
         switch StoreFiles.rename(path, aside) {
         case .success: break
         case .failure(.noSuchFileOrDirectory): return
-        case .failure(let errno): throw CasketError(.io, "cannot move '\(path)' aside to remove it", path: path, errno: errno)
+        case .failure(let errno):
+            throw CasketError(.io, "cannot move '\(path)' aside to remove it", path: path, errno: errno)
         }
         guard let status = StoreFiles.status(aside), stillGarbage(status) else {
             report.raced += 1

@@ -138,7 +138,8 @@ public final class GCLock: Sendable {
             switch StoreFiles.rename(path, aside) {
             case .success: break
             case .failure(.noSuchFileOrDirectory): continue  // someone else moved it first
-            case .failure(let errno): throw CasketError(.io, "cannot move the stale lock '\(path)' aside", path: path, errno: errno)
+            case .failure(let errno):
+                throw CasketError(.io, "cannot move the stale lock '\(path)' aside", path: path, errno: errno)
             }
             let moved = (try? StoreFiles.read(aside, limit: 4096)).flatMap { Holder.parse($0, heartbeat: 0) }
             if let other, moved?.token != other.token {

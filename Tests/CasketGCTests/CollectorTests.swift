@@ -34,7 +34,9 @@ struct CollectorTests {
         try TestFiles.write(store.root + "/tmp/host.2.0123456789abcdef.tmp", [1, 2, 3])
         try TestFiles.write(store.root + "/blobs/\(old[0].hex.prefix(2))/stray-file", [9, 9])
         TestFiles.setMtime(store.root + "/blobs/\(old[0].hex.prefix(2))/stray-file", secondsSinceEpoch: longAgo)
-        try TestFiles.write(store.root + "/blobs/\(old[0].hex.prefix(2))/\(old[0].hex.prefix(2))" + String(repeating: "0", count: 30), [])
+        try TestFiles.write(
+            store.root + "/blobs/\(old[0].hex.prefix(2))/\(old[0].hex.prefix(2))" + String(repeating: "0", count: 30),
+            [])
         return (store, old, young, twin)
     }
 
@@ -114,7 +116,10 @@ struct CollectorTests {
             let store = try TestStore.create(in: dir)
             let session = try CacheStore(blobs: store).writeSession()
             var digests: [Digest] = []
-            for i in 0..<4 { digests.append(try session.set("k\(i)", bytes: TestBytes.random(4000, seed: UInt64(i + 7))).blobs[0].digest) }
+            for i in 0..<4 {
+                digests.append(
+                    try session.set("k\(i)", bytes: TestBytes.random(4000, seed: UInt64(i + 7))).blobs[0].digest)
+            }
             try session.close()
             let clean = try Casket.run(["fsck", "--store", store.root])
             #expect(clean.status == 0, "\(clean)")

@@ -101,7 +101,9 @@ struct GCLockTests {
                     try Child(executable: helper, arguments: ["hold-lock", store.root, "1.5", "60"], stdoutFile: $0)
                 }
                 usleep(700_000)
-                let holding = logs.filter { (try? String(contentsOfFile: $0, encoding: .utf8))?.contains("held") == true }
+                let holding = logs.filter {
+                    (try? String(contentsOfFile: $0, encoding: .utf8))?.contains("held") == true
+                }
                 #expect(holding.count == 1, "holders at once: \(holding.count)")
                 for taker in takers { _ = taker.wait() }
             }

@@ -27,7 +27,9 @@ struct InvariantI4Tests {
                     arguments: ["churn", root, "w\(index)", "\(seconds)", "old/", "60", "3000"],
                     stdoutFile: dir + "/w\(index).log")
             }
-            let gcArguments = ["gc", "--store", root, "--grace", "2s", "--lock-ttl", "3s", "--heartbeat", "200ms", "--json"]
+            let gcArguments = [
+                "gc", "--store", root, "--grace", "2s", "--lock-ttl", "3s", "--heartbeat", "200ms", "--json",
+            ]
             var completed = 0
             var refused = 0
             var killed = 0

@@ -25,7 +25,8 @@ struct MarkTests {
             // A line that cannot be parsed still protects the hashes it names.
             let orphan = try store.put(TestBytes.random(300, seed: 4242)).digest
             try TestFiles.append(
-                store.root + "/index/damaged.jsonl", Array("{\"key\":\"z\",\"ts\":1,\"value\":{\"blob\":\"\(orphan.hex)\"\n".utf8))
+                store.root + "/index/damaged.jsonl",
+                Array("{\"key\":\"z\",\"ts\":1,\"value\":{\"blob\":\"\(orphan.hex)\"\n".utf8))
             mark = try CacheStore.mark(store)
             #expect(mark.issues.count == 1)
             #expect(mark.live == expected.union([orphan]))

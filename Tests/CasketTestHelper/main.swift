@@ -109,7 +109,8 @@ func run() throws {
             age(cache.blobs, put.digest, to: old)
         }
     case "churn":
-        guard args.count == 8, let seconds = Double(args[4]), let oldCount = Int(args[6]), let size = Int(args[7]) else {
+        guard args.count == 8, let seconds = Double(args[4]), let oldCount = Int(args[6]), let size = Int(args[7])
+        else {
             fail("usage: churn STORE WRITER SECONDS OLD_PREFIX OLD_COUNT SIZE")
         }
         try churn(cache, writer: args[3], seconds: seconds, oldPrefix: args[5], oldCount: oldCount, size: size)

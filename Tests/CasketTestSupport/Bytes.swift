@@ -52,7 +52,9 @@ public enum TestBytes {
         while written < size {
             var chunk = Array(block[0..<min(piece, size - written)])
             // Make each piece distinct so that the file is not a repetition.
-            withUnsafeBytes(of: index.littleEndian) { for (k, b) in $0.enumerated() where k < chunk.count { chunk[k] = b } }
+            withUnsafeBytes(of: index.littleEndian) {
+                for (k, b) in $0.enumerated() where k < chunk.count { chunk[k] = b }
+            }
             try handle.write(contentsOf: chunk)
             written += chunk.count
             index += 1

@@ -31,7 +31,8 @@ public enum Casket {
 
     /// The folder of the running test bundle: `.build/<triple>/debug` under `swift test`.
     public static var buildDirectory: String {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         var directory = (exe as NSString).deletingLastPathComponent
         // On Linux the test runner may be `<dir>/casketPackageTests.xctest`; on macOS a bundle's MacOS folder.
@@ -159,7 +160,9 @@ public final class StartBarrier: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while TestFiles.names(in: readyDirectory).count < count {
             guard Date() < deadline else {
-                throw CLI.NotBuilt(description: "only \(TestFiles.names(in: readyDirectory).count) of \(count) children reached the barrier")
+                throw CLI.NotBuilt(
+                    description:
+                        "only \(TestFiles.names(in: readyDirectory).count) of \(count) children reached the barrier")
             }
             usleep(2_000)
         }

@@ -3,7 +3,9 @@ import Foundation
 extension TestFiles {
     /// Appends bytes to a file (creating it), as an index writer does.
     public static func append(_ path: String, _ bytes: [UInt8]) throws {
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         try handle.seekToEnd()

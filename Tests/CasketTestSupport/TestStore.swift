@@ -51,7 +51,9 @@ public enum TestStore {
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
         }
         let pidOK = !parts[1].isEmpty && parts[1].utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
-        let randomOK = parts[2].utf8.count == 16 && parts[2].utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+        let randomOK =
+            parts[2].utf8.count == 16
+            && parts[2].utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
         return hostOK && pidOK && randomOK
     }
 
@@ -59,17 +61,18 @@ public enum TestStore {
     public static func problems(_ store: BlobStore) -> [String] {
         var found: [String] = []
         do {
-            try store.forEachBlob({ (file) throws(CasketError) in
-                do throws(CasketError) {
-                    if file.compressed && store.mappablePath(file.digest) != nil {
-                        // Both forms exist: readers use the raw one; the frame must still be sound on its own.
-                        return
+            try store.forEachBlob(
+                { (file) throws(CasketError) in
+                    do throws(CasketError) {
+                        if file.compressed && store.mappablePath(file.digest) != nil {
+                            // Both forms exist: readers use the raw one; the frame must still be sound on its own.
+                            return
+                        }
+                        try store.verify(file.digest)
+                    } catch {
+                        found.append("\(file.path): \(error)")
                     }
-                    try store.verify(file.digest)
-                } catch {
-                    found.append("\(file.path): \(error)")
-                }
-            }, debris: { (path) throws(CasketError) in found.append("debris under blobs/: \(path)") })
+                }, debris: { (path) throws(CasketError) in found.append("debris under blobs/: \(path)") })
         } catch {
             found.append("walk failed: \(error)")
         }

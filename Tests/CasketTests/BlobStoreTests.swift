@@ -67,7 +67,8 @@ struct BlobStoreTests {
         }
     }
 
-    @Test("a second put of the same payload is a dedup hit: one file, nothing written, mtime freshened",
+    @Test(
+        "a second put of the same payload is a dedup hit: one file, nothing written, mtime freshened",
         arguments: StoreConfig.Compression.allCases, Kind.allCases)
     func dedupFreshens(compression: StoreConfig.Compression, kind: Kind) throws {
         try withTemporaryDirectory { dir in
@@ -112,7 +113,8 @@ struct BlobStoreTests {
         return fd
     }
 
-    @Test("a raw writer and an LZ4 writer of the same payload share one blob, in either order",
+    @Test(
+        "a raw writer and an LZ4 writer of the same payload share one blob, in either order",
         arguments: [StoreConfig.Compression.none, .lz4])
     func rawAndCompressedWritersDedupe(first: StoreConfig.Compression) throws {
         try withTemporaryDirectory { dir in
@@ -168,7 +170,8 @@ struct BlobStoreTests {
         }
     }
 
-    @Test("the empty payload is a zero-length raw blob that reads back and deduplicates",
+    @Test(
+        "the empty payload is a zero-length raw blob that reads back and deduplicates",
         arguments: StoreConfig.Compression.allCases)
     func emptyPayload(compression: StoreConfig.Compression) throws {
         try withTemporaryDirectory { dir in
@@ -198,7 +201,8 @@ struct BlobStoreTests {
         var testDescription: String { "\(compression) \(kind) truncated to \(keep) B" }
     }
 
-    @Test("a truncated or empty existing blob is replaced by the next put",
+    @Test(
+        "a truncated or empty existing blob is replaced by the next put",
         arguments: [
             Damage(compression: .none, kind: .random, keep: 0),
             Damage(compression: .none, kind: .random, keep: 1000),

@@ -54,7 +54,8 @@ struct CLITests {
         #expect(absent.status == 1)
     }
 
-    @Test("a flipped byte: get and verify exit 1 naming the blob file, the expected and the actual hash",
+    @Test(
+        "a flipped byte: get and verify exit 1 naming the blob file, the expected and the actual hash",
         arguments: [0, 150_000, 299_999])
     func flippedByte(offset: Int) throws {
         let f = try Fixture()
@@ -71,17 +72,20 @@ struct CLITests {
         expectCorruptReport(
             try CLI.run(["blob", "get", "--store", f.store, f.digest.hex], stdoutFile: f.dir.child("stdout")), "get")
         let destination = f.dir.child("exported")
-        expectCorruptReport(try CLI.run(["blob", "get", "--store", f.store, f.digest.hex, "-o", destination]), "get -o")
+        expectCorruptReport(
+            try CLI.run(["blob", "get", "--store", f.store, f.digest.hex, "-o", destination]), "get -o")
         #expect(TestFiles.info(destination) == nil, "-o FILE is not left behind")
         #expect(!TestFiles.names(in: f.dir.path).contains { $0.hasPrefix(".casket-") }, "no export temp file left")
         // An existing destination is not clobbered by unverified bytes either.
         try TestFiles.write(destination, [42])
-        expectCorruptReport(try CLI.run(["blob", "get", "--store", f.store, f.digest.hex, "-o", destination]), "get -o")
+        expectCorruptReport(
+            try CLI.run(["blob", "get", "--store", f.store, f.digest.hex, "-o", destination]), "get -o")
         #expect(try TestFiles.read(destination) == [42])
         expectCorruptReport(try CLI.run(["blob", "verify", "--store", f.store]), "verify (all)")
         expectCorruptReport(try CLI.run(["blob", "verify", "--store", f.store, f.digest.hex]), "verify HASH")
         let json = try CLI.run(["blob", "verify", "--json", "--store", f.store])
-        #expect(json.status == 1 && json.stdout.contains("\"code\":\"corrupt\"") && json.stdout.contains("\"ok\":false"))
+        #expect(
+            json.status == 1 && json.stdout.contains("\"code\":\"corrupt\"") && json.stdout.contains("\"ok\":false"))
     }
 
     @Test("a corrupt LZ4 blob is reported, never returned as data")
@@ -97,9 +101,10 @@ struct CLITests {
         let frame = TestStore.compressedPath(store, digest)
         let size = Int(try #require(TestFiles.info(frame)).size)
         try TestFiles.flipByte(frame, at: size / 2)
-        for args in [["blob", "get", "--store", store, digest.hex, "-o", dir.child("out")],
-            ["blob", "verify", "--store", store]]
-        {
+        for args in [
+            ["blob", "get", "--store", store, digest.hex, "-o", dir.child("out")],
+            ["blob", "verify", "--store", store],
+        ] {
             let output = try CLI.run(args)
             #expect(output.status == 1, "\(output)")
             #expect(output.stderr.contains(frame), "names the frame file: \(output)")
@@ -117,45 +122,62 @@ struct CLITests {
     }
 
     static let badInputs: [BadInput] = [
-        BadInput(name: "put of a missing file", arguments: { ["blob", "put", "--store", $0.store, $0.dir.child("nope")] },
+        BadInput(
+            name: "put of a missing file", arguments: { ["blob", "put", "--store", $0.store, $0.dir.child("nope")] },
             status: 1, messages: { [$0.dir.child("nope"), "No such file"] }),
-        BadInput(name: "put of a directory", arguments: { ["blob", "put", "--store", $0.store, $0.dir.path] },
+        BadInput(
+            name: "put of a directory", arguments: { ["blob", "put", "--store", $0.store, $0.dir.path] },
             status: 1, messages: { [$0.dir.path, "directory"] }),
-        BadInput(name: "get of a too-short hash", arguments: { ["blob", "get", "--store", $0.store, "99aa06d3"] },
+        BadInput(
+            name: "get of a too-short hash", arguments: { ["blob", "get", "--store", $0.store, "99aa06d3"] },
             status: 1, messages: { _ in ["'99aa06d3' is not a hash", "32 lowercase hexadecimal digits"] }),
-        BadInput(name: "get of a non-hex hash",
+        BadInput(
+            name: "get of a non-hex hash",
             arguments: { ["blob", "get", "--store", $0.store, "zzaa06d3014798d86001c324468d497f"] },
             status: 1, messages: { _ in ["'zzaa06d3014798d86001c324468d497f' is not a hash"] }),
-        BadInput(name: "get of an upper-case hash",
+        BadInput(
+            name: "get of an upper-case hash",
             arguments: { ["blob", "get", "--store", $0.store, $0.digest.hex.uppercased()] },
             status: 1, messages: { ["'\($0.digest.hex.uppercased())' is not a hash"] }),
-        BadInput(name: "get of ../../etc/passwd", arguments: { ["blob", "get", "--store", $0.store, "../../etc/passwd"] },
+        BadInput(
+            name: "get of ../../etc/passwd", arguments: { ["blob", "get", "--store", $0.store, "../../etc/passwd"] },
             status: 1, messages: { _ in ["'../../etc/passwd' is not a hash"] }),
-        BadInput(name: "verify of ../../etc/passwd",
+        BadInput(
+            name: "verify of ../../etc/passwd",
             arguments: { ["blob", "verify", "--store", $0.store, "../../etc/passwd"] },
             status: 1, messages: { _ in ["'../../etc/passwd' is not a hash"] }),
-        BadInput(name: "has of ../../etc/passwd", arguments: { ["blob", "has", "--store", $0.store, "../../etc/passwd"] },
+        BadInput(
+            name: "has of ../../etc/passwd", arguments: { ["blob", "has", "--store", $0.store, "../../etc/passwd"] },
             status: 1, messages: { _ in ["'../../etc/passwd' is not a hash"] }),
-        BadInput(name: "get of a blob that is not stored",
+        BadInput(
+            name: "get of a blob that is not stored",
             arguments: { ["blob", "get", "--store", $0.store, Digest.empty.hex] },
             status: 1, messages: { _ in [Digest.empty.hex, "is not in the store"] }),
-        BadInput(name: "a folder that is not a store",
+        BadInput(
+            name: "a folder that is not a store",
             arguments: { ["blob", "put", "--store", $0.dir.path, $0.input] },
             status: 1, messages: { ["'\($0.dir.path)' is not a Casket store", "casket init"] }),
-        BadInput(name: "a store folder that does not exist",
+        BadInput(
+            name: "a store folder that does not exist",
             arguments: { ["stat", "--store", $0.dir.child("missing")] },
             status: 1, messages: { ["'\($0.dir.child("missing"))' does not exist"] }),
-        BadInput(name: "usage: put without a file", arguments: { ["blob", "put", "--store", $0.store] },
+        BadInput(
+            name: "usage: put without a file", arguments: { ["blob", "put", "--store", $0.store] },
             status: 2, messages: { _ in ["Missing expected argument", "<files>"] }),
-        BadInput(name: "usage: get without a hash", arguments: { ["blob", "get", "--store", $0.store] },
+        BadInput(
+            name: "usage: get without a hash", arguments: { ["blob", "get", "--store", $0.store] },
             status: 2, messages: { _ in ["Missing expected argument"] }),
-        BadInput(name: "usage: unknown subcommand", arguments: { (_: Fixture) in ["blob", "frobnicate"] },
+        BadInput(
+            name: "usage: unknown subcommand", arguments: { (_: Fixture) in ["blob", "frobnicate"] },
             status: 2, messages: { _ in ["frobnicate"] }),
-        BadInput(name: "usage: unknown option", arguments: { ["stat", "--store", $0.store, "--no-such-option"] },
+        BadInput(
+            name: "usage: unknown option", arguments: { ["stat", "--store", $0.store, "--no-such-option"] },
             status: 2, messages: { _ in ["--no-such-option"] }),
-        BadInput(name: "usage: init without a folder", arguments: { (_: Fixture) in ["init"] },
+        BadInput(
+            name: "usage: init without a folder", arguments: { (_: Fixture) in ["init"] },
             status: 2, messages: { _ in ["Missing expected argument"] }),
-        BadInput(name: "usage: bad --compression", arguments: { ["init", "--compression", "zstd", $0.dir.child("s2")] },
+        BadInput(
+            name: "usage: bad --compression", arguments: { ["init", "--compression", "zstd", $0.dir.child("s2")] },
             status: 2, messages: { _ in ["zstd"] }),
     ]
 
@@ -179,10 +201,13 @@ struct CLITests {
         let config = f.store + "/casket.json"
         try TestFiles.write(
             config,
-            Array(#"{"format":"casket","version":2,"hash":"xxh3-128","compression":"none","durability":"none","inline_max":0}"#.utf8))
-        for args in [["blob", "get", "--store", f.store, f.digest.hex], ["blob", "put", "--store", f.store, f.input],
-            ["stat", "--store", f.store]]
-        {
+            Array(
+                #"{"format":"casket","version":2,"hash":"xxh3-128","compression":"none","durability":"none","inline_max":0}"#
+                    .utf8))
+        for args in [
+            ["blob", "get", "--store", f.store, f.digest.hex], ["blob", "put", "--store", f.store, f.input],
+            ["stat", "--store", f.store],
+        ] {
             let output = try CLI.run(args)
             #expect(output.status == 1, "\(output)")
             #expect(output.stderr.contains("format version 2") && output.stderr.contains("upgrade casket"), "\(output)")
@@ -202,7 +227,8 @@ struct CLITests {
     /// `setpriv`, to run a command as an unprivileged user when the tests run as root.
     static let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    @Test("put of an unreadable file (chmod 000) fails naming the file",
+    @Test(
+        "put of an unreadable file (chmod 000) fails naming the file",
         .enabled(if: !TestFiles.isRoot || setpriv != nil, "root reads any file and setpriv is missing"))
     func unreadableFile() throws {
         let f = try Fixture(size: 1000)
@@ -217,8 +243,10 @@ struct CLITests {
             }
             output = try runProgram(
                 setpriv,
-                ["--reuid=65534", "--regid=65534", "--clear-groups", try CLI.executable(), "blob", "put", "--store",
-                    f.store, secret])
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", try CLI.executable(), "blob", "put", "--store",
+                    f.store, secret,
+                ])
         } else {
             output = try CLI.run(["blob", "put", "--store", f.store, secret])
         }
@@ -228,7 +256,8 @@ struct CLITests {
         #expect(TestStore.tempFiles(f.store).isEmpty)
     }
 
-    @Test("a file size limit hit during a put (RLIMIT_FSIZE, EFBIG): clear error, no partial blob, tmp/ empty",
+    @Test(
+        "a file size limit hit during a put (RLIMIT_FSIZE, EFBIG): clear error, no partial blob, tmp/ empty",
         arguments: ["none", "fsync"])
     func fileSizeLimit(durability: String) throws {
         let f = try Fixture(size: 1000, durability: durability)
@@ -237,8 +266,10 @@ struct CLITests {
         // ulimit -f counts 512-byte blocks in dash: 2048 blocks = 1 MiB. SIGXFSZ ignored so write returns EFBIG.
         let output = try runProgram(
             "/bin/sh",
-            ["-c", "trap '' XFSZ; ulimit -f 2048; exec \"$@\"", "sh", try CLI.executable(), "blob", "put", "--store",
-                f.store, big])
+            [
+                "-c", "trap '' XFSZ; ulimit -f 2048; exec \"$@\"", "sh", try CLI.executable(), "blob", "put", "--store",
+                f.store, big,
+            ])
         #expect(output.status == 1, "\(output)")
         #expect(output.stderr.contains("File too large"), "\(output)")
         #expect(output.stderr.contains(f.store + "/tmp/"), "names the file that could not be written: \(output)")
@@ -256,7 +287,8 @@ struct CLITests {
         return true
     }()
 
-    @Test("a disk that fills during a put (8 MiB tmpfs, ENOSPC): clear error, no partial blob, tmp/ empty",
+    @Test(
+        "a disk that fills during a put (8 MiB tmpfs, ENOSPC): clear error, no partial blob, tmp/ empty",
         .enabled(if: canMountTmpfs, "mounting a tmpfs needs root with CAP_SYS_ADMIN"),
         arguments: ["none", "fsync"])
     func fullDisk(durability: String) throws {

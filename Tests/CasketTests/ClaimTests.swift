@@ -40,7 +40,9 @@ struct ClaimTests {
             }
             let computed = Self.computeLog(log)
             #expect(computed.count == 100)
-            #expect(computed.values.allSatisfy { $0.count == 1 }, "computed more than once: \(computed.filter { $0.value.count > 1 })")
+            #expect(
+                computed.values.allSatisfy { $0.count == 1 },
+                "computed more than once: \(computed.filter { $0.value.count > 1 })")
             #expect(try CacheStore(blobs: store).keys().count == 100)
             #expect(try ClaimBoard(store: store).list().isEmpty, "every claim is released")
         }
@@ -124,7 +126,8 @@ struct ClaimTests {
         try withTemporaryDirectory { dir in
             let store = try BlobStore.create(at: dir + "/store", config: StoreConfig(durability: .none))
             let hash = Digest(hashing: Array("k".utf8)).hex
-            let record = "{\"key\":\"k\",\"host\":\"node-b\",\"pid\":1,\"token\":\"00\",\"started\":1,\"generation\":0}\n"
+            let record =
+                "{\"key\":\"k\",\"host\":\"node-b\",\"pid\":1,\"token\":\"00\",\"started\":1,\"generation\":0}\n"
             try TestFiles.write(store.root + "/claims/\(hash).0", Array(record.utf8))
             let board = ClaimBoard(store: store, ttlSeconds: 1)
             guard case .busy(let holder) = try board.tryClaim("k") else {

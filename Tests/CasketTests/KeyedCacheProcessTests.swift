@@ -22,10 +22,12 @@ struct KeyedCacheProcessTests {
             var children: [Child] = []
             for _ in 0..<16 {
                 children.append(
-                    try Child(executable: helper, arguments: ["set-many", store.root, "rec/", "200", "\(size)", "\(start)"]))
+                    try Child(
+                        executable: helper, arguments: ["set-many", store.root, "rec/", "200", "\(size)", "\(start)"]))
             }
             children.append(
-                try Child(executable: helper, arguments: ["set-many", store.root, "solo/", "12", "\(size)", "\(start)"]))
+                try Child(
+                    executable: helper, arguments: ["set-many", store.root, "solo/", "12", "\(size)", "\(start)"]))
             for child in children {
                 let out = child.wait()
                 #expect(out.status == 0, "\(out)")

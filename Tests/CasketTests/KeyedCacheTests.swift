@@ -9,13 +9,15 @@ import Testing
 struct KeyedCacheTests {
     static func cache(_ dir: String, inlineMax: Int = 0) throws -> CacheStore {
         CacheStore(
-            blobs: try BlobStore.create(at: dir + "/store", config: StoreConfig(durability: .none, inlineMax: inlineMax)))
+            blobs: try BlobStore.create(
+                at: dir + "/store", config: StoreConfig(durability: .none, inlineMax: inlineMax)))
     }
 
     static func line(_ key: String, ts: Int64, hash: Digest? = nil, deleted: Bool = false) -> String {
         if deleted { return "{\"key\":\"\(key)\",\"ts\":\(ts),\"deleted\":true}\n" }
         let h = hash ?? Digest(hashing: Array(key.utf8))
-        return "{\"key\":\"\(key)\",\"ts\":\(ts),\"value\":{\"#type\":\"Bytes\",\"blob\":\"\(h)\",\"size\":1},\"blobs\":[[\"\(h)\",1]]}\n"
+        return
+            "{\"key\":\"\(key)\",\"ts\":\(ts),\"value\":{\"#type\":\"Bytes\",\"blob\":\"\(h)\",\"size\":1},\"blobs\":[[\"\(h)\",1]]}\n"
     }
 
     @Test("set, get, contains, keys, delete and re-add through a write session")
@@ -69,7 +71,8 @@ struct KeyedCacheTests {
     func deleteThenReAdd() throws {
         try withTemporaryDirectory { dir in
             let cache = try Self.cache(dir)
-            try TestFiles.write(dir + "/store/index/z.jsonl", Array((Self.line("k", ts: 1) + Self.line("k", ts: 3)).utf8))
+            try TestFiles.write(
+                dir + "/store/index/z.jsonl", Array((Self.line("k", ts: 1) + Self.line("k", ts: 3)).utf8))
             try TestFiles.write(dir + "/store/index/a.jsonl", Array(Self.line("k", ts: 2, deleted: true).utf8))
             #expect(try cache.contains("k"))
             try TestFiles.append(dir + "/store/index/a.jsonl", Array(Self.line("k", ts: 4, deleted: true).utf8))
@@ -82,8 +85,10 @@ struct KeyedCacheTests {
         try withTemporaryDirectory { dir in
             let cache = try Self.cache(dir)
             let good = Self.line("good", ts: 5)
-            let badHash = "{\"key\":\"evil\",\"ts\":6,\"value\":{\"#type\":\"Bytes\",\"blob\":\"../../etc/passwd\",\"size\":1},\"blobs\":[[\"../../etc/passwd\",1]]}\n"
-            let text = "not json at all\n" + good + badHash + "\n   \n" + "{\"key\":\"no-ts\"}\n" + Self.line("also", ts: 7)
+            let badHash =
+                "{\"key\":\"evil\",\"ts\":6,\"value\":{\"#type\":\"Bytes\",\"blob\":\"../../etc/passwd\",\"size\":1},\"blobs\":[[\"../../etc/passwd\",1]]}\n"
+            let text =
+                "not json at all\n" + good + badHash + "\n   \n" + "{\"key\":\"no-ts\"}\n" + Self.line("also", ts: 7)
                 + "{\"key\":\"partial\",\"ts\":8,\"val"
             try TestFiles.write(dir + "/store/index/w.jsonl", Array(text.utf8))
             #expect(try cache.keys() == ["also", "good"])
@@ -92,7 +97,8 @@ struct KeyedCacheTests {
             #expect(issues.allSatisfy { $0.file.hasSuffix("/index/w.jsonl") })
             #expect(issues[1].description.contains("../../etc/passwd"))
             // The unfinished line completes later: the reader picks it up then, exactly once.
-            try TestFiles.append(dir + "/store/index/w.jsonl", Array("ue\":{\"#type\":\"Json\",\"content\":1},\"blobs\":[]}\n".utf8))
+            try TestFiles.append(
+                dir + "/store/index/w.jsonl", Array("ue\":{\"#type\":\"Json\",\"content\":1},\"blobs\":[]}\n".utf8))
             #expect(try cache.keys() == ["also", "good", "partial"])
             #expect(cache.issues.count == 3)
         }
@@ -123,15 +129,34 @@ struct KeyedCacheTests {
             let a = try cache.blobs.put(TestBytes.random(1000, seed: 1))
             let b = try cache.blobs.put(TestBytes.random(2000, seed: 2))
             let node: (PutResult) -> JSONValue = { r in
-                .object(JSONObject([("#type", .string("MemmapArray")), ("blob", .string(r.digest.hex)),
-                    ("size", .int(r.size)), ("dtype", .string("uint8")), ("shape", .array([.int(r.size)]))]))
+                .object(
+                    JSONObject([
+                        ("#type", .string("MemmapArray")), ("blob", .string(r.digest.hex)),
+                        ("size", .int(r.size)), ("dtype", .string("uint8")), ("shape", .array([.int(r.size)])),
+                    ]))
             }
-            let tree = JSONValue.object(JSONObject([
-                ("#type", .string("Auto")),
-                ("content", .object(JSONObject([("x", node(a)), ("y", node(b)), ("again", node(a)),
-                    ("meta", .object(JSONObject([("#type", .string("Json")),
-                        ("content", .object(JSONObject([("blob", .string("not a hash, user data"))])))])))]))),
-            ]))
+            let tree = JSONValue.object(
+                JSONObject([
+                    ("#type", .string("Auto")),
+                    (
+                        "content",
+                        .object(
+                            JSONObject([
+                                ("x", node(a)), ("y", node(b)), ("again", node(a)),
+                                (
+                                    "meta",
+                                    .object(
+                                        JSONObject([
+                                            ("#type", .string("Json")),
+                                            (
+                                                "content",
+                                                .object(JSONObject([("blob", .string("not a hash, user data"))]))
+                                            ),
+                                        ]))
+                                ),
+                            ]))
+                    ),
+                ]))
             let session = try cache.writeSession()
             let entry = try session.set("tree", value: tree)
             #expect(entry.blobs == [BlobRef(digest: a.digest, size: 1000), BlobRef(digest: b.digest, size: 2000)])

@@ -29,8 +29,10 @@ struct ProcessRaceTests {
                     children.append(
                         try Child(
                             executable: "/bin/sh",
-                            arguments: ["-c", barrier.script(id: id), "sh", casket, "blob", "put", "--json",
-                                "--store", store.root, file]))
+                            arguments: [
+                                "-c", barrier.script(id: id), "sh", casket, "blob", "put", "--json",
+                                "--store", store.root, file,
+                            ]))
                 }
                 try barrier.release(waitingFor: 8)
                 let outputs = children.map { $0.wait() }
@@ -108,7 +110,8 @@ struct ProcessRaceTests {
             for store in stores { #expect(TestStore.problems(store).isEmpty) }
             // 20 rounds + the two timing puts, one blob each.
             #expect(stores.map { TestStore.blobFiles($0.root).count }.reduce(0, +) == 22)
-            #expect(finishedBeforeKill < 10, "most kills must land during the put (\(finishedBeforeKill) finished first)")
+            #expect(
+                finishedBeforeKill < 10, "most kills must land during the put (\(finishedBeforeKill) finished first)")
         }
     }
 

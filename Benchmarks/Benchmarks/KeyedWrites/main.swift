@@ -88,7 +88,8 @@ do {
     report("casket set, durability none, inline", count, try casket(count, durability: .none, inlineMax: size))
     report("raw files, fsync", fsyncCount, rawFiles(fsyncCount, sync: true))
     report("casket set, durability fsync", fsyncCount, try casket(fsyncCount, durability: .fsync, inlineMax: 0))
-    report("casket set, durability fsync, inline", fsyncCount, try casket(fsyncCount, durability: .fsync, inlineMax: size))
+    report(
+        "casket set, durability fsync, inline", fsyncCount, try casket(fsyncCount, durability: .fsync, inlineMax: size))
     try? FileManager.default.removeItem(atPath: base)
 } catch {
     print("keyed-writes: \(error)")

@@ -84,7 +84,8 @@ extension CacheStore {
             } else if !waiting.isEmpty {
                 guard system_wallClockNanoseconds() < deadline else {
                     throw CasketError(
-                        .busy, "timed out after \(timeout) s waiting for other workers to compute \(waiting.count) keys, "
+                        .busy,
+                        "timed out after \(timeout) s waiting for other workers to compute \(waiting.count) keys, "
                             + "first '\(waiting[0])'")
                 }
                 usleep(UInt32(delay * 1e6))

@@ -104,7 +104,7 @@ public struct ClaimBoard: Sendable {
         let bytes: [UInt8]
         do {
             bytes = try readSmallFile(path, limit: 1 << 16)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return nil
         }
         guard let record = ClaimRecord(parsing: bytes, heartbeat: st.mtimeNanoseconds) else {

@@ -32,7 +32,8 @@ struct LZ4FrameDecoder: ~Copyable {
             if finished { throw CasketError(.corrupt, "data follows the end of the LZ4 frame") }
             var srcSize = input.count - consumed
             var dstSize = output.count
-            let hint = LZ4F_decompress(context, output.baseAddress, &dstSize, input.baseAddress! + consumed, &srcSize, nil)
+            let hint = LZ4F_decompress(
+                context, output.baseAddress, &dstSize, input.baseAddress! + consumed, &srcSize, nil)
             guard LZ4F_isError(hint) == 0 else { throw LZ4FrameEncoder.error(hint, "decode the frame") }
             consumed += srcSize
             if dstSize > 0 { try sink(UnsafeRawBufferPointer(rebasing: output[..<dstSize])) }

@@ -88,7 +88,8 @@ public struct Compactor {
             switch system_rename(directory + "/" + name, directory + "/" + name + ".folding") {
             case .success: folding.append(name + ".folding")
             case .failure(.noSuchFileOrDirectory): continue  // another compaction took it
-            case .failure(let errno): throw CasketError.publish(directory + "/" + name, to: name + ".folding", errno: errno)
+            case .failure(let errno):
+                throw CasketError.publish(directory + "/" + name, to: name + ".folding", errno: errno)
             }
         }
         let foldingSet = Set(folding)
@@ -108,7 +109,8 @@ public struct Compactor {
             report.entriesWritten += 1
         }
         out.append(contentsOf: IndexLine.encodeSeal(timestamp: system_wallClockNanoseconds()))
-        let name = "compact-\(String(system_wallClockNanoseconds()).leftPadded(to: 20))-\(HostIdentity.randomHex(bytes: 4))"
+        let name =
+            "compact-\(String(system_wallClockNanoseconds()).leftPadded(to: 20))-\(HostIdentity.randomHex(bytes: 4))"
         let tempPath = directory + "/" + name + ".jsonl.tmp"
         let handle = try FileHandle.createExclusive(tempPath, mode: 0o644)
         do throws(CasketError) {

@@ -122,7 +122,7 @@ struct IndexReader {
         let handle: FileHandle
         do {
             handle = try FileHandle.openForReading(path)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             fileVanishedDuringLastRefresh = true
             return  // folded away between listing and opening; the next refresh reloads
         }
@@ -142,7 +142,8 @@ struct IndexReader {
             var start = 0
             for i in 0..<n where bytes[i] == 0x0A {
                 if carry.isEmpty {
-                    consume(UnsafeRawBufferPointer(rebasing: bytes[start..<i]), path: path, writer: writer, state: &state)
+                    consume(
+                        UnsafeRawBufferPointer(rebasing: bytes[start..<i]), path: path, writer: writer, state: &state)
                 } else {
                     carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
                     carry.withUnsafeBytes { consume($0, path: path, writer: writer, state: &state) }

@@ -160,7 +160,9 @@ public struct JSONParser {
             }
             if position < bytes.count && (bytes[position] | 0x20) == UInt8(ascii: "e") {
                 position += 1
-                if position < bytes.count && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) {
+                if position < bytes.count
+                    && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-"))
+                {
                     position += 1
                 }
                 guard digits() > 0 else { throw error("expected a digit in the exponent") }
@@ -193,7 +195,8 @@ public struct JSONParser {
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    let text = String(
+                        decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
                     position += 1
                     return text
                 }

@@ -67,22 +67,23 @@ extension BlobStore {
     /// Walks the store and counts its blobs and bytes.
     public func statistics() throws(CasketError) -> Statistics {
         var stats = Statistics()
-        try forEachBlob({ (file) throws(CasketError) in
-            stats.blobBytes += file.storedBytes
-            if file.compressed {
-                stats.compressedBlobs += 1
-                stats.compressedBytes += file.storedBytes
-                // A blob kept in both forms (a race between writers) counts once, as its raw form.
-                if mappablePath(file.digest) == nil {
+        try forEachBlob(
+            { (file) throws(CasketError) in
+                stats.blobBytes += file.storedBytes
+                if file.compressed {
+                    stats.compressedBlobs += 1
+                    stats.compressedBytes += file.storedBytes
+                    // A blob kept in both forms (a race between writers) counts once, as its raw form.
+                    if mappablePath(file.digest) == nil {
+                        stats.blobs += 1
+                        let header = try? readFrameHeader(file.path)
+                        stats.payloadBytes += header?.contentSize ?? file.storedBytes
+                    }
+                } else {
                     stats.blobs += 1
-                    let header = try? readFrameHeader(file.path)
-                    stats.payloadBytes += header?.contentSize ?? file.storedBytes
+                    stats.payloadBytes += file.storedBytes
                 }
-            } else {
-                stats.blobs += 1
-                stats.payloadBytes += file.storedBytes
-            }
-        }, debris: { (_) throws(CasketError) in stats.debrisFiles += 1 })
+            }, debris: { (_) throws(CasketError) in stats.debrisFiles += 1 })
         try forEachEntry(in: layout.tmp) { (_, _) throws(CasketError) in stats.debrisFiles += 1 }
         return stats
     }

@@ -76,11 +76,12 @@ extension BlobStore {
                     try decoder.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]), deliver)
                 }
                 try decoder.flush(deliver)
-            } catch where error.code == .compression || error.code == .corrupt {
+            } catch  where error.code == .compression || error.code == .corrupt {
                 throw CasketError(.corrupt, "blob '\(handle.path)' is corrupt: \(error.message)", path: handle.path)
             }
             guard decoder.finished else {
-                throw CasketError(.corrupt, "blob '\(handle.path)' is corrupt: the LZ4 frame is truncated", path: handle.path)
+                throw CasketError(
+                    .corrupt, "blob '\(handle.path)' is corrupt: the LZ4 frame is truncated", path: handle.path)
             }
         } else {
             while true {

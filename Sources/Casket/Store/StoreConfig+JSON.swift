@@ -29,7 +29,8 @@ extension StoreConfig {
             throw CasketError(.invalidConfig, "'\(path)' is not valid JSON: \(error.localizedDescription)", path: path)
         }
         guard object["format"] as? String == "casket" else {
-            throw CasketError(.notAStore, "'\(root)' is not a Casket store: '\(path)' lacks \"format\":\"casket\"", path: root)
+            throw CasketError(
+                .notAStore, "'\(root)' is not a Casket store: '\(path)' lacks \"format\":\"casket\"", path: root)
         }
         guard let version = object["version"] as? Int else {
             throw CasketError(.invalidConfig, "'\(path)' has no integer \"version\"", path: path)

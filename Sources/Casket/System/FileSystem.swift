@@ -11,7 +11,8 @@ func readSmallFile(_ path: String, limit: Int) throws(CasketError) -> [UInt8] {
     let handle = try FileHandle.openForReading(path)
     let st = try handle.io.stat()
     guard st.size <= Int64(limit) else {
-        throw CasketError(.invalidArgument, "'\(path)' is \(st.size) bytes, more than the \(limit) expected", path: path)
+        throw CasketError(
+            .invalidArgument, "'\(path)' is \(st.size) bytes, more than the \(limit) expected", path: path)
     }
     var bytes = [UInt8](repeating: 0, count: Int(st.size) + 1)
     let io = handle.io

@@ -35,8 +35,7 @@ internal func system_open(_ path: String, _ flags: CInt, _ mode: mode_t = 0) -> 
     valueOrErrno { open(path, flags | O_CLOEXEC, mode) }
 }
 
-internal func system_openat(_ dirfd: CInt, _ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno>
-{
+internal func system_openat(_ dirfd: CInt, _ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno> {
     valueOrErrno { openat(dirfd, path, flags | O_CLOEXEC, mode) }
 }
 
@@ -49,8 +48,7 @@ internal func system_read(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -
     valueOrErrno { read(fd, buffer.baseAddress, buffer.count) }
 }
 
-internal func system_pread(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ offset: Int64) -> Result<Int, Errno>
-{
+internal func system_pread(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ offset: Int64) -> Result<Int, Errno> {
     valueOrErrno { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
 }
 
@@ -59,7 +57,9 @@ internal func system_write(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Resu
 }
 
 /// Copies up to `count` bytes in the kernel from `input` at `offset` (advanced) to `output`'s position.
-internal func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ output: CInt, _ count: Int) -> Result<Int, Errno> {
+internal func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ output: CInt, _ count: Int) -> Result<
+    Int, Errno
+> {
     var position = offset
     let result = valueOrErrno { casket_copy_file_range(input, &position, output, UInt(count)) }
     if case .success = result { offset = position }
