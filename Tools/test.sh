@@ -6,8 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/setup.sh debug
 export PATH="/opt/swift/usr/bin:$PATH"
-# Python used by tests that drive Python (fixtures and the client): the project's venv.
-export CASKET_PYTHON="$PWD/.venv/bin/python"
 export CASKET_BIN="$PWD/.build/debug/casket"
 
 printf '\033[1m==> swift format lint\033[0m\n'
