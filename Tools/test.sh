@@ -12,7 +12,8 @@ printf '\033[1m==> swift format lint\033[0m\n'
 swift format lint --strict -r Sources Tests Package.swift
 
 printf '\033[1m==> swift test\033[0m\n'
-swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^✔ Test "' 
+# Progress lines (build steps, started/passed tests) are dropped; failures, skips and summaries stay.
+swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^(✔|◇) Test'
 
 printf '\033[1m==> Python client tests\033[0m\n'
 .venv/bin/python -m pytest -q Tools/python/tests
