@@ -78,40 +78,68 @@ extension BlobStore {
         return hasher.finalize()
     }
 
-    /// The one implementation behind every file and range put.
-    func putRange(_ io: FileRef, offset: Int64, length: Int64, hashFirst: Bool) throws(CasketError) -> PutResult {
-        io.adviseSequential()
-        var expected: Digest? = nil
-        if hashFirst {
-            let digest = try BlobStore.hashRange(io, offset: offset, length: length)
-            if let hit = deduplicate(digest, size: length) { return hit }
-            expected = digest
+    /// Hashes a temp file this process wrote, through a read-only mapping: no copy into user space. Only for
+    /// files nobody else can truncate (a mapping of a file truncated under it faults), so never for inputs.
+    static func hashOwnFile(_ io: FileRef, length: Int64) throws(CasketError) -> Digest {
+        guard length > 0, case .success(let base) = system_mmapReadOnly(io.fd, Int(length)) else {
+            return try hashRange(io, offset: 0, length: length)
         }
-        let staged: StagedBlob
-        if let copied = try stageByKernelCopy(io, offset: offset, length: length) {
-            staged = copied
-        } else {
-            staged = try stage(knownSize: length) { (feed) throws(CasketError) in
-                try BlobStore.forEachPiece(io, offset: offset, length: length, feed)
-            }
-        }
-        if let expected, staged.digest != expected {
-            throw CasketError(
-                .changedWhileReading,
-                "'\(io.path)' changed while bytes \(offset)+\(length) were being stored (hash \(expected) then "
-                    + "\(staged.digest)); nothing was stored",
-                path: io.path)
-        }
-        return try publish(staged, lookFirst: !hashFirst)
+        defer { system_munmap(base, Int(length)) }
+        return Digest(hashing: UnsafeRawBufferPointer(start: base, count: Int(length)))
     }
 
-    /// Copies a range into a temp file with `copy_file_range` (no copy through user space; a reflink on
-    /// file systems that can), then hashes the copy: the name must match the bytes stored, whatever the
-    /// source did meanwhile. `nil` when the store compresses or the kernel cannot copy between these files.
-    func stageByKernelCopy(_ io: FileRef, offset: Int64, length: Int64) throws(CasketError) -> StagedBlob? {
-        guard config.compression == .none, length > 0 else { return nil }
-        let temp = try TempFile(in: layout.tmp)
-        let out = temp.handle.io
+    /// The one implementation behind every file and range put.
+    ///
+    /// With `hashFirst`, the range is hashed to look the blob up before anything is written, so a payload
+    /// already stored costs one read. (Copying speculatively on another thread while hashing made new
+    /// payloads about 15 % faster but dedup hits a third slower, and hits are 15 of the 16 puts in the
+    /// workload this store exists for: docs/PERFORMANCE.md.)
+    func putRange(_ io: FileRef, offset: Int64, length: Int64, hashFirst: Bool) throws(CasketError) -> PutResult {
+        io.adviseSequential()
+        guard hashFirst else {
+            return try publish(try stageCopy(io, offset: offset, length: length), lookFirst: true)
+        }
+        let digest = try BlobStore.hashRange(io, offset: offset, length: length)
+        if let hit = deduplicate(digest, size: length) { return hit }
+        return try publish(try stageCopy(io, offset: offset, length: length, expected: digest), lookFirst: false)
+    }
+
+    static func expectUnchanged(
+        _ io: FileRef, offset: Int64, length: Int64, expected: Digest?, actual: Digest
+    ) throws(CasketError) {
+        guard let expected, expected != actual else { return }
+        throw CasketError(
+            .changedWhileReading,
+            "'\(io.path)' changed while bytes \(offset)+\(length) were being stored (hash \(expected) then "
+                + "\(actual)); nothing was stored",
+            path: io.path)
+    }
+
+    /// Writes a range to a temp file and hashes what was written: by `copy_file_range` into a raw store
+    /// (no copy through user space; a reflink where the file system can), else through user space with
+    /// compression as configured. Checks the result against `expected` when given.
+    func stageCopy(
+        _ io: FileRef, offset: Int64, length: Int64, expected: Digest? = nil
+    ) throws(CasketError) -> StagedBlob {
+        if config.compression == .none, length > 0 {
+            let temp = try TempFile(in: layout.tmp)
+            let out = temp.handle.io
+            if try BlobStore.kernelCopy(io, offset: offset, length: length, into: out) {
+                let digest = try BlobStore.hashOwnFile(out, length: length)
+                try BlobStore.expectUnchanged(io, offset: offset, length: length, expected: expected, actual: digest)
+                return StagedBlob(temp: temp, digest: digest, size: length, compressed: false, storedBytes: length)
+            }
+        }
+        let staged = try stage(knownSize: length) { (feed) throws(CasketError) in
+            try BlobStore.forEachPiece(io, offset: offset, length: length, feed)
+        }
+        try BlobStore.expectUnchanged(io, offset: offset, length: length, expected: expected, actual: staged.digest)
+        return staged
+    }
+
+    /// Copies a range to `out` with `copy_file_range`. Returns false, having copied nothing, when the
+    /// kernel cannot copy between these two files.
+    static func kernelCopy(_ io: FileRef, offset: Int64, length: Int64, into out: FileRef) throws(CasketError) -> Bool {
         var position = offset
         var copied: Int64 = 0
         while copied < length {
@@ -126,12 +154,11 @@ extension BlobStore {
             where copied == 0
                 && (errno == .crossDevice || errno == .invalidArgument || errno == .notImplemented
                     || errno == .notSupported || errno == .notPermitted):
-                return nil  // this kernel or file system cannot: copy through user space instead
+                return false
             case .failure(let errno):
                 throw CasketError.write(out.path, errno: errno)
             }
         }
-        let digest = try BlobStore.hashRange(out, offset: 0, length: length)
-        return StagedBlob(temp: temp, digest: digest, size: length, compressed: false, storedBytes: length)
+        return true
     }
 }

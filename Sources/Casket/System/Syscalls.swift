@@ -70,6 +70,17 @@ internal func system_syncfs(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { casket_syncfs(fd) }
 }
 
+/// Maps a file read-only and shared (`mmap(2)`), or fails with the errno.
+internal func system_mmapReadOnly(_ fd: CInt, _ length: Int) -> Result<UnsafeRawPointer, Errno> {
+    let pointer = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0)
+    if pointer == MAP_FAILED || pointer == nil { return .failure(Errno(rawValue: casket_errno())) }
+    return .success(UnsafeRawPointer(pointer!))
+}
+
+internal func system_munmap(_ pointer: UnsafeRawPointer, _ length: Int) {
+    _ = munmap(UnsafeMutableRawPointer(mutating: pointer), length)
+}
+
 internal func system_fsync(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { fsync(fd) }
 }
