@@ -63,6 +63,14 @@ struct ClaimTests {
                 waited += 1
             }
             #expect(try board.list().count == 1)
+            // The CLI lists the live claim with its holder.
+            let listing = try Casket.run(["claims", "--store", store.root, "--ttl", "1", "--json"])
+            #expect(listing.status == 0, "\(listing)")
+            let claims = try JSONSerialization.jsonObject(with: Data(listing.stdout.utf8)) as? [[String: Any]] ?? []
+            #expect(claims.count == 1)
+            #expect(claims.first?["key"] as? String == "k0")
+            #expect(claims.first?["pid"] as? Int == Int(victim.pid))
+            #expect(claims.first?["state"] as? String == "live")
             victim.signal(SIGKILL)
             _ = victim.wait()
             let began = Date()
