@@ -15,7 +15,8 @@ struct CasketCommand: ParsableCommand {
             shared file system. Commands find the store through --store, then $CASKET_STORE, then the \
             current folder.
 
-            Exit codes: 0 success, 1 failure (the message names the file or blob), 2 usage error. \
+            Exit codes: 0 success, 1 failure (the message names the file or blob), 2 usage error; gc and \
+            fsck add 3 to 5 (see 'casket help gc' and 'casket help fsck'). \
             With --json, results (and errors) are printed as JSON on standard output.
             """,
         version: "0.1.0",
