@@ -279,7 +279,8 @@ final class Sweep {
         }
     }
 
-    /// A file that a killed collector left aside: put it back, it is judged again by the next collection.
+    /// A file that a killed collector left aside: put it back, then judge it like any blob in this pass
+    /// (the walk may already have passed its name).
     private func restore(_ path: String) throws(CasketError) {
         let slash = path.lastIndex(of: "/")!
         let name = path[path.index(after: slash)...].dropFirst(Collector.asidePrefix.count)
@@ -287,5 +288,10 @@ final class Sweep {
         let original = String(path[..<slash]) + "/" + name[name.index(after: dot)...]
         try putBack(path, to: original)
         report.restored += 1
+        if let status = StoreFiles.status(original), status.isRegularFile,
+            let file = BlobStore.BlobFile(path: original, size: status.size, mtimeNanoseconds: status.mtimeNanoseconds)
+        {
+            try blob(file)
+        }
     }
 }

@@ -115,16 +115,22 @@ struct InvariantI4Tests {
             for i in 0..<40 { try session.set("live/\(i)", bytes: TestBytes.random(2000, seed: UInt64(i + 1))) }
             try session.close()
             #expect(try runProgram(helper, ["make-old", root, "old/", "3000", "200", "3600"]).status == 0)
+            // Time a dry run (the same mark and walk), so that the kills land inside a run on any machine.
+            let began = Date()
+            #expect(try Casket.run(["gc", "--store", root, "--grace", "1s", "--dry-run"]).status == 0)
+            let duration = max(Date().timeIntervalSince(began), 0.01)
+            var killed = 0
             for round in 0..<8 {
                 let gc = try Casket.start(["gc", "--store", root, "--grace", "1s", "--lock-ttl", "3s"])
-                usleep(UInt32.random(in: 0...80_000))
+                usleep(UInt32(Double.random(in: 0.2...1.0) * duration * 1e6))
                 gc.signal(SIGKILL)
-                _ = gc.wait()
+                if gc.wait().signalled { killed += 1 }
                 let reader = try CacheStore.open(at: root)
                 for i in 0..<40 {
                     #expect(throws: Never.self, "round \(round): live/\(i)") { _ = try reader.get("live/\(i)") }
                 }
             }
+            #expect(killed > 0, "no collector was interrupted")
             let final = try GCRun.json(["gc", "--store", root, "--grace", "1s", "--lock-ttl", "3s"])
             #expect(final.status == 0, "\(final.output)")
             let (digests, aside) = GCRun.blobDigests(root)

@@ -11,6 +11,27 @@ extension BlobStore {
         public var storedBytes: Int64
         /// Modification time, nanoseconds since the epoch.
         public var mtimeNanoseconds: Int64
+
+        /// Describes a blob file.
+        public init(digest: Digest, path: String, compressed: Bool, storedBytes: Int64, mtimeNanoseconds: Int64) {
+            self.digest = digest
+            self.path = path
+            self.compressed = compressed
+            self.storedBytes = storedBytes
+            self.mtimeNanoseconds = mtimeNanoseconds
+        }
+
+        /// Describes the file at `path` if its name is a blob's (`<hash>` or `<hash>.lz4`) and it is a
+        /// regular file; `nil` otherwise.
+        public init?(path: String, size: Int64, mtimeNanoseconds: Int64) {
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            let compressed = name.hasSuffix(StoreLayout.compressedSuffix)
+            guard let digest = Digest(compressed ? String(name.dropLast(StoreLayout.compressedSuffix.count)) : name)
+            else { return nil }
+            self.init(
+                digest: digest, path: path, compressed: compressed, storedBytes: size,
+                mtimeNanoseconds: mtimeNanoseconds)
+        }
     }
 
     /// Walks every blob file, one fan-out folder at a time, without listing the whole tree into memory.
