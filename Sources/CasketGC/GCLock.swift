@@ -156,16 +156,7 @@ public final class GCLock: Sendable {
 
     /// Creates the lock file atomically: unique file, `link`, link count (correct when an NFS reply is lost).
     private static func create(path: String, holder: Holder) throws(CasketError) -> Bool {
-        let unique = path + ".\(holder.host).\(holder.pid).\(StoreFiles.randomHex(bytes: 8)).new"
-        try StoreFiles.createExclusive(unique, holder.encoded())
-        defer { _ = StoreFiles.unlink(unique) }
-        let linked = StoreFiles.link(unique, path)
-        if StoreFiles.status(unique)?.linkCount == 2 { return true }
-        switch linked {
-        case .success, .failure(.fileExists): return false
-        case .failure(let errno):
-            throw CasketError(.io, "cannot create the lock '\(path)'", path: path, errno: errno)
-        }
+        try StoreFiles.createByLink(path, holder.encoded(), sync: false).created
     }
 
     /// Whether `gc/lock` still holds this owner's token.

@@ -52,29 +52,8 @@ public struct ClaimBoard: Sendable {
             let record = ClaimRecord(
                 key: key, host: HostIdentity.host, pid: HostIdentity.pid, token: token,
                 started: system_wallClockNanoseconds(), generation: generation, heartbeat: 0)
-            // The unique file is also the clock probe: its mtime is the file system's now.
-            let unique = target + ".\(HostIdentity.host).\(HostIdentity.pid).\(token).tmp"
-            let handle = try FileHandle.createExclusive(unique, mode: 0o644)
-            let now: Int64
-            do throws(CasketError) {
-                try typed { try record.encoded().withUnsafeBytes { try handle.io.writeAll($0) } }
-                if store.durable { try handle.io.sync() }
-                now = try handle.io.stat().mtimeNanoseconds
-            } catch {
-                _ = system_unlink(unique)
-                throw error
-            }
-            let linked = system_link(unique, target)
-            // A lost NFS reply can report failure for a link that happened: the link count tells the truth.
-            let ours: Bool
-            switch linked {
-            case .success: ours = true
-            case .failure(.fileExists): ours = (try? handle.io.stat().st_nlink) == 2
-            case .failure(let errno):
-                _ = system_unlink(unique)
-                throw CasketError.publish(unique, to: target, errno: errno)
-            }
-            _ = system_unlink(unique)
+            // The unique file behind the link is also the clock probe: `now` is the file system's.
+            let (ours, now) = try StoreFiles.createByLink(target, record.encoded(), sync: store.durable)
             if ours {
                 if generation > 0, let live = liveLowerGeneration(key, below: generation, now: now) {
                     // A lower generation came back to life (released and re-taken meanwhile): back off.

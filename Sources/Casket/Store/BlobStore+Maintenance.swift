@@ -163,6 +163,34 @@ extension BlobStore {
     /// `count` random bytes as lowercase hex.
     public static func randomHex(bytes count: Int) -> String { HostIdentity.randomHex(bytes: count) }
 
+    /// Creates `path` holding `bytes` if it does not exist, atomically for every NFS client: the bytes go
+    /// to a unique file beside it, which is `link`ed to `path` and then removed. The unique file's link
+    /// count decides, so a lost NFS reply (`EEXIST` for a link that happened) still counts as created,
+    /// and any other error is thrown, never taken for success. The lock and claim files use it.
+    ///
+    /// - Parameters:
+    ///   - path: The file to create.
+    ///   - bytes: Its content.
+    ///   - sync: Flush the content before linking.
+    /// - Returns: Whether this call created `path`, and the file system's now (the unique file's mtime).
+    public static func createByLink(_ path: String, _ bytes: [UInt8], sync: Bool) throws(CasketError) -> (
+        created: Bool, now: Int64
+    ) {
+        let unique = path + ".\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8)).tmp"
+        let handle = try FileHandle.createExclusive(unique, mode: 0o644)
+        defer { _ = system_unlink(unique) }
+        let io = handle.io
+        try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+        if sync { try io.sync() }
+        let now = try io.stat().mtimeNanoseconds
+        let linked = system_link(unique, path)
+        if (try? io.stat().st_nlink) == 2 { return (true, now) }
+        switch linked {
+        case .success, .failure(.fileExists): return (false, now)
+        case .failure(let errno): throw CasketError.publish(unique, to: path, errno: errno)
+        }
+    }
+
     /// This host's wall clock, nanoseconds since the epoch.
     public static func wallClockNanoseconds() -> Int64 { system_wallClockNanoseconds() }
 }
