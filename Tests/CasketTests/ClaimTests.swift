@@ -89,10 +89,11 @@ struct ClaimTests {
             let store = try BlobStore.create(at: dir + "/store", config: StoreConfig(durability: .none))
             let helper = try Casket.helper()
             let log = dir + "/computed.log"
-            let slow = try Child(executable: helper, arguments: ["compute", store.root, "0.6", log, "1", "3000", "0"])
-            let board = ClaimBoard(store: store, ttlSeconds: 0.6)
+            // TTL 1.5 s, heartbeat every 0.375 s, compute 4.5 s: three TTLs, with room for a loaded machine.
+            let slow = try Child(executable: helper, arguments: ["compute", store.root, "1.5", log, "1", "4500", "0"])
+            let board = ClaimBoard(store: store, ttlSeconds: 1.5)
             while try board.list().isEmpty { usleep(20_000) }
-            let waiter = try runProgram(helper, ["compute", store.root, "0.6", log, "1", "0", "0"])
+            let waiter = try runProgram(helper, ["compute", store.root, "1.5", log, "1", "0", "0"])
             #expect(waiter.status == 0, "\(waiter)")
             #expect(slow.wait().status == 0)
             #expect(Self.computeLog(log)["k0"]?.count == 1, "the waiter computed although the holder was alive")

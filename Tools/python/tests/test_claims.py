@@ -123,12 +123,13 @@ def test_killed_holder_is_taken_over_after_the_ttl(root: Path, tmp_path: Path) -
 def test_heartbeat_keeps_a_slow_compute_claimed(root: Path, tmp_path: Path) -> None:
     log = tmp_path / "computed.log"
     ctx = mp.get_context("fork")
-    slow = ctx.Process(target=worker, args=(str(root), str(log), ["k"], 0.6, 3.0, 0.0))
+    # TTL 1.5 s, compute 4.5 s: three TTLs, with room for a loaded machine.
+    slow = ctx.Process(target=worker, args=(str(root), str(log), ["k"], 1.5, 4.5, 0.0))
     slow.start()
-    board = casket.ClaimBoard(casket.Store(root), ttl=0.6)
+    board = casket.ClaimBoard(casket.Store(root), ttl=1.5)
     while not board.list():
         time.sleep(0.02)
-    worker(str(root), str(log), ["k"], 0.6, 0.0, 0.0)
+    worker(str(root), str(log), ["k"], 1.5, 0.0, 0.0)
     slow.join(30)
     assert slow.exitcode == 0
     assert computed(log)["k"] == 1
