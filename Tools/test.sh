@@ -13,7 +13,7 @@ swift format lint --strict -r Sources Tests Package.swift
 
 printf '\033[1m==> swift test\033[0m\n'
 # Progress lines (build steps, started/passed tests) are dropped; failures, skips and summaries stay.
-swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^(✔|◇) Test "'
+swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^(✔|◇) (Test "|Test case|Suite .* started)'
 
 printf '\033[1m==> Python client tests\033[0m\n'
 .venv/bin/python -m pytest -q Tools/python/tests
