@@ -160,12 +160,19 @@ final class Sweep {
         try store.forEachBlob(
             { (file) throws(CasketError) in try blob(file) },
             debris: { (path) throws(CasketError) in try debris(path) })
-        try StoreFiles.forEachName(in: store.tmpDirectory) { (name) throws(CasketError) in
-            let path = store.tmpDirectory + "/" + name
-            guard let status = StoreFiles.status(path), status.isRegularFile, status.mtimeNanoseconds < cutoff else {
-                return
+        // Temp files: everything old in tmp/, and the unique files a killed process left behind the link
+        // that creates a lock or a claim (`*.tmp` in gc/ and claims/).
+        for (directory, onlyTemp) in [
+            (store.tmpDirectory, false), (store.gcDirectory, true), (store.claimsDirectory, true),
+        ] {
+            guard StoreFiles.status(directory) != nil else { continue }
+            try StoreFiles.forEachName(in: directory) { (name) throws(CasketError) in
+                let path = directory + "/" + name
+                guard !onlyTemp || name.hasSuffix(".tmp"), let status = StoreFiles.status(path), status.isRegularFile,
+                    status.mtimeNanoseconds < cutoff
+                else { return }
+                try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
             }
-            try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
         }
     }
 

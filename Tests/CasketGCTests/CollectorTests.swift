@@ -32,6 +32,10 @@ struct CollectorTests {
         try TestFiles.write(store.root + "/tmp/host.1.0123456789abcdef.tmp", [1, 2, 3])
         TestFiles.setMtime(store.root + "/tmp/host.1.0123456789abcdef.tmp", secondsSinceEpoch: longAgo)
         try TestFiles.write(store.root + "/tmp/host.2.0123456789abcdef.tmp", [1, 2, 3])
+        // What a process killed while creating a claim leaves: the unique file behind the link.
+        let claimDebris = store.root + "/claims/" + String(repeating: "a", count: 32) + ".0.host.7.0123456789abcdef.tmp"
+        try TestFiles.write(claimDebris, [7])
+        TestFiles.setMtime(claimDebris, secondsSinceEpoch: longAgo)
         try TestFiles.write(store.root + "/blobs/\(old[0].hex.prefix(2))/stray-file", [9, 9])
         TestFiles.setMtime(store.root + "/blobs/\(old[0].hex.prefix(2))/stray-file", secondsSinceEpoch: longAgo)
         try TestFiles.write(
@@ -49,7 +53,9 @@ struct CollectorTests {
             #expect(dry.status == 0, "\(dry.output)")
             let listed = (dry.object["would_remove"] as? [[String: Any]]) ?? []
             let reasons = listed.compactMap { $0["reason"] as? String }.sorted()
-            #expect(reasons == ["empty", "older_twin", "stray", "temp", "unreferenced", "unreferenced"], "\(listed)")
+            #expect(
+                reasons == ["empty", "older_twin", "stray", "temp", "temp", "unreferenced", "unreferenced"], "\(listed)"
+            )
             #expect(GCRun.int(dry.object, "bytes_reclaimed") > 6000)
             #expect(TestFiles.regularFiles(under: store.root + "/blobs") + TestStore.tempFiles(store.root) == before)
 
@@ -57,7 +63,8 @@ struct CollectorTests {
             #expect(run.status == 0, "\(run.output)")
             #expect(GCRun.int(run.object, "swept") == 2)
             #expect(GCRun.int(run.object, "twins_removed") == 1)
-            #expect(GCRun.int(run.object, "temp_files_removed") == 1)
+            #expect(GCRun.int(run.object, "temp_files_removed") == 2)
+            #expect(TestFiles.names(in: store.root + "/claims").isEmpty)
             #expect(GCRun.int(run.object, "stray_files_removed") == 1)
             #expect(GCRun.int(run.object, "empty_blobs_removed") == 1)
             #expect(GCRun.int(run.object, "bytes_reclaimed") == GCRun.int(dry.object, "bytes_reclaimed"))

@@ -25,6 +25,8 @@ extension BlobStore {
     @_spi(Maintenance) public var indexDirectory: String { layout.index }
     /// The garbage collector's folder (lock and reports).
     @_spi(Maintenance) public var gcDirectory: String { layout.gc }
+    /// The compute-once claims folder.
+    @_spi(Maintenance) public var claimsDirectory: String { layout.claims }
     /// Where fsck moves corrupt blobs.
     @_spi(Maintenance) public var quarantineDirectory: String { layout.quarantine }
 
