@@ -95,8 +95,42 @@ public struct ExcaCache: Sendable {
         }
         if names.contains(".cache_type") {
             try cache.readFlat(names: names)
+        } else if infoFiles.isEmpty && !FileManager.default.fileExists(atPath: root + "/casket.json") {
+            // Nothing to migrate and not an in-place store whose shards were all reclaimed: most likely the
+            // wrong folder (MapInfra and Steps keep the cache folder a few levels down).
+            let found = ExcaCache.cacheFolders(under: root, depth: 4, limit: 5)
+            let hint =
+                found.isEmpty
+                ? "" : "; exca caches below it: " + found.map { "'\($0)'" }.joined(separator: ", ")
+            throw CasketError(
+                .notFound, "'\(root)' is not an exca cache folder: it has no *-info.jsonl and no .cache_type\(hint)",
+                path: root)
         }
         return cache
+    }
+
+    /// Folders under `root` (at most `depth` levels down) that hold exca index files, sorted, at most `limit`.
+    static func cacheFolders(under root: String, depth: Int, limit: Int) -> [String] {
+        var found: [String] = []
+        func visit(_ folder: String, _ level: Int) {
+            guard level <= depth, found.count < limit,
+                let names = try? FileManager.default.contentsOfDirectory(atPath: folder)
+            else { return }
+            if level > 0 && names.contains(where: { $0.hasSuffix("-info.jsonl") || $0 == ".cache_type" }) {
+                found.append(folder)
+                return
+            }
+            for name in names.sorted() where !name.hasPrefix(".") && !storeNames.contains(name) {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory),
+                    isDirectory.boolValue
+                {
+                    visit(folder + "/" + name, level + 1)
+                }
+            }
+        }
+        visit(root, 0)
+        return found
     }
 
     mutating func readInfoFile(_ name: String) throws(CasketError) {

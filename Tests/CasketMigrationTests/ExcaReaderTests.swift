@@ -12,6 +12,20 @@ struct ExcaReaderTests {
         try TestFiles.write(path, Array(text.utf8))
     }
 
+    @Test("a folder that is not an exca cache is refused, naming the cache folders found below it")
+    func notACache() throws {
+        try withTemporaryDirectory { root in
+            let nested = root + "/pkg.Class.method,1/0123abcd"
+            try FileManager.default.createDirectory(atPath: nested, withIntermediateDirectories: true)
+            try Self.write(nested + "/h-1-info.jsonl", ##"{"content":1,"#type":"Json","#key":"k"}"## + "\n")
+            let error = #expect(throws: CasketError.self) { try ExcaCache.read(at: root) }
+            #expect(error?.code == .notFound)
+            #expect(error?.message.contains("is not an exca cache folder") == true)
+            #expect(error?.message.contains(nested) == true, "\(String(describing: error))")
+            #expect(try ExcaCache.read(at: nested).keys == ["k"])
+        }
+    }
+
     @Test("blanked, partly blanked, unparsable middle and truncated last lines")
     func lineHandling() throws {
         try withTemporaryDirectory { root in
