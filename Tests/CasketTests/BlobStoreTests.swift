@@ -256,3 +256,51 @@ struct BlobStoreTests {
         }
     }
 }
+
+@Suite("Large raw blobs (read ahead on a second thread)")
+struct LargeBlobTests {
+    @Test("a 9 MiB file and an unaligned 8 MiB range of it hash as in memory; a second put is a dedup hit")
+    func readAheadHashes() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir)
+            let bytes = TestBytes.random(9 << 20, seed: 78)
+            try TestFiles.write(dir + "/input", bytes)
+            let first = try store.put(fileAt: dir + "/input")
+            #expect(first.digest == Digest(hashing: bytes) && !first.deduplicated)
+            #expect(try store.put(fileAt: dir + "/input").deduplicated)
+            let range = try BlobStore.digest(ofFileAt: dir + "/input", offset: 12_345, length: 8 << 20)
+            #expect(range == Digest(hashing: Array(bytes[12_345..<(12_345 + (8 << 20))])))
+            let stored = try store.put(fileAt: dir + "/input", offset: 12_345, length: 8 << 20)
+            #expect(stored.digest == range)
+            #expect(try store.readAll(range) == Array(bytes[12_345..<(12_345 + (8 << 20))]))
+        }
+    }
+
+    @Test(
+        "a 9 MiB blob reads back exactly; a flipped byte at its start, middle or end is caught",
+        arguments: [0, 4_718_593, 9_437_183])
+    func readAheadVerifies(offset: Int) throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir)
+            let bytes = TestBytes.random(9 << 20, seed: 77)
+            let put = try store.put(bytes)
+            var back: [UInt8] = []
+            try store.read(put.digest) { (chunk) throws(CasketError) in back.append(contentsOf: chunk) }
+            #expect(back == bytes)
+            let path = TestStore.rawPath(store.root, put.digest)
+            try TestFiles.flipByte(path, at: offset)
+            let error = #expect(throws: CasketError.self) { try store.verify(put.digest) }
+            #expect(error?.code == .corrupt)
+            #expect(error?.message.contains(path) == true)
+            // A sink that fails stops the read cleanly (the reader thread is stopped and joined).
+            var calls = 0
+            let stopped = #expect(throws: CasketError.self) {
+                try store.read(put.digest) { (_) throws(CasketError) in
+                    calls += 1
+                    if calls == 2 { throw CasketError(.io, "sink full") }
+                }
+            }
+            #expect(stopped?.message == "sink full")
+        }
+    }
+}

@@ -74,6 +74,13 @@ extension BlobStore {
 
     static func hashRange(_ io: FileRef, offset: Int64, length: Int64) throws(CasketError) -> Digest {
         var hasher = StreamingHasher()
+        if length >= readAheadMinimum {
+            // The next piece is read on another thread while this one is hashed.
+            let ahead = ReadAhead(io, chunk: 1 << 20, range: (offset, length))
+            defer { ahead.finish() }
+            while let piece = try ahead.next() { hasher.update(piece) }
+            return hasher.finalize()
+        }
         try forEachPiece(io, offset: offset, length: length) { (piece) throws(CasketError) in hasher.update(piece) }
         return hasher.finalize()
     }

@@ -50,6 +50,9 @@ extension BlobStore {
         return try read(opened: handle, digest: digest, verify: verify, buffer: buffer, to: sink)
     }
 
+    /// Raw blobs at least this large are read one chunk ahead on a second thread.
+    static let readAheadMinimum: Int64 = 8 << 20
+
     /// Reads one blob file's payload (the form its path's suffix names), verifying its hash when asked.
     func read(
         opened handle: borrowing FileHandle,
@@ -83,6 +86,11 @@ extension BlobStore {
                 throw CasketError(
                     .corrupt, "blob '\(handle.path)' is corrupt: the LZ4 frame is truncated", path: handle.path)
             }
+        } else if (try? handle.io.stat().size) ?? 0 >= BlobStore.readAheadMinimum {
+            // Large raw blobs: the next read runs on another thread while this one hashes and hands on.
+            let ahead = ReadAhead(handle.io, chunk: 1 << 20)
+            defer { ahead.finish() }
+            while let chunk = try ahead.next() { try deliver(chunk) }
         } else {
             while true {
                 let n = try handle.io.read(into: buffer)
