@@ -16,10 +16,10 @@ import Glibc
 ///   links: 2 means the lock is ours, even if the `link` reply was lost and reported `EEXIST`.
 /// - **Stale**: a lock whose heartbeat (mtime, compared with the file system's now) is older than the TTL;
 ///   or, for a lock of this very host, one whose pid does not exist. A pid is never judged on another host.
-/// - **Take over**: rename the stale lock to a unique name, then check that the renamed file is the one
-///   judged stale (same token); only then try to take the lock. Of two collectors that judged the same
-///   lock stale, one renames it and the other finds nothing to rename, or renames the winner's fresh lock,
-///   sees a different token and puts it back.
+/// - **Take over**: first create `gc/lock.takeover` the same exclusive way (one taker at a time; a
+///   takeover file older than the TTL is a dead taker's and is removed), then check that `gc/lock` still
+///   holds the token judged stale, remove it, and take the lock as above. A taker never moves or removes a
+///   lock it has not judged stale itself, so two takers can never both end up holding it.
 /// - **Lost**: the heartbeat thread checks that `gc/lock` still holds this owner's token; if not (taken
 ///   over after a long pause), ``isLost`` turns true and the collector stops before its next deletion.
 ///
@@ -133,23 +133,34 @@ public final class GCLock: Sendable {
                         + "ago); it is respected until its heartbeat is older than \(GCDuration.format(ttl))",
                     path: path)
             }
-            // Take it over: move it out of the way under a unique name, then check it is the one judged.
-            let aside = store.gcDirectory + "/lock.\(StoreFiles.randomHex(bytes: 8)).stale"
-            switch StoreFiles.rename(path, aside) {
-            case .success: break
-            case .failure(.noSuchFileOrDirectory): continue  // someone else moved it first
+            // Take it over under a second exclusive file, so that one taker at a time removes the stale lock:
+            // a taker never moves or removes a lock it has not judged stale itself.
+            let takeover = path + ".takeover"
+            if try !StoreFiles.createByLink(takeover, me.encoded(), sync: false).created {
+                if let busy = StoreFiles.status(takeover), now - busy.mtimeNanoseconds > ttl {
+                    _ = StoreFiles.unlink(takeover)  // a taker that died mid-takeover
+                    continue
+                }
+                throw CasketError(
+                    .busy, "another garbage collection is taking over the stale lock '\(path)'", path: path)
+            }
+            defer { _ = StoreFiles.unlink(takeover) }
+            let current = (try? StoreFiles.read(path, limit: 4096)).flatMap { Holder.parse($0, heartbeat: 0) }
+            if current != nil || other != nil, current?.token != other?.token {
+                // The lock changed hands since it was judged: judge again.
+                continue
+            }
+            switch StoreFiles.unlink(path) {
+            case .success, .failure(.noSuchFileOrDirectory): break
             case .failure(let errno):
-                throw CasketError(.io, "cannot move the stale lock '\(path)' aside", path: path, errno: errno)
+                throw CasketError(.io, "cannot remove the stale lock '\(path)'", path: path, errno: errno)
             }
-            let moved = (try? StoreFiles.read(aside, limit: 4096)).flatMap { Holder.parse($0, heartbeat: 0) }
-            if let other, moved?.token != other.token {
-                // A racing collector's fresh lock, not the stale one: put it back and leave.
-                _ = StoreFiles.renameNoReplace(aside, path)
-                _ = StoreFiles.unlink(aside)
-                throw CasketError(.busy, "another garbage collection took the stale lock '\(path)' first", path: path)
-            }
-            _ = StoreFiles.unlink(aside)
             tookOver = other
+            if try create(path: path, holder: me) {
+                let lock = GCLock(store: store, holder: me, tookOver: tookOver, heartbeatInterval: heartbeatInterval)
+                lock.startHeartbeat()
+                return lock
+            }
         }
         throw CasketError(.busy, "could not take '\(path)': it kept changing hands", path: path)
     }
