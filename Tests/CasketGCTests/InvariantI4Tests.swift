@@ -120,7 +120,9 @@ struct InvariantI4Tests {
             #expect(try Casket.run(["gc", "--store", root, "--grace", "1s", "--dry-run"]).status == 0)
             let duration = max(Date().timeIntervalSince(began), 0.01)
             var killed = 0
-            for round in 0..<8 {
+            var round = 0
+            while killed < 8 && round < 30 {
+                round += 1
                 let gc = try Casket.start(["gc", "--store", root, "--grace", "1s", "--lock-ttl", "3s"])
                 usleep(UInt32(Double.random(in: 0.2...1.0) * duration * 1e6))
                 gc.signal(SIGKILL)

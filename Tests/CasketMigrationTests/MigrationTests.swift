@@ -136,15 +136,21 @@ struct MigrationTests {
         let (timed, _) = try ExcaFixtures.migrate([fixture.cache, "--into", work.child("timed")])
         #expect(timed.status == 0, "\(timed)")
         let duration = max(Date().timeIntervalSince(began), 0.02)
+        // Kill runs at random moments until three were interrupted. A run that finished before its kill
+        // before any was interrupted leaves a complete store: start over then, so that the kills land on a
+        // store in every state of a first migration, not on trivial reruns.
         var killed = 0
-        for _ in 0..<6 {
+        var attempts = 0
+        while killed < 3 && attempts < 40 {
+            attempts += 1
             let child = try Casket.start(["migrate", fixture.cache, "--into", store])
             usleep(UInt32(Double.random(in: 0.05...0.9, using: &generator) * duration * 1e6))
-            if child.isRunning {
-                child.signal(SIGKILL)
+            child.signal(SIGKILL)
+            if child.wait().signalled {
                 killed += 1
+            } else if killed == 0 {
+                try? FileManager.default.removeItem(atPath: store)
             }
-            _ = child.wait()
         }
         let (out, json) = try ExcaFixtures.migrate([fixture.cache, "--into", store])
         #expect(out.status == 0, "\(out)")
