@@ -286,15 +286,7 @@ def build_plan(args: argparse.Namespace, family: str, types: set[str], group: st
             plan.append((f"cmm:{g}", "ContiguousMemmapArray", "npy"))
             plan.append((f"cmm:{g}:i16", "ContiguousMemmapArray", "arr:int16"))
         if args.handlers == "all":
-            for ct, rec, pre in [
-                ("PandasDataFrame", "dataframe", "df"),
-                ("ParquetPandasDataFrame", "dataframe", "pq"),
-                ("NibabelNifti", "nifti", "nii"),
-                ("MneRawFif", "mneraw", "fif"),
-                ("MneRawBrainVision", "mnebv", "bv"),
-            ]:
-                if ct in types:
-                    plan.append((f"{pre}:{g}", ct, rec))
+            plan += optional_handler_plan(g, types)
         return plan
     # metadata family (0.2.x - 0.5.11): one cache type per CacheDict
     from exca.dumperloader import DumperLoader
@@ -317,16 +309,22 @@ def build_plan(args: argparse.Namespace, family: str, types: set[str], group: st
     plan += [(f"pkl:{g}", "Pickle", "pyobj"), (f"pkl:{WEIRD_KEY}:{g}", "Pickle", "pyobj"),
              (f"pkl:{g}:dict", "Pickle", "smalldict"), (f"pkl:{g}:nested", "Pickle", "nested")]
     if args.handlers == "all":
-        for ct, rec, pre in [
-            ("PandasDataFrame", "dataframe", "df"),
-            ("ParquetPandasDataFrame", "dataframe", "pq"),
-            ("NibabelNifti", "nifti", "nii"),
-            ("MneRawFif", "mneraw", "fif"),
-            ("MneRawBrainVision", "mnebv", "bv"),
-        ]:
-            if ct in types:
-                plan.append((f"{pre}:{g}", ct, rec))
+        plan += optional_handler_plan(g, types)
     return plan
+
+
+# Handlers whose libraries are optional (--handlers all): the same in every layout that has them.
+OPTIONAL_HANDLERS = [
+    ("PandasDataFrame", "dataframe", "df"),
+    ("ParquetPandasDataFrame", "dataframe", "pq"),
+    ("NibabelNifti", "nifti", "nii"),
+    ("MneRawFif", "mneraw", "fif"),
+    ("MneRawBrainVision", "mnebv", "bv"),
+]
+
+
+def optional_handler_plan(g: str, types: set[str]) -> list[tuple[str, str, str]]:
+    return [(f"{pre}:{g}", ct, rec) for ct, rec, pre in OPTIONAL_HANDLERS if ct in types]
 
 
 def unloadable_plan(family: str, types: set[str], group: str) -> list[tuple[str, str | None, str, str]]:

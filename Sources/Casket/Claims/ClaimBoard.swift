@@ -107,8 +107,7 @@ public struct ClaimBoard: Sendable {
     /// Every claim file, with its age in file-system time.
     public func list() throws(CasketError) -> [Listing] {
         try makeDirectory(directory, existingIsFine: true)
-        let probe = try TempFile(in: store.layout.tmp)
-        let now = try probe.handle.io.stat().mtimeNanoseconds
+        let now = try store.fileSystemNow()
         var out: [Listing] = []
         try forEachEntry(in: directory) { (name, _) throws(CasketError) in
             guard !name.hasSuffix(".tmp") else { return }

@@ -62,16 +62,12 @@ public final class HeldClaim: Sendable {
         // Highest generation first, so a lower stale one never looks free while this one still exists.
         // The token check keeps a holder that lost its claim from removing a successor's file.
         if let record = try? board.read(path), record.token == token { _ = system_unlink(path) }
+        guard generation > 0, let now = try? board.store.fileSystemNow() else { return }
         for lower in stride(from: generation - 1, through: 0, by: -1) {
             let lowerPath = board.path(key, generation: lower)
-            if let record = try? board.read(lowerPath), !isLive(record) { _ = system_unlink(lowerPath) }
+            if let record = try? board.read(lowerPath), now - record.heartbeat >= board.ttlNanoseconds {
+                _ = system_unlink(lowerPath)
+            }
         }
-    }
-
-    private func isLive(_ record: ClaimRecord) -> Bool {
-        guard let probe = try? TempFile(in: board.store.layout.tmp), let now = try? probe.handle.io.stat() else {
-            return true
-        }
-        return now.mtimeNanoseconds - record.heartbeat < board.ttlNanoseconds
     }
 }

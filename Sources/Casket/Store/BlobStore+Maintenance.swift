@@ -97,9 +97,6 @@ extension BlobStore {
         }
     }
 
-    /// `link(2)`.
-    public static func link(_ from: String, _ to: String) -> Result<Void, Errno> { system_link(from, to) }
-
     /// Sets a file's mtime (and atime) to the file system's now.
     public static func touch(_ path: String) -> Result<Void, Errno> { system_touch(path) }
 
@@ -111,19 +108,6 @@ extension BlobStore {
     /// Reads a small file whole.
     public static func read(_ path: String, limit: Int = 1 << 20) throws(CasketError) -> [UInt8] {
         try readSmallFile(path, limit: limit)
-    }
-
-    /// Creates a new file holding `bytes` (`O_CREAT | O_EXCL`), flushed to disk.
-    public static func createExclusive(_ path: String, _ bytes: [UInt8]) throws(CasketError) {
-        let handle = try FileHandle.createExclusive(path, mode: 0o644)
-        let io = handle.io
-        do throws(CasketError) {
-            try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
-            try io.sync()
-        } catch {
-            _ = system_unlink(path)
-            throw error
-        }
     }
 
     /// Writes `bytes` to `path` through a temp file in `tmpDirectory` and an atomic rename.

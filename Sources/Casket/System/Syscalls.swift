@@ -35,10 +35,6 @@ internal func system_open(_ path: String, _ flags: CInt, _ mode: mode_t = 0) -> 
     valueOrErrno { open(path, flags | O_CLOEXEC, mode) }
 }
 
-internal func system_openat(_ dirfd: CInt, _ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno> {
-    valueOrErrno { openat(dirfd, path, flags | O_CLOEXEC, mode) }
-}
-
 internal func system_close(_ fd: CInt) {
     // close(2) must not be retried on EINTR on Linux: the descriptor is released either way.
     _ = close(fd)
@@ -108,24 +104,12 @@ internal func system_fchmod(_ fd: CInt, _ mode: mode_t) -> Result<Void, Errno> {
     nothingOrErrno { fchmod(fd, mode) }
 }
 
-internal func system_ftruncate(_ fd: CInt, _ length: Int64) -> Result<Void, Errno> {
-    nothingOrErrno { ftruncate(fd, off_t(length)) }
-}
-
-internal func system_lseek(_ fd: CInt, _ offset: Int64, _ whence: CInt) -> Result<Int64, Errno> {
-    valueOrErrno { Int64(lseek(fd, off_t(offset), whence)) }
-}
-
 internal func system_mkdir(_ path: String, _ mode: mode_t) -> Result<Void, Errno> {
     nothingOrErrno { mkdir(path, mode) }
 }
 
 internal func system_unlink(_ path: String) -> Result<Void, Errno> {
     nothingOrErrno { unlink(path) }
-}
-
-internal func system_rmdir(_ path: String) -> Result<Void, Errno> {
-    nothingOrErrno { rmdir(path) }
 }
 
 internal func system_link(_ from: String, _ to: String) -> Result<Void, Errno> {
@@ -155,10 +139,6 @@ internal func system_setTimes(_ path: String, accessNanoseconds: Int64, modifica
             tv_sec: Int(modificationNanoseconds / 1_000_000_000), tv_nsec: Int(modificationNanoseconds % 1_000_000_000)),
     ]
     return nothingOrErrno { utimensat(AT_FDCWD, path, &times, 0) }
-}
-
-internal func system_futimesNow(_ fd: CInt) -> Result<Void, Errno> {
-    nothingOrErrno { futimens(fd, nil) }
 }
 
 internal func system_kill(_ pid: pid_t, _ signal: CInt) -> Result<Void, Errno> {

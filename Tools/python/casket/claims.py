@@ -73,10 +73,13 @@ class HeldClaim:
         record = self.board.read(self.path)
         if record is not None and record.token == self.token:
             _unlink(self.path)
+        if self.generation == 0:
+            return
+        now = self.board.fs_now()
         for lower in range(self.generation - 1, -1, -1):
             path = self.board.path(self.key, lower)
             record = self.board.read(path)
-            if record is not None and not self.board.is_live(record, self.board.fs_now()):
+            if record is not None and not self.board.is_live(record, now):
                 _unlink(path)
 
     def __enter__(self) -> "HeldClaim":
