@@ -52,8 +52,8 @@ public struct ExcaWarning: Sendable, CustomStringConvertible {
 public struct ExcaCache: Sendable {
     /// The cache folder.
     public var root: String
-    /// Every key's copies, one per info file, in info-file name order.
-    public var copies: [String: [ExcaLine]]
+    /// Every key's copies, one per info file, in info-file name order. Keys are byte strings, as in exca.
+    public var copies: [IndexKey: [ExcaLine]]
     /// Every info file with its writer's data files, in name order.
     public var shards: [ExcaShard]
     /// Lines skipped with a warning.
@@ -63,8 +63,8 @@ public struct ExcaCache: Sendable {
     /// Which layout the folder holds: `"0.1"`, `"0.2-0.5.11"`, `"0.5.12+"`, or a mix joined by `+`.
     public var layouts: Set<String>
 
-    /// The keys, sorted.
-    public var keys: [String] { copies.keys.sorted() }
+    /// The keys, sorted by bytes.
+    public var keys: [String] { copies.keys.sorted().map(\.string) }
 
     /// Names at the root of a cache folder that belong to a Casket store (in-place migration) and are never
     /// read as exca files.
@@ -141,8 +141,8 @@ public struct ExcaCache: Sendable {
         let bytes = [UInt8](data)
         let prefix = String(name.dropLast("-info.jsonl".count))
         var legacyType: String? = nil
-        var perKey: [String: ExcaLine] = [:]
-        var order: [String] = []
+        var perKey: [IndexKey: ExcaLine] = [:]
+        var order: [IndexKey] = []
         // Split into lines, remembering whether the last one ended with "\n".
         var lines: [(start: Int, end: Int)] = []
         var start = 0
@@ -201,8 +201,8 @@ public struct ExcaCache: Sendable {
             let entry = ExcaLine(
                 file: name, line: lineNumber, key: key, type: type, fields: object,
                 legacy: legacyType != nil && object["#type"] == nil)
-            if perKey[key] == nil { order.append(key) } else { overriddenLines += 1 }
-            perKey[key] = entry
+            if perKey[IndexKey(key)] == nil { order.append(IndexKey(key)) } else { overriddenLines += 1 }
+            perKey[IndexKey(key)] = entry
         }
         layouts.insert(legacyType != nil ? "0.2-0.5.11" : "0.5.12+")
         for key in order { copies[key, default: []].append(perKey[key]!) }
@@ -272,7 +272,7 @@ public struct ExcaCache: Sendable {
             } else {
                 fields["filename"] = .string(uid + ExcaCache.flatSuffix(type))
             }
-            copies[key, default: []].append(
+            copies[IndexKey(key), default: []].append(
                 ExcaLine(
                     file: keyFile, line: 1, key: key, type: type == "MneRaw" ? "MneRawFif" : type, fields: fields,
                     legacy: true))

@@ -15,6 +15,21 @@ public struct PayloadSource: Sendable, Hashable {
     public var length: Int64
     /// True when the range is the whole file (`offset` 0, `length` its size).
     public var wholeFile: Bool
+
+    /// Equal when the ranges are equal and the paths have the same bytes (two file names that differ only
+    /// in Unicode normalisation are two files).
+    public static func == (lhs: PayloadSource, rhs: PayloadSource) -> Bool {
+        lhs.offset == rhs.offset && lhs.length == rhs.length && lhs.wholeFile == rhs.wholeFile
+            && IndexKey(lhs.path) == IndexKey(rhs.path)
+    }
+
+    /// Hashes what ``==`` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(IndexKey(path))
+        hasher.combine(offset)
+        hasher.combine(length)
+        hasher.combine(wholeFile)
+    }
 }
 
 /// An exca value translated to a Casket value tree whose `blob` fields are placeholders for the digests of
@@ -50,7 +65,7 @@ struct Unmigratable: Error, Sendable {
 /// trees and AutoPickle pickles.
 final class ExcaConverter {
     let root: String
-    private var sizes: [String: Int64?] = [:]
+    private var sizes: [IndexKey: Int64?] = [:]
     /// Files above this size are not read into memory to look for references (AutoPickle pickles).
     static let smallFileLimit: Int64 = 256 << 20
 
@@ -58,11 +73,11 @@ final class ExcaConverter {
 
     /// The size of a regular file, `nil` when it is missing or not a regular file.
     func size(of path: String) -> Int64? {
-        if let known = sizes[path] { return known }
+        if let known = sizes[IndexKey(path)] { return known }
         var st = stat()
         let result: Int64? =
             (stat(root + "/" + path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? Int64(st.st_size) : nil
-        sizes[path] = result
+        sizes[IndexKey(path)] = result
         return result
     }
 

@@ -18,35 +18,38 @@ extension Migrator {
     public func reclaim(_ plan: MigrationPlan, run: MigrationReport) throws(CasketError) -> MigrationReport {
         var report = run
         let store = try CacheStore.open(at: destination)
-        let byKey = Dictionary(uniqueKeysWithValues: plan.keys.map { ($0.key, $0) })
-        let unmigratable = Set(plan.unmigratable.map(\.key))
-        var verified: [String: Result<Void, Unmigratable>] = [:]
+        // Keys and file names are byte strings: NFC and NFD forms are two keys, two files.
+        let byKey = Dictionary(uniqueKeysWithValues: plan.keys.map { (IndexKey($0.key), $0) })
+        let unmigratable = Set(plan.unmigratable.map { IndexKey($0.key) })
+        var verified: [IndexKey: Result<Void, Unmigratable>] = [:]
         // Which winners read which files.
-        var readers: [String: Set<String>] = [:]
+        var readers: [IndexKey: Set<IndexKey>] = [:]
         for item in plan.keys {
-            for payload in item.payloads { readers[payload.path, default: []].insert(item.key) }
+            for payload in item.payloads { readers[IndexKey(payload.path), default: []].insert(IndexKey(item.key)) }
         }
-        var linesOfShard: [String: [ExcaLine]] = [:]
+        var linesOfShard: [IndexKey: [ExcaLine]] = [:]
         for (_, copies) in plan.cache.copies {
-            for copy in copies { linesOfShard[copy.file, default: []].append(copy) }
+            for copy in copies { linesOfShard[IndexKey(copy.file), default: []].append(copy) }
         }
         for shard in plan.cache.shards {
-            let lines = linesOfShard[shard.infoFile] ?? []
+            let lines = linesOfShard[IndexKey(shard.infoFile)] ?? []
             // Per-key files (and BrainVision folders) named by this shard's lines: whole-file payloads that are
             // not some writer's shared data file.
-            var perKeyPaths = Set<String>()
-            var directories = Set<String>()
+            var perKeyPaths = Set<IndexKey>()
+            var directories = Set<IndexKey>()
             for line in lines {
-                guard let item = byKey[line.key] else { continue }
+                guard let item = byKey[IndexKey(line.key)] else { continue }
                 for payload in item.payloads where payload.wholeFile && !isSharedDataFile(payload.path, plan) {
-                    perKeyPaths.insert(payload.path)
+                    perKeyPaths.insert(IndexKey(payload.path))
                     if line.type == "MneRawBrainVision", let directory = line.fields["filename"]?.stringValue {
-                        directories.insert(directory)
+                        directories.insert(IndexKey(directory))
                     }
                 }
             }
-            var keys = Set(lines.map(\.key))
-            for file in shard.dataFiles + Array(perKeyPaths) { keys.formUnion(readers[file] ?? []) }
+            var keys = Set(lines.map { IndexKey($0.key) })
+            for file in shard.dataFiles.map({ IndexKey($0) }) + Array(perKeyPaths) {
+                keys.formUnion(readers[file] ?? [])
+            }
             var failure: String? = nil
             for key in keys.sorted() {
                 if unmigratable.contains(key) {
@@ -64,7 +67,7 @@ extension Migrator {
                 report.keptShards.append((shard.infoFile, failure))
                 continue
             }
-            for file in [shard.infoFile] + shard.dataFiles + perKeyPaths.sorted() {
+            for file in [shard.infoFile] + shard.dataFiles + perKeyPaths.sorted().map(\.string) {
                 let path = source + "/" + file
                 var st = stat()
                 guard lstat(path, &st) == 0 else { continue }
@@ -74,7 +77,7 @@ extension Migrator {
                 }
                 report.bytesReclaimed += Int64(st.st_size)
             }
-            for directory in directories.sorted() {
+            for directory in directories.sorted().map(\.string) {
                 let path = source + "/" + directory
                 if let rest = try? FileManager.default.contentsOfDirectory(atPath: path), rest.isEmpty { rmdir(path) }
             }
@@ -84,7 +87,7 @@ extension Migrator {
     }
 
     func isSharedDataFile(_ path: String, _ plan: MigrationPlan) -> Bool {
-        plan.cache.shards.contains { $0.dataFiles.contains(path) }
+        plan.cache.shards.contains { $0.dataFiles.contains { $0.sameBytes(as: path) } }
     }
 
     /// Whether the store holds `item` as this migration writes it: same origin, blobs present, and payload

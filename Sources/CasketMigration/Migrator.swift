@@ -59,7 +59,7 @@ public final class Migrator {
         var toWrite: Int64 = 0
         var already = 0
         for key in cache.keys {
-            let copies = cache.copies[key]!
+            let copies = cache.copies[IndexKey(key)]!
             entries += copies.count
             duplicates += copies.count - 1
             var firstFailure: (ExcaLine, String)? = nil

@@ -90,9 +90,9 @@ func run() throws {
             }
             close(fd)
             usleep(UInt32(sleepMs * 1000))
-            return Dictionary(uniqueKeysWithValues: mine.map { ($0, payload(for: $0, size: 64)) })
+            return Dictionary(uniqueKeysWithValues: mine.map { (IndexKey($0), payload(for: $0, size: 64)) })
         }
-        for key in keys where values[key] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
+        for key in keys where values[IndexKey(key)] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
         print("ok \(values.count)")
     case "winners":
         for entry in try cache.entries() {

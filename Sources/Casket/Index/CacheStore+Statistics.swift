@@ -88,7 +88,7 @@ extension CacheStore {
         live.reserveCapacity(reader.markWinners.count)
         for (key, winner) in reader.markWinners where !winner.deleted {
             keys += 1
-            try visit?(key, winner.blobs)
+            try visit?(key.string, winner.blobs)
             if winner.count > 0 { live.insert(winner.first) }
             for digest in winner.more ?? [] { live.insert(digest) }
         }

@@ -53,11 +53,13 @@ public struct Compactor {
         var chosen: [String] = []
         var kept: [String] = []
         var report = Report()
-        for name in survey.files.keys.sorted() {
+        for name in survey.files.keys.sorted().map(\.string) {
             let path = directory + "/" + name
             guard case .success(let st) = system_stat(path) else { continue }
             let idle = now - st.mtimeNanoseconds >= idleNanoseconds
-            let damaged = survey.issues.contains { $0.file == path } || (survey.files[name]?.offset ?? 0) != st.size
+            let damaged =
+                survey.issues.contains { $0.file.sameBytes(as: path) }
+                || (survey.files[IndexKey(name)]?.offset ?? 0) != st.size
             if damaged {
                 report.filesWithProblems.append(path)
                 kept.append(name)
@@ -76,7 +78,7 @@ public struct Compactor {
         }
         report.filesFolded = chosen.count
         if dryRun {
-            report.entriesRead = chosen.reduce(0) { $0 + (survey.files[$1]?.lines ?? 0) }
+            report.entriesRead = chosen.reduce(0) { $0 + (survey.files[IndexKey($1)]?.lines ?? 0) }
             return report
         }
         var folding: [String] = []
@@ -92,10 +94,11 @@ public struct Compactor {
                 throw CasketError.publish(directory + "/" + name, to: name + ".folding", errno: errno)
             }
         }
-        let foldingSet = Set(folding)
-        var folded = IndexReader(directory: directory, include: { foldingSet.contains($0) })
+        let foldingSet = Set(folding.map { IndexKey($0) })
+        var folded = IndexReader(directory: directory, include: { foldingSet.contains(IndexKey($0)) })
         try folded.refresh()
-        var rest = IndexReader(directory: directory, include: { !foldingSet.contains($0) && !$0.hasSuffix(".folding") })
+        var rest = IndexReader(
+            directory: directory, include: { !foldingSet.contains(IndexKey($0)) && !$0.hasSuffix(".folding") })
         try rest.refresh()
         report.entriesRead = folded.entryCount
         var out: [UInt8] = []

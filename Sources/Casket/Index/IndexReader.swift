@@ -18,8 +18,9 @@ struct IndexReader {
     }
 
     let directory: String
-    private(set) var files: [String: FileState] = [:]
-    private(set) var winners: [String: IndexEntry] = [:]
+    /// Per index file name (compared as bytes, like keys).
+    private(set) var files: [IndexKey: FileState] = [:]
+    private(set) var winners: [IndexKey: IndexEntry] = [:]
     /// Lines read that were well formed, all files together (entries, not seals).
     private(set) var entryCount = 0
     /// Malformed lines met so far.
@@ -35,8 +36,8 @@ struct IndexReader {
     /// what garbage collection's mark needs, in a fraction of the memory (about 100 bytes a key).
     var keepValues = true
     /// The winners kept when `keepValues` is false.
-    private(set) var markWinners: [String: MarkWinner] = [:]
-    private var internedWriters: [String: String] = [:]
+    private(set) var markWinners: [IndexKey: MarkWinner] = [:]
+    private var internedWriters: [IndexKey: String] = [:]
 
     /// A key's winner reduced to what marking needs.
     struct MarkWinner {
@@ -51,7 +52,9 @@ struct IndexReader {
 
         func wins(over other: MarkWinner) -> Bool {
             if timestamp != other.timestamp { return timestamp > other.timestamp }
-            if writer != other.writer { return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8) }
+            if !writer.sameBytes(as: other.writer) {
+                return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8)
+            }
             return line > other.line
         }
 
@@ -68,7 +71,7 @@ struct IndexReader {
     }
 
     /// Whether the file was seen to end with a seal line.
-    func isSealed(_ name: String) -> Bool { files[name]?.sealed ?? false }
+    func isSealed(_ name: String) -> Bool { files[IndexKey(name)]?.sealed ?? false }
 
     static func isIndexFile(_ name: String) -> Bool {
         name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.folding")
@@ -88,17 +91,19 @@ struct IndexReader {
         try forEachEntry(in: directory) { (name, _) throws(CasketError) in
             if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
         }
-        let present = Set(names)
+        let present = Set(names.map { IndexKey($0) })
         var mustReload = files.keys.contains { !present.contains($0) }
-        var stats: [String: stat] = [:]
+        var stats: [IndexKey: stat] = [:]
         for name in names {
             guard case .success(let st) = system_stat(directory + "/" + name) else {
                 fileVanishedDuringLastRefresh = true
-                mustReload = mustReload || files[name] != nil
+                mustReload = mustReload || files[IndexKey(name)] != nil
                 continue
             }
-            if let known = files[name], known.inode != UInt64(st.st_ino) || st.size < known.offset { mustReload = true }
-            stats[name] = st
+            if let known = files[IndexKey(name)], known.inode != UInt64(st.st_ino) || st.size < known.offset {
+                mustReload = true
+            }
+            stats[IndexKey(name)] = st
         }
         if mustReload {
             files = [:]
@@ -107,11 +112,11 @@ struct IndexReader {
             entryCount = 0
             issues = []
         }
-        for name in names.sorted() {
+        for name in names.map({ IndexKey($0) }).sorted() {
             guard let st = stats[name] else { continue }
             var state = files[name] ?? FileState(inode: UInt64(st.st_ino), offset: 0, lines: 0, sealed: false)
             if st.size > state.offset {
-                try read(name: name, state: &state)
+                try read(name: name.string, state: &state)
             }
             files[name] = state
         }
@@ -174,18 +179,24 @@ struct IndexReader {
             if !keepValues {
                 // Writer ids of compacted lines come from each line: share one copy of each.
                 var writer = entry.origin.writer
-                if let known = internedWriters[writer] { writer = known } else { internedWriters[writer] = writer }
+                if let known = internedWriters[IndexKey(writer)] {
+                    writer = known
+                } else {
+                    internedWriters[IndexKey(writer)] = writer
+                }
                 let refs = entry.blobs
                 let candidate = MarkWinner(
                     timestamp: entry.timestamp, writer: writer, line: entry.origin.line,
                     first: refs.first?.digest ?? .empty, count: Int32(refs.count), deleted: entry.isDeleted,
                     more: refs.count > 1 ? refs.dropFirst().map(\.digest) : nil)
-                if let current = markWinners[entry.key], !candidate.wins(over: current) { return }
-                markWinners[entry.key] = candidate
+                let key = IndexKey(entry.key)
+                if let current = markWinners[key], !candidate.wins(over: current) { return }
+                markWinners[key] = candidate
                 return
             }
-            if let current = winners[entry.key], !entry.wins(over: current) { return }
-            winners[entry.key] = entry
+            let key = IndexKey(entry.key)
+            if let current = winners[key], !entry.wins(over: current) { return }
+            winners[key] = entry
         }
     }
 

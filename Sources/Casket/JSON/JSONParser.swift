@@ -195,8 +195,11 @@ public struct JSONParser {
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(
-                        decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    // Validated, never repaired: "k\xff" and "k\xfe" must not both become "k\u{FFFD}".
+                    guard
+                        let text = String(
+                            validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    else { throw error("invalid UTF-8 in a string") }
                     position += 1
                     return text
                 }
@@ -210,7 +213,10 @@ public struct JSONParser {
                 switch byte {
                 case UInt8(ascii: "\""):
                     position += 1
-                    return String(decoding: out, as: UTF8.self)
+                    guard let text = String(validating: out, as: UTF8.self) else {
+                        throw error("invalid UTF-8 in a string")
+                    }
+                    return text
                 case UInt8(ascii: "\\"):
                     position += 1
                     guard position < bytes.count else { throw error("unterminated escape") }
@@ -238,7 +244,10 @@ public struct JSONParser {
                                 throw error("invalid surrogate pair")
                             }
                         }
-                        let character = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                        // A lone surrogate is no Unicode text, so no UTF-8 byte string: refused, not replaced.
+                        guard let character = Unicode.Scalar(scalar) else {
+                            throw error("lone surrogate \\u\(String(scalar, radix: 16)) in a string")
+                        }
                         out.append(contentsOf: String(Character(character)).utf8)
                     default: throw error("invalid escape")
                     }
