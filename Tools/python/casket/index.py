@@ -256,12 +256,28 @@ def parse_line(raw: bytes) -> tp.Optional[dict]:
     if not raw.strip():
         return None
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        text = raw.decode("utf-8")
+        obj = json.loads(text, parse_constant=_no_constants)
     except _Malformed:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _Malformed(f"not valid JSON ({e})") from None
+    _check_unicode(text, obj)
     return validate(obj)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(text: str, obj: tp.Any) -> None:
+    """FORMAT 5.3: a string that is not Unicode text (a lone surrogate escape such as ``\\ud800``, which
+    ``json`` accepts) is no UTF-8 byte string, so the line is malformed, as in the Swift reader."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    try:
+        _dumps(obj)
+    except UnicodeEncodeError:
+        raise _Malformed("a string holds a lone surrogate (not Unicode text)") from None
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
@@ -479,6 +495,8 @@ class IndexReader:
                 start = nl + 1
             return
         scan, find, ok = _SCAN, text.find, _LINE_END_OK
+        # lone surrogates come only from \\uD8xx-\\uDFxx escapes: look per line only if the block has one
+        escapes = _SURROGATE_ESCAPE.search(text) is not None
         start = 0
         n = len(text)
         while start < n:
@@ -497,6 +515,8 @@ class IndexReader:
                 self._line(state, wid, text[start:nl].encode("utf-8"), state.lines)
             else:
                 try:
+                    if escapes:
+                        _check_unicode(text[start:nl], obj)
                     self._add(state, wid, validate(obj), state.lines)
                 except _Malformed as e:
                     self._report(state.name, state.lines, str(e))
