@@ -87,10 +87,15 @@ class IndexWriter:
     def path(self) -> tp.Optional[Path]:
         return self._path
 
-    def next_ts(self) -> int:
-        ts = time.time_ns()
-        if ts <= self._last_ts:
-            ts = self._last_ts + 1
+    def next_ts(self, after: tp.Optional[int] = None) -> int:
+        """Later than the clock, than this writer's last line and than ``after`` (the ts of the key's
+        current winner, FORMAT 5.4), so a host whose clock ran ahead cannot freeze a key."""
+        floor = self._last_ts if after is None else max(self._last_ts, after)
+        if floor >= _I64_END - 1:
+            raise CasketError(
+                f"an entry has ts {floor}, the greatest a timestamp can be: no write can come after it "
+                "(its writer's clock is wrong; docs/FORMAT.md 5.4)")
+        ts = max(time.time_ns(), floor + 1)
         self._last_ts = ts
         return ts
 
@@ -154,8 +159,10 @@ class IndexWriter:
         line_fn: tp.Callable[[int], bytes],
         blobs: tp.Sequence[tp.Sequence[tp.Any]] = (),
         republish: tp.Optional[tp.Callable[[str, int], None]] = None,
+        after: tp.Optional[int] = None,
     ) -> int:
-        """Append the line ``line_fn(ts)``; returns ``ts``.
+        """Append the line ``line_fn(ts)``; returns ``ts``, greater than ``after`` (the ts of the key's
+        winner the caller has read: its write must win, FORMAT 5.4).
 
         Steps 2-4 of FORMAT 5.5: write + flush, re-append to a new file if the file was folded away
         by compaction, then check that each ``[hash, size]`` of ``blobs`` still exists and call
@@ -164,7 +171,7 @@ class IndexWriter:
         with self._lock:
             if self.closed:
                 raise CasketError("index writer is closed")
-            ts = self.next_ts()
+            ts = self.next_ts(after)
             line = line_fn(ts)
             self._write_line(line)
             for _ in range(10):
@@ -191,7 +198,7 @@ class IndexWriter:
             self.closed = True
             if self._fd is not None and self._pid == os.getpid():
                 try:
-                    self._write_line(seal_line(self.next_ts()))
+                    self._write_line(seal_line(min(max(time.time_ns(), self._last_ts + 1), _I64_END - 1)))
                 finally:
                     self._drop_fd()
             else:
