@@ -13,6 +13,8 @@
 //                                       prints "S key hash" / "D key" per committed operation
 //   casket-testhelper hold-lock STORE SECONDS TTL_S                take the GC lock, print "held", hold it SECONDS
 //   casket-testhelper bench-fill STORE BLOBS ENTRIES               write a large store directly (benchmark)
+//   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
+//                                       more appends: see AppendFailure.swift
 //
 // Payloads are a deterministic function of the key, so every writer of a key writes the same bytes.
 
@@ -127,6 +129,8 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
+    case "append-fail":
+        try appendFailure(cache)
     default:
         fail("unknown command \(args[1])")
     }

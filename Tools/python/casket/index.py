@@ -173,7 +173,12 @@ class IndexWriter:
                 raise CasketError("index writer is closed")
             ts = self.next_ts(after)
             line = line_fn(ts)
-            self._write_line(line)
+            try:
+                self._write_line(line)
+            except CasketError:
+                # FORMAT 5.5: the file may now end with part of the line and was abandoned; write the line
+                # once more, in a new file (a duplicate line is harmless)
+                self._write_line(line)
             for _ in range(10):
                 if not self._folded():
                     break
