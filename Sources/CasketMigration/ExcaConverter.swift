@@ -221,7 +221,7 @@ final class ExcaConverter {
             throw Unmigratable(reason: "missing directory '\(directory)'")
         }
         var files = JSONObject()
-        for name in names.sorted() {
+        for name in names.sorted(by: { IndexKey($0) < IndexKey($1) }) {
             let path = directory + "/" + name
             guard let size = size(of: path) else { continue }
             let source = PayloadSource(path: path, offset: 0, length: size, wholeFile: true)
