@@ -171,9 +171,9 @@ class CacheDict(tp.Generic[X]):
         writer = self._writer
         if writer is None:
             raise RuntimeError("Cannot write outside of a write() context")
-        # read the key's winner first: this write is stamped later than it, even if its writer's clock ran
-        # ahead (FORMAT 5.4)
-        self._refresh()
+        if not self._read_once:
+            self._refresh()
+        # as exca: judged on the view as last read (concurrent writers of one key all succeed)
         if self._reader.get(key) is not None or key in self._ram_data:
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
         node, payloads = encode(self.store, value, self.cache_type)
@@ -187,6 +187,10 @@ class CacheDict(tp.Generic[X]):
         def make(ts: int) -> bytes:
             return entry_line(key, ts, node, blobs)
 
+        # read what is new (without changing the view the check above uses): this line is stamped later than
+        # the key's winner, even if its writer's clock ran ahead (FORMAT 5.4)
+        if not (self._frozen and self._frozen_read):
+            self._reader.peek()
         ts = writer.append(make, blobs, republish, after=self._winner_ts(key))
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(
@@ -208,15 +212,13 @@ class CacheDict(tp.Generic[X]):
         self._reader.observe(Entry(key=key, ts=ts, writer=wid, line=line, deleted=True))
 
     def _winner_ts(self, key: str) -> tp.Optional[int]:
-        """The ts of the key's winner (tombstones included) as last read: a write must be later."""
-        current = self._reader.winner(key)
-        if current is None:
-            return None
-        if current.ts >= (1 << 63) - 1:
+        """The ts of the key's winner (tombstones included) among the lines read: a write must be later."""
+        ts = self._reader.latest_ts(key)
+        if ts is not None and ts >= (1 << 63) - 1:
             raise CasketError(
-                f"key {key!r} has an entry with ts {current.ts} ({current.writer}:{current.line}), the greatest "
-                "a timestamp can be: no write can come after it (its writer's clock is wrong; docs/FORMAT.md 5.4)")
-        return current.ts
+                f"key {key!r} has an entry with ts {ts}, the greatest a timestamp can be: no write can come "
+                "after it (its writer's clock is wrong; docs/FORMAT.md 5.4)")
+        return ts
 
     # ------------------------------------------------------------------ compute once
 

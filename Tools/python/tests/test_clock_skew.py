@@ -34,12 +34,24 @@ def test_set_and_delete_win_over_a_line_from_the_future(root, ahead):
     foreign(root, "set-after-rm", time.time_ns() + ahead)
     foreign(root, "rm-after-set", time.time_ns() + ahead, (h, 6))
     with cd.write():
-        cd["set-after-rm"] = b"new"
         del cd["rm-after-set"]
+    # another process (its view read after the tombstone from the future) sets the key again
+    other = casket.CacheDict(root)
+    with other.write():
+        other["set-after-rm"] = b"new"
     fresh = casket.CacheDict(root)
     assert fresh["set-after-rm"] == b"new"
     assert "rm-after-set" not in fresh
     assert fresh.entry("set-after-rm").ts > time.time_ns() + ahead - DAY
+
+
+def test_a_set_wins_over_a_line_from_the_future_written_after_the_view_was_read(root):
+    cd = casket.CacheDict(root)
+    assert "k" not in cd  # the view is read: k is absent
+    with cd.write():
+        foreign(root, "k", time.time_ns() + YEAR)  # another host deletes k, its clock a year ahead
+        cd["k"] = b"v"
+    assert casket.CacheDict(root)["k"] == b"v"
 
 
 def test_a_winner_with_the_greatest_ts_is_refused(root):
