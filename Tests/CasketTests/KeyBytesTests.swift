@@ -82,6 +82,23 @@ struct KeyBytesTests {
         }
     }
 
+    @Test("getOrCompute of the NFC and NFD forms computes and stores two keys")
+    func computeKeepsBothForms() throws {
+        try withTemporaryDirectory { dir in
+            let cache = CacheStore(blobs: try TestStore.create(in: dir))
+            let board = ClaimBoard(store: cache.blobs, ttlSeconds: 5)
+            var computed: [[UInt8]] = []
+            let results = try cache.getOrCompute([Self.nfc, Self.nfd, Self.nfc], board: board) { mine in
+                computed = mine.map(Self.bytes)
+                return Dictionary(uniqueKeysWithValues: mine.map { (IndexKey($0), Self.bytes($0)) })
+            }
+            #expect(computed == [Self.bytes(Self.nfd), Self.bytes(Self.nfc)])
+            #expect(results.count == 2 && results[IndexKey(Self.nfd)] == Self.bytes(Self.nfd))
+            #expect(try cache.get(Self.nfc) == Self.bytes(Self.nfc))
+            #expect(try cache.get(Self.nfd) == Self.bytes(Self.nfd))
+        }
+    }
+
     @Test("a key that is not UTF-8 text (a lone surrogate, raw invalid bytes) makes its line malformed")
     func nonUnicodeKeysAreMalformed() throws {
         try withTemporaryDirectory { dir in
