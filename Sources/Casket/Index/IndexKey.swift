@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A key of the store, compared as its UTF-8 bytes (docs/FORMAT.md, section 5.2, "Keys").
 ///
 /// Swift's `String` equality, hashing and ordering use canonical equivalence, so "café" in NFC and in
@@ -20,8 +26,7 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible,
 
     /// Equal when the UTF-8 bytes are equal.
     public static func == (lhs: IndexKey, rhs: IndexKey) -> Bool {
-        lhs.string.utf8.count == rhs.string.utf8.count
-            && lhs.withBytes { a in rhs.withBytes { b in a.elementsEqual(b) } }
+        lhs.string.sameBytes(as: rhs.string)
     }
 
     /// Hashes the UTF-8 bytes.
@@ -31,7 +36,13 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible,
 
     /// Orders by UTF-8 bytes (the same order as Unicode code points, and as Python's `str`).
     public static func < (lhs: IndexKey, rhs: IndexKey) -> Bool {
-        lhs.withBytes { a in rhs.withBytes { b in a.lexicographicallyPrecedes(b) } }
+        lhs.withBytes { a in
+            rhs.withBytes { b in
+                let common = min(a.count, b.count)
+                let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+                return order != 0 ? order < 0 : a.count < b.count
+            }
+        }
     }
 
     /// The key as text.
@@ -43,9 +54,4 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible,
         }
         return Array(string.utf8).withUnsafeBytes(body)
     }
-}
-
-extension String {
-    /// Whether two strings have the same UTF-8 bytes (`==` on `String` is canonical equivalence).
-    package func sameBytes(as other: String) -> Bool { IndexKey(self) == IndexKey(other) }
 }

@@ -191,20 +191,21 @@ public struct JSONParser {
         mutating func string() throws(SyntaxError) -> String {
             position += 1
             let start = position
+            var ascii = true
             // Fast path: no escapes.
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
+                    let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+                    let text = String(decoding: raw, as: UTF8.self)
                     // Validated, never repaired: "k\xff" and "k\xfe" must not both become "k\u{FFFD}".
-                    guard
-                        let text = String(
-                            validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-                    else { throw error("invalid UTF-8 in a string") }
+                    if !ascii && !text.utf8.elementsEqual(raw) { throw error("invalid UTF-8 in a string") }
                     position += 1
                     return text
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw error("control character in a string") }
+                if byte >= 0x80 { ascii = false }
                 position += 1
             }
             var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
@@ -213,9 +214,8 @@ public struct JSONParser {
                 switch byte {
                 case UInt8(ascii: "\""):
                     position += 1
-                    guard let text = String(validating: out, as: UTF8.self) else {
-                        throw error("invalid UTF-8 in a string")
-                    }
+                    let text = String(decoding: out, as: UTF8.self)
+                    if !text.utf8.elementsEqual(out) { throw error("invalid UTF-8 in a string") }
                     return text
                 case UInt8(ascii: "\\"):
                     position += 1
