@@ -24,10 +24,15 @@ public final class WriteSession {
     /// turns it off: the index is then read once, at the first write.
     package var refreshesBeforeEachWrite = true
     private var indexRead = false
+    /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
+    /// without the value trees, and without changing the view of the store's own reads.
+    private var winners: IndexReader
 
     init(store: CacheStore) {
         self.store = store
         self.writerID = WriteSession.newWriterID()
+        self.winners = IndexReader(directory: store.blobs.layout.index)
+        self.winners.keepValues = false
     }
 
     deinit { try? close() }
@@ -155,13 +160,19 @@ public final class WriteSession {
     /// key's current winner (docs/FORMAT.md 5.4), so a host whose clock ran ahead cannot freeze the key.
     private func nextTimestamp(for key: String) throws(CasketError) -> Int64 {
         if refreshesBeforeEachWrite || !indexRead {
-            try store.refresh()
+            // A file folded away while being listed may hide the winner: read again (compaction publishes
+            // before it deletes, so a later pass sees its lines under the new name).
+            for _ in 0..<5 {
+                try winners.refresh()
+                if !winners.fileVanishedDuringLastRefresh { break }
+            }
             indexRead = true
         }
+        let winner = winners.markWinners[IndexKey(key)]
         var floor = lastTimestamp
-        if let winner = store.reader.winners[IndexKey(key)] { floor = max(floor, winner.timestamp) }
+        if let winner { floor = max(floor, winner.timestamp) }
         guard floor < Int64.max else {
-            let origin = store.reader.winners[IndexKey(key)].map { " (\($0.origin))" } ?? ""
+            let origin = winner.map { " (\($0.writer):\($0.line))" } ?? ""
             throw CasketError(
                 .clockSkew,
                 "key '\(key)' has an entry with ts \(floor)\(origin), the greatest a timestamp can be: no write "
