@@ -2,21 +2,21 @@
 ///
 /// Named `<host>.<pid>.<random>.tmp` (docs/FORMAT.md, section 4), so that a leftover from a killed
 /// process is recognisable as debris and GC can remove it by age.
-struct TempFile: ~Copyable {
-    let handle: FileHandle
-    var path: String { handle.path }
+package struct TempFile: ~Copyable {
+    package let handle: FileHandle
+    package var path: String { handle.path }
     private var published = false
 
-    static let suffix = ".tmp"
+    package static let suffix = ".tmp"
 
-    init(in directory: String) throws(CasketError) {
+    package init(in directory: String) throws(CasketError) {
         let name = "\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8))\(TempFile.suffix)"
         // Mode 0444 from the start: the descriptor is writable anyway, and a published blob must be read-only.
         handle = try FileHandle.createExclusive(directory + "/" + name, mode: 0o444)
     }
 
     /// Records that the file now lives under another name (or was removed), so deinit leaves it alone.
-    mutating func markGone() { published = true }
+    package mutating func markGone() { published = true }
 
     deinit {
         if !published { _ = system_unlink(handle.path) }
