@@ -53,6 +53,8 @@ let package = Package(
             path: "Tests/CasketTestHelper",
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "CasketSystemTests", dependencies: ["CasketSystem", "CasketTestSupport"], swiftSettings: strict),
         .testTarget(name: "CasketTests", dependencies: ["Casket", "CasketTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CasketMigrationTests",

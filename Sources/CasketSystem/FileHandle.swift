@@ -113,6 +113,9 @@ package struct FileRef {
         }
     }
 
+    /// `fstat` as a ``FileStatus``.
+    package func status() throws(CasketError) -> FileStatus { FileStatus(try stat()) }
+
     package func adviseSequential() { system_posixFadviseSequential(fd) }
 }
 

@@ -51,29 +51,13 @@ extension BlobStore {
     }
 }
 
-/// What `lstat` says about a file, for maintenance tools.
-@_spi(Maintenance) public struct FileStatus: Sendable, Equatable {
-    /// Size in bytes.
-    public var size: Int64
-    /// Modification time, nanoseconds since the epoch.
-    public var mtimeNanoseconds: Int64
-    /// True for a regular file.
-    public var isRegularFile: Bool
-    /// True for a directory.
-    public var isDirectory: Bool
-    /// Hard links to the inode.
-    public var linkCount: Int
-}
-
 /// Thin wrappers over the syscall layer for the maintenance tools (garbage collector, fsck) that live in
 /// other modules: every system call still goes through `System/Syscalls.swift`.
 @_spi(Maintenance) public enum StoreFiles {
     /// `lstat(2)`; `nil` when the file does not exist or cannot be examined.
     public static func status(_ path: String) -> FileStatus? {
         guard case .success(let st) = system_lstat(path) else { return nil }
-        return FileStatus(
-            size: st.size, mtimeNanoseconds: st.mtimeNanoseconds, isRegularFile: st.isRegularFile,
-            isDirectory: st.isDirectory, linkCount: Int(st.st_nlink))
+        return FileStatus(st)
     }
 
     /// `unlink(2)`.
