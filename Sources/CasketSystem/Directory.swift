@@ -250,3 +250,22 @@ package final class Directory: Sendable {
         return .open(path(of: name), errno: errno)
     }
 }
+
+extension Directory {
+    /// Reads a whole small regular file of this folder (configuration, lock, report); refuses files over
+    /// `limit` bytes, links and anything not regular.
+    package func readSmallFile(_ name: String, limit: Int) throws(CasketError) -> [UInt8] {
+        let handle = try openForReading(name)
+        let st = try handle.io.status()
+        guard st.size <= Int64(limit) else {
+            throw CasketError(
+                .invalidArgument, "'\(handle.path)' is \(st.size) bytes, more than the \(limit) expected",
+                path: handle.path)
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(st.size) + 1)
+        let io = handle.io
+        let n = try typed { try bytes.withUnsafeMutableBytes { try io.readFully(into: $0) } }
+        bytes.removeLast(bytes.count - n)
+        return bytes
+    }
+}

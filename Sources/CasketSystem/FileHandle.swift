@@ -27,7 +27,7 @@ package struct FileHandle: ~Copyable {
     }
 
     /// Creates a new file that must not exist yet (`O_CREAT | O_EXCL`), open for reading and writing.
-    package static func createExclusive(_ path: String, mode: mode_t = 0o644) throws(CasketError) -> FileHandle {
+    package static func createExclusive(_ path: String, mode: mode_t = 0o666) throws(CasketError) -> FileHandle {
         switch system_open(path, O_RDWR | O_CREAT | O_EXCL, mode) {
         case .success(let fd): return FileHandle(fd: fd, path: path)
         case .failure(let errno): throw .open(path, forWriting: true, errno: errno)
@@ -36,7 +36,7 @@ package struct FileHandle: ~Copyable {
 
     package static func openForAppending(_ path: String, create: Bool) throws(CasketError) -> FileHandle {
         let flags = O_WRONLY | O_APPEND | (create ? O_CREAT : 0)
-        switch system_open(path, flags, 0o644) {
+        switch system_open(path, flags, 0o666) {
         case .success(let fd): return FileHandle(fd: fd, path: path)
         case .failure(let errno): throw .open(path, forWriting: true, errno: errno)
         }

@@ -21,9 +21,9 @@ package func readSmallFile(_ path: String, limit: Int) throws(CasketError) -> [U
     return bytes
 }
 
-/// Creates a directory (mode 0755); an existing directory is fine when `existingIsFine`.
+/// Creates a directory (mode 0777 less the umask); an existing directory is fine when `existingIsFine`.
 package func makeDirectory(_ path: String, existingIsFine: Bool) throws(CasketError) {
-    switch system_mkdir(path, 0o755) {
+    switch system_mkdir(path, 0o777) {
     case .success: return
     case .failure(.fileExists) where existingIsFine:
         if case .success(let st) = system_stat(path), st.isDirectory { return }

@@ -13,7 +13,7 @@ extension BlobStore {
     ///
     /// - Returns: Nanoseconds since the epoch.
     public func fileSystemNow() throws(CasketError) -> Int64 {
-        let probe = try TempFile(in: layout.tmp)
+        let probe = try TempFile(in: directories.folder(.tmp))
         return try probe.handle.io.stat().mtimeNanoseconds
     }
 
@@ -147,7 +147,7 @@ extension BlobStore {
         created: Bool, now: Int64
     ) {
         let unique = path + ".\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8)).tmp"
-        let handle = try FileHandle.createExclusive(unique, mode: 0o644)
+        let handle = try FileHandle.createExclusive(unique, mode: 0o666)
         defer { _ = system_unlink(unique) }
         let io = handle.io
         try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }

@@ -129,7 +129,7 @@ extension BlobStore {
         _ io: FileRef, offset: Int64, length: Int64, expected: Digest? = nil
     ) throws(CasketError) -> StagedBlob {
         if config.compression == .none, length > 0 {
-            let temp = try TempFile(in: layout.tmp)
+            let temp = try TempFile(in: directories.folder(.tmp))
             let out = temp.handle.io
             if try BlobStore.kernelCopy(io, offset: offset, length: length, into: out) {
                 let digest = try BlobStore.hashOwnFile(out, length: length)
