@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 extension BlobStore {
     /// "Now" as the file system sees it: the mtime of a probe file created in the store's `tmp/`.
@@ -154,7 +149,7 @@ extension BlobStore {
         if sync { try io.sync() }
         let now = try io.stat().mtimeNanoseconds
         let linked = system_link(unique, path)
-        if (try? io.stat().st_nlink) == 2 { return (true, now) }
+        if (try? io.status().linkCount) == 2 { return (true, now) }
         switch linked {
         case .success, .failure(.fileExists): return (false, now)
         case .failure(let errno): throw CasketError.publish(unique, to: path, errno: errno)
