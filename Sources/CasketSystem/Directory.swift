@@ -269,3 +269,43 @@ extension Directory {
         return bytes
     }
 }
+
+extension Directory {
+    /// Creates `name` holding `bytes` if it does not exist, atomically for every NFS client: the bytes go
+    /// to a unique file beside it (`<name>.<host>.<pid>.<random>.tmp`), which is linked to `name` and then
+    /// removed. The unique file's link count decides, so a lost NFS reply (`EEXIST` for a link that
+    /// happened) still counts as created, and any other error is thrown, never taken for success. The
+    /// lock and claim files use it.
+    ///
+    /// - Returns: Whether this call created `name`, and the file system's now (the unique file's mtime).
+    package func createByLink(_ name: String, _ bytes: [UInt8], sync: Bool) throws(CasketError) -> (
+        created: Bool, now: Int64
+    ) {
+        let unique = name + ".\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8)).tmp"
+        let handle = try createExclusive(unique, mode: 0o666)
+        defer { _ = remove(unique) }
+        let io = handle.io
+        try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+        if sync { try io.sync() }
+        let now = try io.status().mtimeNanoseconds
+        let linked = link(unique, to: self, as: name)
+        if (try? io.status().linkCount) == 2 { return (true, now) }
+        switch linked {
+        case .success, .failure(.fileExists): return (false, now)
+        case .failure(let errno): throw CasketError.publish(path(of: unique), to: path(of: name), errno: errno)
+        }
+    }
+
+    /// Writes `bytes` to `name` through a unique temp file in this folder and a rename over `name`.
+    package func writeAtomically(_ name: String, _ bytes: [UInt8], durable: Bool) throws(CasketError) {
+        var temp = try TempFile(in: self, mode: 0o666)
+        let out = temp.handle.io
+        try typed { try bytes.withUnsafeBytes { try out.writeAll($0) } }
+        if durable { try out.sync() }
+        if case .failure(let errno) = rename(temp.name, to: self, as: name) {
+            throw CasketError.publish(temp.path, to: path(of: name), errno: errno)
+        }
+        temp.markGone()
+        if durable { try sync() }
+    }
+}

@@ -1,4 +1,3 @@
-
 extension BlobStore {
     /// "Now" as the file system sees it: the mtime of a probe file created in the store's `tmp/`.
     ///
@@ -48,7 +47,7 @@ extension BlobStore {
 
 /// Thin wrappers over the syscall layer for the maintenance tools (garbage collector, fsck) that live in
 /// other modules: every system call still goes through `System/Syscalls.swift`.
-@_spi(Maintenance) public enum StoreFiles {
+extension StoreFiles {
     /// `lstat(2)`; `nil` when the file does not exist or cannot be examined.
     public static func status(_ path: String) -> FileStatus? {
         guard case .success(let st) = system_lstat(path) else { return nil }
@@ -106,7 +105,7 @@ extension BlobStore {
     public static func forEachName(
         in path: String, _ body: (String) throws(CasketError) -> Void
     ) throws(CasketError) {
-        try forEachEntry(in: path) { (name, _) throws(CasketError) in try body(name) }
+        try Casket.forEachEntry(in: path) { (name, _) throws(CasketError) in try body(name) }
     }
 
     /// Whether a process of this host (this PID namespace) exists: `kill(pid, 0)`. `EPERM` means it exists

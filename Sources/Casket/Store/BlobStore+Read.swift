@@ -1,4 +1,3 @@
-
 extension BlobStore {
     /// Whether a blob is stored, in either form.
     public func contains(_ digest: Digest) -> Bool {

@@ -32,6 +32,15 @@ final class StoreDirectories: Sendable {
         }
     }
 
+    /// The fan-out folder named `hh` (two lowercase hex digits); `nil` when it does not exist. Any other
+    /// name is not a fan-out folder and is opened as a plain sub-folder of `blobs/` by the caller.
+    func fanout(named name: String) throws(CasketError) -> Directory? {
+        guard name.utf8.count == 2, let byte = UInt8(name, radix: 16), name == name.lowercased() else {
+            return try folder(.blobs).directory(name)
+        }
+        return try fanout(Digest(high: UInt64(byte) << 56, low: 0))
+    }
+
     /// The fan-out folder `blobs/<hh>/` of a digest. With `create`, a missing one is made (and `blobs/`
     /// flushed when `durable`); without, a missing one is `nil`.
     func fanout(_ digest: Digest, create: Bool = false, durable: Bool = false) throws(CasketError) -> Directory? {
