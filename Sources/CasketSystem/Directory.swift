@@ -298,14 +298,9 @@ extension Directory {
 
     /// Writes `bytes` to `name` through a unique temp file in this folder and a rename over `name`.
     package func writeAtomically(_ name: String, _ bytes: [UInt8], durable: Bool) throws(CasketError) {
-        var temp = try TempFile(in: self, mode: 0o666)
-        let out = temp.handle.io
+        var file = try AtomicFile(in: self)
+        let out = file.io
         try typed { try bytes.withUnsafeBytes { try out.writeAll($0) } }
-        if durable { try out.sync() }
-        if case .failure(let errno) = rename(temp.name, to: self, as: name) {
-            throw CasketError.publish(temp.path, to: path(of: name), errno: errno)
-        }
-        temp.markGone()
-        if durable { try sync() }
+        _ = try file.publish(to: self, as: name, .replace, durable: durable)
     }
 }

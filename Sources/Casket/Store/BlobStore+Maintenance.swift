@@ -64,7 +64,7 @@ extension StoreFiles {
     /// system lacks the flag (NFS). `EEXIST` when the target exists.
     public static func renameNoReplace(_ from: String, _ to: String) -> Result<Void, Errno> {
         switch system_renameNoReplace(from, to) {
-        case .failure(let errno) where BlobStore.isUnsupported(errno):
+        case .failure(let errno) where AtomicFile.isUnsupported(errno):
             switch system_link(from, to) {
             case .success:
                 _ = system_unlink(from)

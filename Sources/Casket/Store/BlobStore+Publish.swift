@@ -68,58 +68,28 @@ extension BlobStore {
             storedBytes: staged.storedBytes)
         // A racing writer (possibly of the other form) may have finished while this one was writing.
         if lookFirst, let hit = deduplicate(digest, size: staged.size) { return hit }
-        if durable { try staged.temp.handle.io.sync() }
-        let finalPath = layout.path(digest, compressed: staged.compressed)
         let finalName = blobName(digest, compressed: staged.compressed)
-        let tempPath = staged.temp.path
-        let tempName = staged.temp.name
-        let tmp = try directories.folder(.tmp)
         guard let fanout = try directories.fanout(digest, create: true, durable: durable) else {
-            throw CasketError(.notFound, "cannot create the fan-out folder of \(finalPath)", path: finalPath)
+            let path = layout.path(digest, compressed: staged.compressed)
+            throw CasketError(.notFound, "cannot create the fan-out folder of \(path)", path: path)
         }
-        while true {
-            let method = PublishMethod(rawValue: publishMethod.load(ordering: .relaxed)) ?? .rename
-            let result: Result<Void, Errno>
-            switch method {
-            case .renameNoReplace: result = tmp.renameNoReplace(tempName, to: fanout, as: finalName)
-            case .link: result = tmp.link(tempName, to: fanout, as: finalName)
-            case .rename: result = tmp.rename(tempName, to: fanout, as: finalName)
+        let published = try staged.temp.publish(
+            to: fanout, as: finalName, .exclusive(replaceIfUnsupported: true), durable: durable,
+            capabilities: publishCapabilities)
+        if published == .nameTaken {
+            if case .sound(let location) = inspect(digest, size: staged.size),
+                freshen(digest, compressed: location.compressed)
+            {
+                if location.compressed { removeUnsoundRaw(digest, size: staged.size) }
+                return PutResult(
+                    digest: digest, size: staged.size, deduplicated: true, compressed: location.compressed,
+                    storedBytes: location.storedBytes)
             }
-            switch result {
-            case .success:
-                if method == .link { _ = tmp.remove(tempName) }
-                staged.temp.markGone()
-                if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
-                if durable { try fanout.sync() }
-                return newResult
-            case .failure(.fileExists):
-                if case .sound(let location) = inspect(digest, size: staged.size),
-                    freshen(digest, compressed: location.compressed)
-                {
-                    if location.compressed { removeUnsoundRaw(digest, size: staged.size) }
-                    return PutResult(
-                        digest: digest, size: staged.size, deduplicated: true, compressed: location.compressed,
-                        storedBytes: location.storedBytes)
-                }
-                // Unsound, or not ours to freshen: replace it with bytes known to be right.
-                if case .failure(let errno) = tmp.rename(tempName, to: fanout, as: finalName) {
-                    throw CasketError.publish(tempPath, to: finalPath, errno: errno)
-                }
-                staged.temp.markGone()
-                if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
-                if durable { try fanout.sync() }
-                return newResult
-            case .failure(let errno) where BlobStore.isUnsupported(errno) && method != .rename:
-                // The file system lacks this primitive (renameat2 flags on NFS, hard links elsewhere).
-                publishMethod.store(method.rawValue + 1, ordering: .relaxed)
-            case .failure(let errno):
-                throw CasketError.publish(tempPath, to: finalPath, errno: errno)
-            }
+            // Unsound, or not ours to freshen: replace it with bytes known to be right.
+            _ = try staged.temp.publish(to: fanout, as: finalName, .replace, durable: durable)
         }
+        if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
+        return newResult
     }
 
-    static func isUnsupported(_ errno: Errno) -> Bool {
-        errno == .invalidArgument || errno == .notImplemented || errno == .notSupported || errno == .notPermitted
-            || errno == .tooManyLinks
-    }
 }

@@ -111,8 +111,8 @@ extension BlobStore {
         knownSize: Int64?,
         _ produce: (_ feed: (UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Void
     ) throws(CasketError) -> StagedBlob {
-        let temp = try TempFile(in: directories.folder(.tmp))
-        let out = temp.handle.io
+        let temp = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
+        let out = temp.io
         var hasher = StreamingHasher()
         var encoder: LZ4FrameEncoder? = nil
         var decided = config.compression == .none
@@ -163,8 +163,8 @@ extension BlobStore {
     /// Rewrites a compressed temp file as raw bytes, when the whole payload compressed worse than its sample.
     func decompressStaged(_ staged: consuming StagedBlob) throws(CasketError) -> StagedBlob {
         let tmp = try directories.folder(.tmp)
-        let raw = try TempFile(in: tmp)
-        let out = raw.handle.io
+        let raw = try AtomicFile(in: tmp, mode: 0o444)
+        let out = raw.io
         let source = try tmp.openForReading(staged.temp.name)
         var decoder = try LZ4FrameDecoder()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunkSize, alignment: 64)

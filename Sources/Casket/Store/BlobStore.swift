@@ -17,13 +17,7 @@ public final class BlobStore: Sendable {
     public let config: StoreConfig
     let layout: StoreLayout
     /// Which publish primitive works on this file system; moves down the list on EINVAL/ENOSYS/EPERM.
-    let publishMethod = Atomic<UInt8>(PublishMethod.renameNoReplace.rawValue)
-
-    enum PublishMethod: UInt8 {
-        case renameNoReplace = 0
-        case link = 1
-        case rename = 2
-    }
+    let publishCapabilities = AtomicFile.Capabilities()
 
     /// The store's folders, open: every file operation goes through them (none follows a link).
     let directories: StoreDirectories
@@ -95,19 +89,15 @@ public final class BlobStore: Sendable {
         let store = BlobStore(root: root, config: config, directories: directories)
         // The config is published like a blob: a temp file, flushed, linked without replacing, so that of
         // two racing inits exactly one wins and the other is told.
-        let tmp = try directories.folder(.tmp)
-        let temp = try TempFile(in: tmp, mode: 0o444)
-        let out = temp.handle.io
+        var file = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
+        let out = file.io
         try typed { try config.encoded().withUnsafeBytes { try out.writeAll($0) } }
-        try out.sync()
-        switch tmp.link(temp.name, to: directory, as: StoreConfig.fileName) {
-        case .success: break
-        case .failure(.fileExists):
+        if try file.publish(
+            to: directory, as: StoreConfig.fileName, .exclusive(replaceIfUnsupported: false), durable: true)
+            == .nameTaken
+        {
             throw CasketError(.alreadyExists, "'\(root)' is already a Casket store", path: layout.config)
-        case .failure(let errno): throw CasketError.publish(temp.path, to: layout.config, errno: errno)
         }
-        _ = temp
-        try directory.sync()
         return store
     }
 

@@ -64,7 +64,7 @@
         attempt(from) { source, name in
             attempt(to) { target, newName in
                 switch source.renameNoReplace(name, to: target, as: newName) {
-                case .failure(let errno) where BlobStore.isUnsupported(errno):
+                case .failure(let errno) where AtomicFile.isUnsupported(errno):
                     return source.link(name, to: target, as: newName).map { _ = source.remove(name) }
                 case let other: return other
                 }
