@@ -1,9 +1,4 @@
 public import Casket
-import Foundation
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Migrator {
     /// Deletes the source's shards whose keys are all verified in the store, one shard at a time.
@@ -12,11 +7,17 @@ extension Migrator {
     /// Before anything of a shard is deleted, every key with a line in it, and every key whose winner reads
     /// one of its files, must be in the store with the entry this migration writes: the payload ranges still
     /// in the source are hashed again and must give the stored blobs, which must exist. A shard holding a
-    /// key that could not be migrated is kept. The info file is deleted first, then the data files.
+    /// key that could not be migrated is kept, and so is a shard with a file that is not a plain regular file
+    /// (a symlink, a folder, a hard link). The info file is deleted first, then the data files.
+    ///
+    /// Only files the plan judged inside the source are deleted, each by `unlinkat` in the folder it was
+    /// reached through, and only while its name still names the file that was verified (same inode): nothing
+    /// outside the source is ever deleted.
     ///
     /// - Returns: `run` with the reclaimed and kept shards filled in.
     public func reclaim(_ plan: MigrationPlan, run: MigrationReport) throws(CasketError) -> MigrationReport {
         var report = run
+        let folder = plan.cache.folder
         let store = try CacheStore.open(at: destination)
         // Keys and file names are byte strings: NFC and NFD forms are two keys, two files.
         let byKey = Dictionary(uniqueKeysWithValues: plan.keys.map { (IndexKey($0.key), $0) })
@@ -50,14 +51,16 @@ extension Migrator {
             for file in shard.dataFiles.map({ IndexKey($0) }) + Array(perKeyPaths) {
                 keys.formUnion(readers[file] ?? [])
             }
-            var failure: String? = nil
-            for key in keys.sorted() {
+            var failure: String? = shard.refused.first
+            for key in keys.sorted() where failure == nil {
                 if unmigratable.contains(key) {
                     failure = "key '\(key)' could not be migrated"
                     break
                 }
                 guard let item = byKey[key] else { continue }
-                if verified[key] == nil { verified[key] = verify(item, store: store) }
+                if verified[key] == nil {
+                    verified[key] = verify(item, store: store, folder: folder, identities: plan.identities)
+                }
                 if case .failure(let reason) = verified[key]! {
                     failure = reason.reason
                     break
@@ -67,20 +70,38 @@ extension Migrator {
                 report.keptShards.append((shard.infoFile, failure))
                 continue
             }
-            for file in [shard.infoFile] + shard.dataFiles + perKeyPaths.sorted().map(\.string) {
-                let path = source + "/" + file
-                var st = stat()
-                guard lstat(path, &st) == 0 else { continue }
-                if unlink(path) != 0 {
-                    throw CasketError(
-                        .io, "cannot delete '\(path)' while reclaiming shard \(shard.infoFile)", path: path)
+            // Every file to delete must still be the one verified, before any of them is deleted.
+            let files = [shard.infoFile] + shard.dataFiles + perKeyPaths.sorted().map(\.string)
+            var identities: [IndexKey: FileStatus] = [:]
+            for file in files {
+                guard let identity = shard.identities[IndexKey(file)] ?? plan.identities[IndexKey(file)] else {
+                    failure = "'\(file)' was not judged by the plan"
+                    break
                 }
-                report.bytesReclaimed += Int64(st.st_size)
+                let now: FileStatus
+                do {
+                    now = try folder.status(file)
+                } catch let error where error.code == .notFound {
+                    continue  // already deleted (a per-key file several shards name, an interrupted reclaim)
+                } catch {
+                    failure = error.message
+                    break
+                }
+                guard now.kind == .regular, now.isSameFile(as: identity) else {
+                    failure = "'\(file)' is no longer the file that was verified"
+                    break
+                }
+                identities[IndexKey(file)] = identity
             }
-            for directory in directories.sorted().map(\.string) {
-                let path = source + "/" + directory
-                if let rest = try? FileManager.default.contentsOfDirectory(atPath: path), rest.isEmpty { rmdir(path) }
+            if let failure {
+                report.keptShards.append((shard.infoFile, failure))
+                continue
             }
+            for file in files {
+                guard let identity = identities[IndexKey(file)] else { continue }
+                report.bytesReclaimed += try folder.remove(file, verified: identity)
+            }
+            for directory in directories.sorted().map(\.string) { _ = try folder.removeFolderIfEmpty(directory) }
             report.reclaimedShards.append(shard.infoFile)
         }
         return report
@@ -92,7 +113,9 @@ extension Migrator {
 
     /// Whether the store holds `item` as this migration writes it: same origin, blobs present, and payload
     /// ranges still in the source hashing to the stored blobs.
-    func verify(_ item: PlannedKey, store: CacheStore) -> Result<Void, Unmigratable> {
+    func verify(
+        _ item: PlannedKey, store: CacheStore, folder: ConfinedFolder, identities: [IndexKey: FileStatus]
+    ) -> Result<Void, Unmigratable> {
         guard let entry = try? store.entry(item.key), let value = entry.value else {
             return .failure(Unmigratable(reason: "key '\(item.key)' is not in the store"))
         }
@@ -105,9 +128,8 @@ extension Migrator {
         var digests: [Digest] = []
         for payload in item.payloads {
             do {
-                digests.append(
-                    try BlobStore.digest(
-                        ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
+                let file = try folder.open(payload.path, expecting: identities[IndexKey(payload.path)])
+                digests.append(try BlobStore.digest(of: file, offset: payload.offset, length: payload.length))
             } catch {
                 return .failure(Unmigratable(reason: "cannot hash '\(payload.path)' for key '\(item.key)': \(error)"))
             }

@@ -115,7 +115,7 @@ public struct Compactor {
         let name =
             "compact-\(String(system_wallClockNanoseconds()).leftPadded(to: 20))-\(HostIdentity.randomHex(bytes: 4))"
         let tempPath = directory + "/" + name + ".jsonl.tmp"
-        let handle = try FileHandle.createExclusive(tempPath, mode: 0o644)
+        let handle = try FileHandle.createExclusive(tempPath, mode: 0o666)
         do throws(CasketError) {
             try typed { try out.withUnsafeBytes { try handle.io.writeAll($0) } }
             try handle.io.sync()

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A key of the store, compared as its UTF-8 bytes (docs/FORMAT.md, section 5.2, "Keys").
 ///
 /// Swift's `String` equality, hashing and ordering use canonical equivalence, so "café" in NFC and in
@@ -36,13 +30,7 @@ public struct IndexKey: Sendable, Hashable, Comparable, CustomStringConvertible,
 
     /// Orders by UTF-8 bytes (the same order as Unicode code points, and as Python's `str`).
     public static func < (lhs: IndexKey, rhs: IndexKey) -> Bool {
-        lhs.withBytes { a in
-            rhs.withBytes { b in
-                let common = min(a.count, b.count)
-                let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
-                return order != 0 ? order < 0 : a.count < b.count
-            }
-        }
+        lhs.withBytes { a in rhs.withBytes { b in a.lexicographicallyPrecedes(b) } }
     }
 
     /// The key as text.

@@ -198,7 +198,7 @@ public final class WriteSession {
         var failedOnce = false
         while true {
             if io == nil {
-                let handle = try FileHandle.createExclusive(path, mode: 0o644)
+                let handle = try FileHandle.createExclusive(path, mode: 0o666)
                 let st = try handle.io.stat()
                 inode = (UInt64(st.st_dev), UInt64(st.st_ino))
                 io = handle.io

@@ -30,7 +30,7 @@ extension BlobStore {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { String(path[..<$0]) } ?? "."
         let tempPath = (directory.isEmpty ? "" : directory + "/") + ".casket-\(HostIdentity.randomHex(bytes: 8)).tmp"
-        let handle = try FileHandle.createExclusive(tempPath, mode: 0o644)
+        let handle = try FileHandle.createExclusive(tempPath, mode: 0o666)
         do throws(CasketError) {
             let out = handle.io
             let size = try produce { (bytes) throws(CasketError) in try out.writeAll(bytes) }

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension BlobStore {
     /// "Now" as the file system sees it: the mtime of a probe file created in the store's `tmp/`.
     ///
@@ -13,7 +7,7 @@ extension BlobStore {
     ///
     /// - Returns: Nanoseconds since the epoch.
     public func fileSystemNow() throws(CasketError) -> Int64 {
-        let probe = try TempFile(in: layout.tmp)
+        let probe = try TempFile(in: directories.folder(.tmp))
         return try probe.handle.io.stat().mtimeNanoseconds
     }
 
@@ -51,29 +45,13 @@ extension BlobStore {
     }
 }
 
-/// What `lstat` says about a file, for maintenance tools.
-@_spi(Maintenance) public struct FileStatus: Sendable, Equatable {
-    /// Size in bytes.
-    public var size: Int64
-    /// Modification time, nanoseconds since the epoch.
-    public var mtimeNanoseconds: Int64
-    /// True for a regular file.
-    public var isRegularFile: Bool
-    /// True for a directory.
-    public var isDirectory: Bool
-    /// Hard links to the inode.
-    public var linkCount: Int
-}
-
 /// Thin wrappers over the syscall layer for the maintenance tools (garbage collector, fsck) that live in
 /// other modules: every system call still goes through `System/Syscalls.swift`.
-@_spi(Maintenance) public enum StoreFiles {
+extension StoreFiles {
     /// `lstat(2)`; `nil` when the file does not exist or cannot be examined.
     public static func status(_ path: String) -> FileStatus? {
         guard case .success(let st) = system_lstat(path) else { return nil }
-        return FileStatus(
-            size: st.size, mtimeNanoseconds: st.mtimeNanoseconds, isRegularFile: st.isRegularFile,
-            isDirectory: st.isDirectory, linkCount: Int(st.st_nlink))
+        return FileStatus(st)
     }
 
     /// `unlink(2)`.
@@ -86,7 +64,7 @@ extension BlobStore {
     /// system lacks the flag (NFS). `EEXIST` when the target exists.
     public static func renameNoReplace(_ from: String, _ to: String) -> Result<Void, Errno> {
         switch system_renameNoReplace(from, to) {
-        case .failure(let errno) where BlobStore.isUnsupported(errno):
+        case .failure(let errno) where AtomicFile.isUnsupported(errno):
             switch system_link(from, to) {
             case .success:
                 _ = system_unlink(from)
@@ -127,7 +105,7 @@ extension BlobStore {
     public static func forEachName(
         in path: String, _ body: (String) throws(CasketError) -> Void
     ) throws(CasketError) {
-        try forEachEntry(in: path) { (name, _) throws(CasketError) in try body(name) }
+        try Casket.forEachEntry(in: path) { (name, _) throws(CasketError) in try body(name) }
     }
 
     /// Whether a process of this host (this PID namespace) exists: `kill(pid, 0)`. `EPERM` means it exists
@@ -163,14 +141,14 @@ extension BlobStore {
         created: Bool, now: Int64
     ) {
         let unique = path + ".\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8)).tmp"
-        let handle = try FileHandle.createExclusive(unique, mode: 0o644)
+        let handle = try FileHandle.createExclusive(unique, mode: 0o666)
         defer { _ = system_unlink(unique) }
         let io = handle.io
         try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
         if sync { try io.sync() }
         let now = try io.stat().mtimeNanoseconds
         let linked = system_link(unique, path)
-        if (try? io.stat().st_nlink) == 2 { return (true, now) }
+        if (try? io.status().linkCount) == 2 { return (true, now) }
         switch linked {
         case .success, .failure(.fileExists): return (false, now)
         case .failure(let errno): throw CasketError.publish(unique, to: path, errno: errno)

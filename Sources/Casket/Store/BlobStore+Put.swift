@@ -76,7 +76,8 @@ extension BlobStore {
 
     /// A dedup hit: the blob exists, is sound, and its mtime was refreshed. A failed freshen is a miss.
     func deduplicate(_ digest: Digest, size: Int64) -> PutResult? {
-        guard case .sound(let location) = inspect(digest, size: size), freshen(location.path) else { return nil }
+        guard case .sound(let location) = inspect(digest, size: size), freshen(digest, compressed: location.compressed)
+        else { return nil }
         if location.compressed { removeUnsoundRaw(digest, size: size) }
         return PutResult(
             digest: digest, size: size, deduplicated: true, compressed: location.compressed,
@@ -89,14 +90,17 @@ extension BlobStore {
     /// file of another size is never a valid blob; a racing raw writer that replaces it meanwhile loses
     /// nothing, since the frame stays.
     func removeUnsoundRaw(_ digest: Digest, size: Int64) {
-        let rawPath = layout.rawPath(digest)
-        guard case .success(let st) = system_stat(rawPath), st.isRegularFile, st.size != size else { return }
-        _ = system_unlink(rawPath)
+        let name = blobName(digest, compressed: false)
+        guard let fanout = try? directories.fanout(digest), case .success(let st) = fanout.status(name),
+            st.isRegularFile, st.size != size
+        else { return }
+        _ = fanout.remove(name)
     }
 
-    /// Sets a blob's mtime to the file system's now; false when that is refused.
-    func freshen(_ path: String) -> Bool {
-        if case .success = system_touch(path) { return true }
+    /// Sets a blob file's mtime to the file system's now; false when that is refused.
+    func freshen(_ digest: Digest, compressed: Bool) -> Bool {
+        guard let fanout = try? directories.fanout(digest) else { return false }
+        if case .success = fanout.touch(blobName(digest, compressed: compressed)) { return true }
         return false
     }
 
@@ -107,8 +111,8 @@ extension BlobStore {
         knownSize: Int64?,
         _ produce: (_ feed: (UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Void
     ) throws(CasketError) -> StagedBlob {
-        let temp = try TempFile(in: layout.tmp)
-        let out = temp.handle.io
+        let temp = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
+        let out = temp.io
         var hasher = StreamingHasher()
         var encoder: LZ4FrameEncoder? = nil
         var decided = config.compression == .none
@@ -158,9 +162,10 @@ extension BlobStore {
 
     /// Rewrites a compressed temp file as raw bytes, when the whole payload compressed worse than its sample.
     func decompressStaged(_ staged: consuming StagedBlob) throws(CasketError) -> StagedBlob {
-        let raw = try TempFile(in: layout.tmp)
-        let out = raw.handle.io
-        let source = try FileHandle.openForReading(staged.temp.path)
+        let tmp = try directories.folder(.tmp)
+        let raw = try AtomicFile(in: tmp, mode: 0o444)
+        let out = raw.io
+        let source = try tmp.openForReading(staged.temp.name)
         var decoder = try LZ4FrameDecoder()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunkSize, alignment: 64)
         defer { buffer.deallocate() }

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension BlobStore {
     /// Whether a blob is stored, in either form.
     public func contains(_ digest: Digest) -> Bool {
@@ -21,9 +15,10 @@ extension BlobStore {
     ///
     /// Mapped bytes are not verified: use ``read(_:verify:to:)`` or ``verify(_:)`` when that matters.
     public func mappablePath(_ digest: Digest) -> String? {
-        let path = layout.rawPath(digest)
-        if case .success(let st) = system_stat(path), st.isRegularFile { return path }
-        return nil
+        guard let fanout = try? directories.fanout(digest),
+            case .success(let st) = fanout.status(blobName(digest, compressed: false)), st.isRegularFile
+        else { return nil }
+        return layout.rawPath(digest)
     }
 
     /// Streams a blob's payload to `sink`, decompressing as needed and verifying its hash at the end.
@@ -127,19 +122,25 @@ extension BlobStore {
     }
 
     /// Opens a blob's file, raw form first; the path's suffix tells which form it is.
+    ///
+    /// A blob is a regular file: a link, FIFO or folder under a blob's name is not one, so the other form
+    /// is tried, and when neither is a blob the error says what was found instead (never its target).
     func openBlob(_ digest: Digest) throws(CasketError) -> FileHandle {
         let rawPath = layout.rawPath(digest)
-        switch system_open(rawPath, O_RDONLY) {
-        case .success(let fd): return FileHandle(fd: fd, path: rawPath)
-        case .failure(.noSuchFileOrDirectory): break
-        case .failure(let errno): throw CasketError.open(rawPath, errno: errno)
-        }
-        let compressedPath = layout.compressedPath(digest)
-        switch system_open(compressedPath, O_RDONLY) {
-        case .success(let fd): return FileHandle(fd: fd, path: compressedPath)
-        case .failure(.noSuchFileOrDirectory):
+        guard let fanout = try directories.fanout(digest) else {
             throw CasketError(.notFound, "blob \(digest) is not in the store '\(root)'", path: rawPath)
-        case .failure(let errno): throw CasketError.open(compressedPath, errno: errno)
         }
+        var refused: CasketError? = nil
+        for compressed in [false, true] {
+            do {
+                return try fanout.openForReading(blobName(digest, compressed: compressed))
+            } catch let error where error.code == .notFound {
+                continue
+            } catch let error where error.code == .unsafePath || error.code == .notARegularFile {
+                refused = refused ?? error
+            }
+        }
+        if let refused { throw refused }
+        throw CasketError(.notFound, "blob \(digest) is not in the store '\(root)'", path: rawPath)
     }
 }

@@ -134,7 +134,7 @@ class ClaimBoard:
             target = self.path(key, generation)
             record = ClaimRecord(key, sanitized_host(), os.getpid(), token, time.time_ns(), generation, 0)
             unique = Path(f"{target}.{sanitized_host()}.{os.getpid()}.{token}.tmp")
-            fd = os.open(unique, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(unique, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 os.write(fd, record.encoded())
                 if self.store.durability == "fsync":

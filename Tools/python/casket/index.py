@@ -107,7 +107,7 @@ class IndexWriter:
         while True:
             name = f"{sanitized_host()}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
             try:
-                fd = os.open(d / name, flags, 0o644)
+                fd = os.open(d / name, flags, 0o666)
             except FileExistsError:  # pragma: no cover
                 continue
             break

@@ -183,7 +183,7 @@ def init_store(
     ).encode()
     # published like a blob (as `casket init` does): a temp file in tmp/, flushed, linked without replacing
     tmp = root / "tmp" / f"{sanitized_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         _write_all(fd, data)
         os.fsync(fd)
@@ -322,7 +322,7 @@ class Store:
         for _ in range(100):
             p = self.tmp_dir / f"{self._host}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
             try:
-                return p, os.open(p, flags, 0o644)
+                return p, os.open(p, flags, 0o666)
             except FileExistsError:  # pragma: no cover - 64 random bits
                 continue
         raise BlobError(f"cannot create a temp file in {self.tmp_dir}")  # pragma: no cover
