@@ -48,6 +48,9 @@ struct KeyBytesTests {
             #expect(try Self.listed(store) == [Self.bytes(Self.nfd), Self.bytes(Self.nfc)], "ls after \(stage)")
         }
         try check("set")
+        let early = try CLI.run(["gc", "--store", store, "--grace", "0", "--offline"])
+        #expect(early.status == 0 && TestStore.blobFiles(store).count == 2, "GC before compaction: \(early)")
+        try check("gc before compaction")
         let compact = try CLI.run(["compact", "--store", store, "--json"])
         #expect(compact.status == 0 && compact.stdout.contains("\"entries_written\":2"), "\(compact)")
         try check("compact")
