@@ -118,7 +118,7 @@ func run() throws {
         guard args.count == 5, let seconds = Double(args[3]), let ttl = Double(args[4]) else {
             fail("usage: hold-lock STORE SECONDS TTL_S")
         }
-        let lock = try GCLock.acquire(cache.blobs, ttl: Int64(ttl * 1e9), heartbeatInterval: 200_000_000)
+        let lock = try GCLock.acquire(cache.blobs, ttl: .seconds(ttl), heartbeatInterval: .milliseconds(200))
         emit("held\n")
         usleep(UInt32(seconds * 1e6))
         lock.release()
