@@ -79,7 +79,7 @@ func run() throws {
             let start = Int64(args[7])
         else { fail("usage: compute STORE TTL LOG COUNT SLEEP_MS START_NS") }
         let log = args[4]
-        let board = ClaimBoard(store: cache.blobs, ttlSeconds: ttl)
+        let board = try ClaimBoard(store: cache.blobs, ttl: .seconds(ttl))
         while wallClock() < start { usleep(200) }
         let keys = (0..<count).map { "k\($0)" }
         let values = try cache.getOrCompute(keys, board: board, timeout: 600) { mine in
