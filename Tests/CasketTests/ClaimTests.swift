@@ -95,7 +95,11 @@ struct ClaimTests {
             // TTL 1.5 s, heartbeat every 0.375 s, compute 4.5 s: three TTLs, with room for a loaded machine.
             let slow = try Child(executable: helper, arguments: ["compute", store.root, "1.5", log, "1", "4500", "0"])
             let board = try ClaimBoard(store: store, ttl: .seconds(1.5))
-            while try board.list().isEmpty { usleep(20_000) }
+            var waited = 0
+            while try board.list().isEmpty && waited < 500 {
+                usleep(20_000)
+                waited += 1
+            }
             let waiter = try runProgram(helper, ["compute", store.root, "1.5", log, "1", "0", "0"])
             #expect(waiter.status == 0, "\(waiter)")
             #expect(slow.wait().status == 0)
