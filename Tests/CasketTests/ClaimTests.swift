@@ -258,6 +258,12 @@ struct ClaimTests {
             #expect(
                 Set(strays) == [claims + "/notes.txt", claims + "/sub", folder, Self.claimPath(store, "k8") + ".0"],
                 "\(strays)")
+            let reasons = Dictionary(
+                uniqueKeysWithValues: (object["strays"] as? [[String: Any]] ?? []).map {
+                    ($0["file"] as? String ?? "", $0["reason"] as? String ?? "")
+                })
+            #expect(reasons[claims + "/sub"] == "a folder, not a claim file")
+            #expect(reasons[folder]?.contains("is a directory where a lease file belongs") == true)
             let listed = (object["claims"] as? [[String: Any]] ?? []).compactMap { $0["file"] as? String }
             #expect(Set(listed) == [Self.claimPath(store, "k1"), Self.claimPath(store, "k7")], "\(listed)")
             #expect {

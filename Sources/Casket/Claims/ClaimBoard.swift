@@ -62,17 +62,20 @@ public struct ClaimBoard: Sendable {
         let now = try store.fileSystemNow()
         var claims: [ClaimRecord] = []
         var strays: [ClaimSurvey.Stray] = []
-        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
+        try forEachEntry(in: directory) { (name, isDirectory) throws(CasketError) in
             let path = directory + "/" + name
+            let misnamed =
+                isDirectory == true
+                ? "a folder, not a claim file" : "not a claim file name (a claim is named by a key's hash)"
             let hash = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? ""
             guard Digest(hash) != nil else {
-                strays.append(.init(path: path, reason: "not a claim file name (a claim is named by a key's hash)"))
+                strays.append(.init(path: path, reason: misnamed))
                 return
             }
             // The unique file behind the link, and the takeover file: protocol files, not claims.
             if name.hasSuffix(".tmp") || name == hash + ".takeover" { return }
             guard name == hash else {
-                strays.append(.init(path: path, reason: "not a claim file name (a claim is named by a key's hash)"))
+                strays.append(.init(path: path, reason: misnamed))
                 return
             }
             do throws(CasketError) {

@@ -135,7 +135,9 @@ class ClaimBoard:
             if _HASH.fullmatch(digest) and (name.endswith(".tmp") or name == digest + ".takeover"):
                 continue  # the unique file behind a link, a takeover in progress: protocol files
             if not _HASH.fullmatch(digest) or name != digest:
-                out.strays.append((path, "not a claim file name (a claim is named by a key's hash)"))
+                reason = "a folder, not a claim file" if path.is_dir() and not path.is_symlink() else (
+                    "not a claim file name (a claim is named by a key's hash)")
+                out.strays.append((path, reason))
                 continue
             try:
                 lease = observe(path, now, self.ttl)

@@ -182,6 +182,9 @@ def test_strays_are_listed_never_fatal(root: Path) -> None:
         survey = board.survey()
         assert [c.key for c in survey.claims] == ["k1"] and survey.claims[0].pid == os.getpid()
         assert {p for p, _ in survey.strays} == {claims / "notes.txt", claims / "sub", folder, old_name}
+        reasons = dict(survey.strays)
+        assert reasons[claims / "sub"] == "a folder, not a claim file"
+        assert "is a directory where a lease file belongs" in reasons[folder]
         assert held.path == board.path("k1")
     with pytest.raises(casket.CasketError, match="is a directory where a lease file belongs"):
         board.try_claim("k9")
