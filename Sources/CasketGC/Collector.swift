@@ -23,9 +23,9 @@ public final class Collector {
         /// Report what would be removed, remove nothing.
         public var dryRun = false
         /// How old the heartbeat of another collector's lock must be before it is taken over.
-        public var lockTTL = GCLock.defaultTTL
+        public var lockTTL: Int64 = GCLock.defaultTTL.wholeNanoseconds
         /// How often this collector refreshes its lock.
-        public var heartbeatInterval = GCLock.defaultHeartbeat
+        public var heartbeatInterval: Int64 = GCLock.defaultHeartbeat.wholeNanoseconds
         /// The largest tolerated difference between this host's clock and the file system's.
         public var maxClockSkew: Int64 = 300_000_000_000
         /// How many reports to keep in `gc/reports/` (older ones are removed).
@@ -86,7 +86,8 @@ public final class Collector {
     ///   run), ``CasketError/Code/clockSkew`` when this host's clock is too far from the file system's.
     public func run(onRemoval: (Removal) -> Void = { _ in }) throws(CasketError) -> GCReport {
         let started = Date()
-        let lock = try GCLock.acquire(store, ttl: options.lockTTL, heartbeatInterval: options.heartbeatInterval)
+        let lock = try GCLock.acquire(
+            store, ttl: .nanoseconds(options.lockTTL), heartbeatInterval: .nanoseconds(options.heartbeatInterval))
         defer { lock.release() }
         var report = GCReport()
         report.host = StoreFiles.hostName

@@ -81,7 +81,7 @@ func run() throws {
             let start = Int64(args[7])
         else { fail("usage: compute STORE TTL LOG COUNT SLEEP_MS START_NS") }
         let log = args[4]
-        let board = ClaimBoard(store: cache.blobs, ttlSeconds: ttl)
+        let board = try ClaimBoard(store: cache.blobs, ttl: .seconds(ttl))
         while wallClock() < start { usleep(200) }
         let keys = (0..<count).map { "k\($0)" }
         let values = try cache.getOrCompute(keys, board: board, timeout: 600) { mine in
@@ -120,7 +120,7 @@ func run() throws {
         guard args.count == 5, let seconds = Double(args[3]), let ttl = Double(args[4]) else {
             fail("usage: hold-lock STORE SECONDS TTL_S")
         }
-        let lock = try GCLock.acquire(cache.blobs, ttl: Int64(ttl * 1e9), heartbeatInterval: 200_000_000)
+        let lock = try GCLock.acquire(cache.blobs, ttl: .seconds(ttl), heartbeatInterval: .milliseconds(200))
         emit("held\n")
         usleep(UInt32(seconds * 1e6))
         lock.release()

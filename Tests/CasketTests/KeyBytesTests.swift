@@ -89,7 +89,7 @@ struct KeyBytesTests {
     func computeKeepsBothForms() throws {
         try withTemporaryDirectory { dir in
             let cache = CacheStore(blobs: try TestStore.create(in: dir))
-            let board = ClaimBoard(store: cache.blobs, ttlSeconds: 5)
+            let board = try ClaimBoard(store: cache.blobs, ttl: .seconds(5))
             var computed: [[UInt8]] = []
             let results = try cache.getOrCompute([Self.nfc, Self.nfd, Self.nfc], board: board) { mine in
                 computed = mine.map(Self.bytes)

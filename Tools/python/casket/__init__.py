@@ -4,7 +4,7 @@ See docs/FORMAT.md in the Casket repository for the on-disk contract.
 """
 
 from .cachedict import CacheDict
-from .claims import ClaimBoard, ClaimRecord, ClaimTimeout, HeldClaim
+from .claims import ClaimBoard, ClaimRecord, ClaimSurvey, ClaimTimeout, HeldClaim
 from .index import Entry, IndexReader, IndexWriter, MalformedLineWarning
 from .store import (
     EMPTY_HASH,
@@ -28,6 +28,7 @@ __all__ = [
     "CacheDict",
     "ClaimBoard",
     "ClaimRecord",
+    "ClaimSurvey",
     "ClaimTimeout",
     "HeldClaim",
     "Store",
