@@ -30,7 +30,7 @@ public final class GCLock: Sendable {
     /// Reads the current lock file, if there is one, judged with `ttl`.
     public static func current(_ store: BlobStore, ttl: Duration = defaultTTL) -> LeaseHolder? {
         guard let now = try? store.fileSystemNow() else { return nil }
-        return try? LeaseHolder.observe(lockPath(store), now: now, ttl: ttl)
+        return try? LeaseHolder.observe(in: store, lockPath(store), now: now, ttl: ttl)
     }
 
     /// Takes the lock, taking over a stale one, and starts the heartbeat.
@@ -44,9 +44,9 @@ public final class GCLock: Sendable {
     public static func acquire(
         _ store: BlobStore, ttl: Duration = defaultTTL, heartbeatInterval: Duration = defaultHeartbeat
     ) throws(CasketError) -> GCLock {
-        try StoreFiles.makeDirectory(store.gcDirectory)
+        try store.files.makeDirectory(store.gcDirectory)
         let path = lockPath(store)
-        switch try Lease.acquire(at: path, ttl: ttl, heartbeat: heartbeatInterval, sync: false) {
+        switch try Lease.acquire(in: store, at: path, ttl: ttl, heartbeat: heartbeatInterval, sync: false) {
         case .acquired(let lease):
             return GCLock(lease: lease)
         case .busy(let other) where other.isStale:

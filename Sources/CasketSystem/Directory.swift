@@ -304,3 +304,31 @@ extension Directory {
         _ = try file.publish(to: self, as: name, .replace, durable: durable)
     }
 }
+
+extension Directory {
+    /// Reads at most `limit` bytes of an entry if it is a regular file: `nil` for a link, FIFO, device or
+    /// folder under the name (never opened through, never blocked on); `.noSuchFileOrDirectory` when absent.
+    package func readIfRegular(_ name: String, limit: Int) -> Result<[UInt8]?, Errno> {
+        guard (try? check(name)) != nil else { return .failure(.invalidArgument) }
+        let fd: CInt
+        switch system_openat(self.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) {
+        case .success(let value): fd = value
+        case .failure(.tooManySymbolicLinks): return .success(nil)
+        case .failure(let errno): return .failure(errno)
+        }
+        let handle = FileHandle(fd: fd, path: path(of: name))
+        switch system_fstat(fd) {
+        case .success(let st) where !st.isRegularFile: return .success(nil)
+        case .success: break
+        case .failure(let errno): return .failure(errno)
+        }
+        var bytes = [UInt8](repeating: 0, count: limit)
+        let io = handle.io
+        do throws(CasketError) {
+            let n = try typed { try bytes.withUnsafeMutableBytes { try io.readFully(into: $0) } }
+            return .success(Array(bytes[..<n]))
+        } catch {
+            return .failure(error.errno ?? .invalidArgument)
+        }
+    }
+}

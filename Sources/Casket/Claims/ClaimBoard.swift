@@ -43,9 +43,10 @@ public struct ClaimBoard: Sendable {
     /// - Throws: ``CasketError`` on an I/O error (an error is never mistaken for a claim), and
     ///   ``CasketError/Code/notARegularFile`` when a directory sits under the claim's name.
     public func tryClaim(_ key: String) throws(CasketError) -> Attempt {
-        try makeDirectory(directory, existingIsFine: true)
+        let folder = try store.directories.folder(.claims, create: true)
         let fields = JSONObject([("key", .string(key))])
-        switch try Lease.acquire(at: path(key), fields: fields, ttl: ttl, heartbeat: heartbeat, sync: store.durable)
+        switch try Lease.acquire(
+            in: folder, ClaimBoard.keyHash(key), fields: fields, ttl: ttl, heartbeat: heartbeat, sync: store.durable)
         {
         case .acquired(let lease): return .acquired(HeldClaim(key: key, lease: lease))
         case .busy(let holder): return .busy(ClaimRecord(holder))
@@ -58,14 +59,14 @@ public struct ClaimBoard: Sendable {
     /// Every claim file, and every stray entry of `claims/` with the reason it is not a claim. A stray
     /// (another file, a folder, a name that cannot be read) is reported, never fatal.
     public func survey() throws(CasketError) -> ClaimSurvey {
-        try makeDirectory(directory, existingIsFine: true)
+        let folder = try store.directories.folder(.claims, create: true)
         let now = try store.fileSystemNow()
         var claims: [ClaimRecord] = []
         var strays: [ClaimSurvey.Stray] = []
-        try forEachEntry(in: directory) { (name, isDirectory) throws(CasketError) in
-            let path = directory + "/" + name
+        try folder.forEachEntry { (name, kind) throws(CasketError) in
+            let path = folder.path(of: name)
             let misnamed =
-                isDirectory == true
+                kind == .directory
                 ? "a folder, not a claim file" : "not a claim file name (a claim is named by a key's hash)"
             let hash = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? ""
             guard Digest(hash) != nil else {
@@ -79,7 +80,9 @@ public struct ClaimBoard: Sendable {
                 return
             }
             do throws(CasketError) {
-                if let lease = try LeaseHolder.observe(path, now: now, ttl: ttl) { claims.append(ClaimRecord(lease)) }
+                if let lease = try LeaseHolder.observe(folder, name, now: now, ttl: ttl) {
+                    claims.append(ClaimRecord(lease))
+                }
             } catch {
                 strays.append(.init(path: path, reason: error.description))
             }

@@ -16,8 +16,11 @@ import Synchronization
 ///   owner's token; a file gone or holding another token means the lease was lost (``isLost``).
 /// - **Release**: under `<lease>.takeover` too, remove the file only if it holds this owner's token.
 public final class Lease: Sendable {
-    /// The lease file.
+    /// The lease file, for messages.
     public let path: String
+    /// Its folder, open, and its name there: every effect on the file goes through them.
+    let folder: Directory
+    let name: String
     /// What this holder wrote in it.
     public let record: LeaseRecord
     /// The TTL this holder was taken with.
@@ -34,8 +37,13 @@ public final class Lease: Sendable {
         var lastRefresh: ContinuousClock.Instant
     }
 
-    init(path: String, record: LeaseRecord, ttl: Duration, heartbeat: Duration, tookOver: LeaseHolder?) {
-        self.path = path
+    init(
+        folder: Directory, name: String, record: LeaseRecord, ttl: Duration, heartbeat: Duration,
+        tookOver: LeaseHolder?
+    ) {
+        self.folder = folder
+        self.name = name
+        self.path = folder.path(of: name)
         self.record = record
         self.ttl = ttl
         self.interval = heartbeat
@@ -60,7 +68,7 @@ public final class Lease: Sendable {
 
     /// Whether the lease file still holds this owner's token (one read, now).
     public func isHeld() -> Bool {
-        guard case .success(let bytes?) = system_readRegularFile(path, limit: 1 << 16),
+        guard case .success(let bytes?) = folder.readIfRegular(name, limit: 1 << 16),
             let current = LeaseRecord(parsing: bytes)
         else { return false }
         return current.token == record.token
@@ -73,9 +81,9 @@ public final class Lease: Sendable {
             wakeup.unlock()
             if state.withLock({ $0.released }) { return }
             let verdict: Bool?  // true: refreshed; false: lost for sure; nil: could not tell (I/O error)
-            switch system_readRegularFile(path, limit: 1 << 16) {
+            switch folder.readIfRegular(name, limit: 1 << 16) {
             case .success(let bytes?) where LeaseRecord(parsing: bytes)?.token == record.token:
-                switch system_touch(path) {
+                switch folder.touch(name) {
                 case .success: verdict = true
                 case .failure(.noSuchFileOrDirectory): verdict = false
                 case .failure: verdict = nil
@@ -110,11 +118,11 @@ public final class Lease: Sendable {
         // is still the file's when it is removed.
         // A fresh takeover file means a taker judged this lease stale and may be removing it: leave it.
         do {
-            _ = try Lease.withTakeoverFile(path, record: record, ttl: ttl) { (_) throws(CasketError) in
-                if isHeld() { _ = system_unlink(path) }
+            _ = try Lease.withTakeoverFile(folder, name, record: record, ttl: ttl) { (_) throws(CasketError) in
+                if isHeld() { _ = folder.remove(name) }
             }
         } catch {
-            if isHeld() { _ = system_unlink(path) }  // the takeover file could not be made: best effort
+            if isHeld() { _ = folder.remove(name) }  // the takeover file could not be made: best effort
         }
     }
 }

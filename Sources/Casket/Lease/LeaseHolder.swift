@@ -35,8 +35,19 @@ public struct LeaseHolder: Sendable, CustomStringConvertible {
     ///
     /// - Throws: ``CasketError/Code/notARegularFile`` for a directory under the lease's name (it cannot
     ///   be judged or removed, so it must be reported, never waited on); an I/O error.
-    public static func observe(_ path: String, now: Int64, ttl: Duration) throws(CasketError) -> LeaseHolder? {
-        let status = system_lstat(path)
+    public static func observe(in store: BlobStore, _ path: String, now: Int64, ttl: Duration) throws(CasketError)
+        -> LeaseHolder?
+    {
+        let (folder, name) = try store.files.locate(path)
+        return try observe(folder, name, now: now, ttl: ttl)
+    }
+
+    /// ``observe(in:_:now:ttl:)`` for the entry `name` of an open folder.
+    static func observe(_ folder: Directory, _ name: String, now: Int64, ttl: Duration) throws(CasketError)
+        -> LeaseHolder?
+    {
+        let path = folder.path(of: name)
+        let status = folder.status(name)
         guard case .success(let st) = status else {
             if case .failure(let errno) = status, errno != .noSuchFileOrDirectory { throw .stat(path, errno: errno) }
             return nil
@@ -49,7 +60,7 @@ public struct LeaseHolder: Sendable, CustomStringConvertible {
         }
         var bytes: [UInt8]? = nil
         if st.isRegularFile {
-            switch system_readRegularFile(path, limit: 1 << 16) {
+            switch folder.readIfRegular(name, limit: 1 << 16) {
             case .success(let read): bytes = read
             case .failure(.noSuchFileOrDirectory): return nil
             case .failure(let errno): throw .read(path, errno: errno)
