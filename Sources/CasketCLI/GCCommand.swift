@@ -110,6 +110,7 @@ struct GCCommand: ParsableCommand {
         } catch {
             throw MaintenanceExit.fail(error, json: options.json)
         }
+        for debris in report.indexDebris { Output.standardError("casket: warning: \(debris)") }
         if options.json {
             var object = report.jsonObject
             if dryRun { object["would_remove"] = removals }
@@ -209,7 +210,8 @@ struct FsckCommand: ParsableCommand {
                 "malformed": report.malformed.map {
                     ["file": $0.file, "line": $0.line, "reason": $0.reason.description]
                 },
-                "debris": report.debris, "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
+                "debris": report.debris, "index_debris": report.indexDebris.map(\.description),
+                "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
                 "bytes_per_second": throughput,
             ])
         } else {
@@ -223,6 +225,7 @@ struct FsckCommand: ParsableCommand {
             for m in report.missing { print("missing  blob \(m.digest) of key '\(m.key)'") }
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
+            for debris in report.indexDebris { print("debris  \(debris)") }
             print(
                 report.clean
                     ? "clean"

@@ -15,6 +15,8 @@ struct IndexReader {
         var offset: Int64
         var lines: Int
         var sealed: Bool
+        /// Bytes after the last newline when the file was last read: an unfinished last line.
+        var tail = 0
     }
 
     let directory: String
@@ -28,6 +30,10 @@ struct IndexReader {
     private(set) var bytesReadByLastRefresh: Int64 = 0
     /// Whether a listed file vanished (compaction folded it away) before the last refresh could read it.
     private(set) var fileVanishedDuringLastRefresh = false
+    /// Entries of `index/` that are not index files, as the last refresh found them (never read).
+    private(set) var debris: [IndexDebris] = []
+    /// What `lstat` said about each index file the last refresh listed (and `include` accepted).
+    private(set) var listed: [String: stat] = [:]
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
@@ -70,9 +76,8 @@ struct IndexReader {
     /// Whether the file was seen to end with a seal line.
     func isSealed(_ name: String) -> Bool { files[name]?.sealed ?? false }
 
-    static func isIndexFile(_ name: String) -> Bool {
-        name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.folding")
-    }
+    /// Whether `name` is an index file's name (docs/FORMAT.md 5.1; the entry must also be a regular file).
+    static func isIndexFile(_ name: String) -> Bool { IndexDirectory.hasIndexName(name) }
 
     static func writerID(ofFile name: String) -> String {
         if name.hasSuffix(".jsonl.folding") { return String(name.dropLast(".jsonl.folding".count)) }
@@ -83,22 +88,15 @@ struct IndexReader {
     /// have dropped lines this table was built from.
     mutating func refresh() throws(CasketError) {
         bytesReadByLastRefresh = 0
-        fileVanishedDuringLastRefresh = false
-        var names: [String] = []
-        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
-            if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
-        }
-        let present = Set(names)
-        var mustReload = files.keys.contains { !present.contains($0) }
+        let listing = try IndexDirectory.list(directory)
+        debris = listing.debris
+        fileVanishedDuringLastRefresh = listing.vanished
         var stats: [String: stat] = [:]
-        for name in names {
-            guard case .success(let st) = system_stat(directory + "/" + name) else {
-                fileVanishedDuringLastRefresh = true
-                mustReload = mustReload || files[name] != nil
-                continue
-            }
+        for (name, st) in listing.files where include?(name) ?? true { stats[name] = st }
+        listed = stats
+        var mustReload = files.keys.contains { stats[$0] == nil }
+        for (name, st) in stats {
             if let known = files[name], known.inode != UInt64(st.st_ino) || st.size < known.offset { mustReload = true }
-            stats[name] = st
         }
         if mustReload {
             files = [:]
@@ -107,24 +105,30 @@ struct IndexReader {
             entryCount = 0
             issues = []
         }
-        for name in names.sorted() {
-            guard let st = stats[name] else { continue }
+        for name in stats.keys.sorted() {
+            let st = stats[name]!
             var state = files[name] ?? FileState(inode: UInt64(st.st_ino), offset: 0, lines: 0, sealed: false)
             if st.size > state.offset {
-                try read(name: name, state: &state)
+                guard try read(name: name, state: &state) else { continue }
             }
             files[name] = state
         }
     }
 
-    private mutating func read(name: String, state: inout FileState) throws(CasketError) {
+    /// Reads the whole lines appended to one file; false when it vanished or changed identity since it was
+    /// listed (folded away, or replaced by something that is not an index file): the next refresh reloads.
+    private mutating func read(name: String, state: inout FileState) throws(CasketError) -> Bool {
         let path = directory + "/" + name
         let handle: FileHandle
         do {
-            handle = try FileHandle.openForReading(path)
-        } catch  where error.code == .notFound {
+            handle = try FileHandle.openRegularFileForReading(path)
+        } catch  where error.code == .notFound || error.code == .notARegularFile {
             fileVanishedDuringLastRefresh = true
-            return  // folded away between listing and opening; the next refresh reloads
+            return false
+        }
+        guard try UInt64(handle.io.stat().st_ino) == state.inode else {
+            fileVanishedDuringLastRefresh = true
+            return false
         }
         let writer = IndexReader.writerID(ofFile: name)
         let chunk = 1 << 20
@@ -156,6 +160,8 @@ struct IndexReader {
             carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<n]))
         }
         // state.offset counts only whole lines, so an unfinished last line is read again next time.
+        state.tail = carry.count
+        return true
     }
 
     private mutating func consume(

@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An entry of `index/` that is not an index file: reported, skipped, never read, never fatal.
+public struct IndexDebris: Sendable, Equatable, CustomStringConvertible {
+    /// The entry.
+    public var path: String
+    /// What it is: `a symbolic link`, `a directory`, `a FIFO`, `a hidden file`, ...
+    public var kind: String
+
+    /// `'PATH' is a symbolic link: not an index file, skipped`.
+    public var description: String { "'\(path)' is \(kind): not an index file, skipped" }
+}
+
+/// The one rule for which entries of `index/` are index files (docs/FORMAT.md 5.1), applied by every
+/// reader of the index: keys, statistics, compaction, garbage collection's mark and fsck.
+///
+/// An index file's name does not start with `.` (editors' backups, NFS silly-renames) and ends in
+/// `.jsonl` or `.jsonl.folding`, and its own entry is a regular file (`lstat`): a symlink, dangling or
+/// not, is never followed, and a directory, FIFO or device is never opened. Anything else is debris.
+enum IndexDirectory {
+    static let suffix = ".jsonl"
+    static let foldingSuffix = ".jsonl.folding"
+    /// Compaction's output before it is published: `compact-<time>-<random>.jsonl.tmp`.
+    static let compactPrefix = "compact-"
+    static let compactTempSuffix = ".jsonl.tmp"
+
+    /// Whether `name` is an index file's name (its entry must still be a regular file).
+    static func hasIndexName(_ name: String) -> Bool {
+        !name.hasPrefix(".") && (name.hasSuffix(suffix) || name.hasSuffix(foldingSuffix))
+    }
+
+    /// Whether `name` is compaction's unpublished output.
+    static func isCompactionTemp(_ name: String) -> Bool {
+        name.hasPrefix(compactPrefix) && name.hasSuffix(compactTempSuffix)
+    }
+
+    /// One listing of `index/`.
+    struct Listing {
+        /// The index files, by name, with what `lstat` said.
+        var files: [String: stat] = [:]
+        /// Entries that are not index files.
+        var debris: [IndexDebris] = []
+        /// An index file's name vanished between `readdir` and `lstat` (compaction renamed it).
+        var vanished = false
+    }
+
+    /// Lists `directory` (which must exist) by the rule above.
+    static func list(_ directory: String) throws(CasketError) -> Listing {
+        var listing = Listing()
+        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
+            // Compaction's temp files are its own business; `.nfs*` files belong to the NFS client.
+            if isCompactionTemp(name) || name.hasPrefix(".nfs") { return }
+            let path = directory + "/" + name
+            guard case .success(let st) = system_lstat(path) else {
+                if hasIndexName(name) { listing.vanished = true }
+                return
+            }
+            if hasIndexName(name) && st.isRegularFile {
+                listing.files[name] = st
+                return
+            }
+            let kind =
+                !st.isRegularFile
+                ? FileKind.describe(st.st_mode)
+                : name.hasPrefix(".")
+                    ? "a hidden file (its name starts with '.')" : "a file without an index file's name"
+            listing.debris.append(IndexDebris(path: path, kind: kind))
+        }
+        listing.debris.sort { $0.path < $1.path }
+        return listing
+    }
+}
