@@ -223,7 +223,7 @@ struct KeyedCacheTests {
         }
     }
 
-    @Test("compaction leaves files with malformed or unfinished lines alone")
+    @Test("compaction leaves files with malformed lines alone; an idle file's unfinished last line is dropped once")
     func compactionSparesDamagedFiles() throws {
         try withTemporaryDirectory { dir in
             let cache = try Self.cache(dir)
@@ -231,11 +231,23 @@ struct KeyedCacheTests {
             try TestFiles.write(dir + "/store/index/b.jsonl", Array((Self.line("b", ts: 1) + "{\"key\"").utf8))
             try TestFiles.write(dir + "/store/index/c.jsonl", Array(Self.line("c", ts: 1).utf8))
             try TestFiles.write(dir + "/store/index/d.jsonl", Array(Self.line("d", ts: 1).utf8))
-            let report = try Compactor(store: cache, idleSeconds: 0).run()
-            #expect(report.filesWithProblems.count == 2)
-            #expect(report.filesFolded == 2)
-            #expect(Set(TestFiles.names(in: dir + "/store/index")).isSuperset(of: ["a.jsonl", "b.jsonl"]))
-            #expect(try cache.keys() == ["a", "b", "c", "d"])
+            try TestFiles.write(dir + "/store/index/e.jsonl", Array((Self.line("e", ts: 1) + "{\"ke").utf8))
+            // e.jsonl was written just now: its writer may still finish the line, so it stays, unreported.
+            let compactor = Compactor(store: cache, idleSeconds: 3600)
+            for name in ["a", "b", "c", "d"] {
+                TestFiles.setMtime(
+                    dir + "/store/index/\(name).jsonl", secondsSinceEpoch: Int(Date().timeIntervalSince1970) - 7200)
+            }
+            let report = try compactor.run()
+            #expect(report.filesWithProblems == [dir + "/store/index/a.jsonl"])
+            #expect(report.partialTailsDropped == [PartialTail(path: dir + "/store/index/b.jsonl", bytes: 6)])
+            #expect(report.filesFolded == 3)
+            let names = Set(TestFiles.names(in: dir + "/store/index"))
+            #expect(names.isSuperset(of: ["a.jsonl", "e.jsonl"]) && !names.contains("b.jsonl"))
+            #expect(try cache.keys() == ["a", "b", "c", "d", "e"])
+            // Reported once: the next compaction has nothing to say about b.
+            let again = try compactor.run()
+            #expect(again.partialTailsDropped.isEmpty && again.filesWithProblems == [dir + "/store/index/a.jsonl"])
         }
     }
 }
