@@ -164,6 +164,7 @@ public struct Compactor {
         }
         try syncDirectory(directory)
         report.output = name + ".jsonl"
+        try lock?.check()
         for name in folding {
             switch system_unlink(directory + "/" + name) {
             case .success, .failure(.noSuchFileOrDirectory): break
