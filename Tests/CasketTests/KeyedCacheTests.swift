@@ -215,11 +215,16 @@ struct KeyedCacheTests {
             #expect(report.filesFolded == 4)
             #expect(report.filesKept == 1)
             #expect(report.entriesRead == 210)
-            #expect(report.tombstonesDropped == 9)  // k1...k9; k0's tombstone is kept: the live file has k0
+            // Tombstones younger than the idle limit all stay (a racing writer may re-append a losing line).
+            #expect(report.tombstonesDropped == 0)
             let after = try CacheStore.open(at: dir + "/store")
             #expect(try after.entries() == before)
-            #expect(try after.indexStatistics().entries == 42)  // 40 sets + k0 tombstone + live k0
+            #expect(try after.indexStatistics().entries == 51)  // 40 sets + 10 tombstones + live k0
             try live.close()
+            // Once old: k1...k9's go; k0's is kept, since the live writer's file has k0.
+            let later = try Compactor(store: cache, idleSeconds: 0).run()
+            #expect(later.tombstonesDropped == 9)
+            #expect(try CacheStore.open(at: dir + "/store").entries() == before)
         }
     }
 

@@ -24,7 +24,8 @@ public struct Compactor {
         public var entriesRead = 0
         /// Entry lines written to the compacted file (winners, and tombstones still needed).
         public var entriesWritten = 0
-        /// Tombstones dropped because no remaining file mentions their key.
+        /// Tombstones dropped because no remaining file mentions their key and they are older than the idle
+        /// limit.
         public var tombstonesDropped = 0
         /// Bytes of the folded files.
         public var bytesBefore: Int64 = 0
@@ -143,7 +144,10 @@ public struct Compactor {
             }
             for key in folded.winners.keys.sorted() {
                 let entry = folded.winners[key]!
-                if entry.isDeleted && rest.winners[key] == nil {
+                // A tombstone younger than the idle limit stays even when nothing else names its key: a writer
+                // whose append raced with the renames may still write its losing line again (FORMAT.md 5.5
+                // step 3), and without the tombstone that line would win.
+                if entry.isDeleted && rest.winners[key] == nil && now - entry.timestamp >= idleNanoseconds {
                     report.tombstonesDropped += 1
                     continue
                 }
