@@ -129,3 +129,32 @@ def test_swift_gc_keeps_the_blob_python_serves_despite_a_hidden_tombstone(root):
     assert got.returncode == 0 and got.stdout == b"python serves this value " * 20
     assert casket.Store(root).has_blob(blob, len(b"python serves this value " * 20))
     assert casket.CacheDict(root)["k"] == b"python serves this value " * 20
+
+
+NAMES = [
+    "a.jsonl", ".a.jsonl", "b.jsonl.folding", ".b.jsonl.folding", "c.jsonl.tmp", "compact-1-a.jsonl.tmp",
+    "d.JSONL", "e.jsonl~", ".nfs0001.jsonl", "f.jsonl.folding.bak", "g.json", "..jsonl", ".jsonl", "jsonl",
+    "h .jsonl", "\u00fcn\u00ef.jsonl", "x.jsonl.jsonl",
+]
+
+
+@needs_bin
+def test_swift_and_python_agree_on_which_files_are_index_files(root):
+    for i, name in enumerate(NAMES):
+        (root / "index" / name).write_bytes(setv(name, 100 + i, "v"))
+    os.symlink(root / "index" / "a.jsonl", root / "index" / "link.jsonl")
+    os.mkdir(root / "index" / "dir.jsonl")
+    expected = sorted(["a.jsonl", "b.jsonl.folding", "h .jsonl", "\u00fcn\u00ef.jsonl", "x.jsonl.jsonl"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert sorted(casket.CacheDict(root).keys()) == expected
+    ls = subprocess.run([BIN, "ls", "--store", str(root), "--json"], capture_output=True, text=True)
+    assert ls.returncode == 0, ls.stderr
+    assert sorted(e["key"] for e in json.loads(ls.stdout)) == expected
+    # Both name the same debris (Swift on stderr, Python in IndexReader.debris).
+    r, _ = debris_of(root)
+    for msg in r.debris:
+        assert f"casket: warning: {msg}" in ls.stderr
+    # Every other name but compaction's temp file and the .nfs file, plus the symlink and the folder.
+    assert len(r.debris) == len(NAMES) - len(expected) - 2 + 2
+    assert ls.stderr.count("not an index file, skipped") == len(r.debris)
