@@ -202,7 +202,7 @@ struct CompactCommand: ParsableCommand {
             seconds (their writer is presumed gone; if it is not, it notices and rewrites its line \
             elsewhere, so nothing is lost); an unfinished last line of such a file is dropped and reported. \
             Tombstones are kept while any other index file mentions their key. One compaction at a time: \
-            the index lock gc/index.lock is waited for up to a minute, then the command exits 3 (busy).
+            the index lock gc/index.lock is waited for up to ten minutes, then the command exits 3 (busy).
             """
     )
 

@@ -18,6 +18,9 @@ extension FileHandle {
         case .success(let fd): handle = FileHandle(fd: fd, path: path)
         case .failure(let errno) where errno.rawValue == ELOOP:
             throw CasketError(.notARegularFile, "'\(path)' is a symbolic link, not a regular file", path: path)
+        case .failure(let errno) where errno.rawValue == ENXIO || errno.rawValue == ENODEV:
+            throw CasketError(
+                .notARegularFile, "'\(path)' is a socket or device, not a regular file", path: path, errno: errno)
         case .failure(let errno): throw .open(path, errno: errno)
         }
         let st = try handle.io.stat()

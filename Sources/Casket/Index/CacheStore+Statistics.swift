@@ -106,6 +106,8 @@ extension CacheStore {
                         + "lost the index lock?)", path: directory)
             }
         }
+        // What follows reads no index file: let compactions go on.
+        lock.release()
         var live = reader.malformedHashes
         var keys = 0
         live.reserveCapacity(reader.markWinners.count)

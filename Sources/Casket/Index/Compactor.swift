@@ -42,7 +42,7 @@ public struct Compactor {
     /// a killed compaction's unpublished output must be before it is removed.
     public var lockTTLNanoseconds = IndexLock.defaultTTL
     /// How long to wait for the index lock (another compaction, or a garbage collection's mark).
-    public var lockWaitNanoseconds: Int64 = 60_000_000_000
+    public var lockWaitNanoseconds: Int64 = 600_000_000_000
 
     /// Creates a compactor.
     ///

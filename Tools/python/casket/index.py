@@ -127,7 +127,7 @@ def open_index_file(path: tp.Union[str, Path]) -> tp.Optional[int]:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
-        if e.errno == errno.ELOOP:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV):  # a symlink, a socket, a device
             return None
         raise
     if not _stat.S_ISREG(os.fstat(fd).st_mode):
