@@ -6,9 +6,10 @@ import Synchronization
 /// another compaction decides which tombstones to drop, or while a mark lists the folder
 /// (docs/FORMAT.md 5.6, docs/GC.md).
 ///
-/// The protocol is the GC lock's (docs/GC.md, "The lock"): the content `{"host","pid","start","token",
-/// "purpose"}` is linked into place from a unique file (correct on NFS), the mtime is a heartbeat refreshed
-/// by a thread, a lock whose heartbeat is older than the TTL, or of this host with a dead pid, is stale
+/// The protocol is the GC lock's (docs/GC.md, "The lock"): the content `{"host","pid","pidns","start",
+/// "token","purpose"}` is linked into place from a unique file (correct on NFS), the mtime is a heartbeat refreshed
+/// by a thread, a lock whose heartbeat is older than the TTL, or of this host and PID namespace with a
+/// dead pid, is stale
 /// and taken over under `gc/index.lock.takeover`. Callers go through ``acquire(_:purpose:ttl:wait:)``,
 /// ``check()`` and ``release()`` only, so that the lock can move to the store's common lease type.
 final class IndexLock: Sendable {
@@ -56,13 +57,13 @@ final class IndexLock: Sendable {
         while true {
             let now = try store.fileSystemNow()
             let mine = Array(
-                ("{\"host\":\"\(HostIdentity.host)\",\"pid\":\(HostIdentity.pid),\"start\":\(now),"
-                    + "\"token\":\"\(token)\",\"purpose\":\"\(purpose)\"}\n").utf8)
+                ("{\"host\":\"\(HostIdentity.host)\",\"pid\":\(HostIdentity.pid),\"pidns\":\"\(pidNamespace)\","
+                    + "\"start\":\(now),\"token\":\"\(token)\",\"purpose\":\"\(purpose)\"}\n").utf8)
             if try StoreFiles.createByLink(path, mine, sync: false).created {
                 return IndexLock(path: path, token: token, ttl: ttl)
             }
             let holder = read(path)
-            if let holder, now - holder.heartbeat > ttl || (holder.host == HostIdentity.host && !holder.alive) {
+            if let holder, now - holder.heartbeat > ttl || holder.isDeadHere {
                 try takeOver(path, judged: holder, now: now, ttl: ttl)
                 continue
             }
@@ -91,11 +92,22 @@ final class IndexLock: Sendable {
     struct Holder {
         var host: String
         var pid: Int32
+        var pidNamespace: String
         var token: String
         var purpose: String
         var heartbeat: Int64
-        var alive: Bool { StoreFiles.processExists(pid) }
+
+        /// A pid is judged only in the PID namespace it belongs to: containers on one node may share a
+        /// host name, and a pid of another namespace that looks dead here proves nothing.
+        var isDeadHere: Bool {
+            host == HostIdentity.host && !pidNamespace.isEmpty && pidNamespace == IndexLock.pidNamespace
+                && !StoreFiles.processExists(pid)
+        }
     }
+
+    /// This process's PID namespace (`pid:[4026531836]`), empty where there is no `/proc`.
+    static let pidNamespace: String =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")) ?? ""
 
     static func read(_ path: String) -> Holder? {
         guard case .success(let st) = system_lstat(path), let bytes = try? readSmallFile(path, limit: 4096),
@@ -103,7 +115,8 @@ final class IndexLock: Sendable {
             let pid = object["pid"]?.intValue, let token = object["token"]?.stringValue
         else { return nil }
         return Holder(
-            host: host, pid: Int32(truncatingIfNeeded: pid), token: token,
+            host: host, pid: Int32(truncatingIfNeeded: pid), pidNamespace: object["pidns"]?.stringValue ?? "",
+            token: token,
             purpose: object["purpose"]?.stringValue ?? "?", heartbeat: st.mtimeNanoseconds)
     }
 
