@@ -60,6 +60,25 @@ struct CompactionRaceTests {
         }
     }
 
+    @Test("a line re-appended by a writer that raced with the fold still loses to a young tombstone")
+    func reappendedLineStillLoses() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir)
+            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            // A writer set k a moment ago; a deleter removed it just after. Both files are closed.
+            let setLine = Self.set("k", ts: now - 1_000_000_000, content: "old value")
+            try TestFiles.write(store.indexDirectory + "/w-1-00000001.jsonl", Array((setLine + Self.seal).utf8))
+            try TestFiles.write(
+                store.indexDirectory + "/d-1-00000002.jsonl", Array((Self.tombstone("k", ts: now) + Self.seal).utf8))
+            let compact = try CLI.run(["compact", "--store", store.root])
+            #expect(compact.status == 0, "\(compact)")
+            // The writer found its file folded away and wrote its line again (FORMAT.md 5.5 step 3).
+            try TestFiles.write(store.indexDirectory + "/w-1-00000003.jsonl", Array(setLine.utf8))
+            let show = try CLI.run(["show", "--store", store.root, "k"])
+            #expect(show.status == 1 && show.stderr.contains("key 'k' is not in the store"), "\(show)")
+        }
+    }
+
     @Test("kill -9 of a compaction mid-write: its .tmp output is removed by the next compaction and by gc once old")
     func killedCompactionLeavesNoDebrisForEver() throws {
         try withTemporaryDirectory { dir in
