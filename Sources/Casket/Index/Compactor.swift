@@ -199,17 +199,17 @@ public struct Compactor {
     /// or has lost the lock; the lines are still in the `.folding` files it read, so nothing is lost.
     private func removeAbandonedOutput(in directory: String, now: Int64, lock: IndexLock) throws(CasketError) -> Int {
         var removed = 0
+        let folder = try IndexDirectory.open(directory)
         var names: [String] = []
-        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
+        try folder.forEachEntry { (name, _) throws(CasketError) in
             if IndexDirectory.isCompactionTemp(name) { names.append(name) }
         }
         for name in names {
-            let path = directory + "/" + name
-            guard case .success(let st) = system_lstat(path), st.isRegularFile,
-                now - st.mtimeNanoseconds > lockTTLNanoseconds
+            guard let status = try folder.statusIfPresent(name), status.isRegularFile,
+                now - status.mtimeNanoseconds > lockTTLNanoseconds
             else { continue }
             try lock.check()
-            if case .success = system_unlink(path) { removed += 1 }
+            if case .success = folder.remove(name) { removed += 1 }
         }
         return removed
     }

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// An entry of `index/` that is not an index file: reported, skipped, never read, never fatal.
 public struct IndexDebris: Sendable, Equatable, CustomStringConvertible {
     /// The entry.
@@ -40,35 +34,43 @@ enum IndexDirectory {
 
     /// One listing of `index/`.
     struct Listing {
+        /// The folder, open: index files are opened through it (`openat`, never following a link).
+        var directory: Directory
         /// The index files, by name, with what `lstat` said.
-        var files: [String: stat] = [:]
+        var files: [String: FileStatus] = [:]
         /// Entries that are not index files.
         var debris: [IndexDebris] = []
         /// An index file's name vanished between `readdir` and `lstat` (compaction renamed it).
         var vanished = false
     }
 
-    /// Lists `directory` (which must exist) by the rule above.
-    static func list(_ directory: String) throws(CasketError) -> Listing {
-        var listing = Listing()
-        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
+    /// Opens `index/` through the store's root, so that `index` itself is never followed if it is a link.
+    static func open(_ path: String) throws(CasketError) -> Directory {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return try Directory.open(path) }
+        return try Directory.open(String(path[..<slash])).directory(String(path[path.index(after: slash)...]))
+    }
+
+    /// Lists `path` (which must exist) by the rule above.
+    static func list(_ path: String) throws(CasketError) -> Listing {
+        var listing = Listing(directory: try open(path))
+        let directory = listing.directory
+        try directory.forEachEntry { (name, _) throws(CasketError) in
             // Compaction's temp files are its own business; `.nfs*` files belong to the NFS client.
             if isCompactionTemp(name) || name.hasPrefix(".nfs") { return }
-            let path = directory + "/" + name
-            guard case .success(let st) = system_lstat(path) else {
+            guard let status = try directory.statusIfPresent(name) else {
                 if hasIndexName(name) { listing.vanished = true }
                 return
             }
-            if hasIndexName(name) && st.isRegularFile {
-                listing.files[name] = st
+            if hasIndexName(name) && status.isRegularFile {
+                listing.files[name] = status
                 return
             }
             let kind =
-                !st.isRegularFile
-                ? FileKind.describe(st.st_mode)
+                !status.isRegularFile
+                ? status.kind.description
                 : name.hasPrefix(".")
                     ? "a hidden file (its name starts with '.')" : "a file without an index file's name"
-            listing.debris.append(IndexDebris(path: path, kind: kind))
+            listing.debris.append(IndexDebris(path: directory.path(of: name), kind: kind))
         }
         listing.debris.sort { $0.path < $1.path }
         return listing

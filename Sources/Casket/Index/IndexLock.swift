@@ -106,8 +106,7 @@ final class IndexLock: Sendable {
     }
 
     /// This process's PID namespace (`pid:[4026531836]`), empty where there is no `/proc`.
-    static let pidNamespace: String =
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")) ?? ""
+    static var pidNamespace: String { HostIdentity.pidNamespace }
 
     static func read(_ path: String) -> Holder? {
         guard case .success(let st) = system_lstat(path), let bytes = try? readSmallFile(path, limit: 4096),

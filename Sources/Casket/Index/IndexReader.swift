@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads every index file of a store into a table of winners, and on refresh reads only the bytes
 /// appended since the last read (docs/FORMAT.md, sections 5.3 and 5.4).
 ///
@@ -33,7 +27,7 @@ struct IndexReader {
     /// Entries of `index/` that are not index files, as the last refresh found them (never read).
     private(set) var debris: [IndexDebris] = []
     /// What `lstat` said about each index file the last refresh listed (and `include` accepted).
-    private(set) var listed: [String: stat] = [:]
+    private(set) var listed: [String: FileStatus] = [:]
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
@@ -91,12 +85,12 @@ struct IndexReader {
         let listing = try IndexDirectory.list(directory)
         debris = listing.debris
         fileVanishedDuringLastRefresh = listing.vanished
-        var stats: [String: stat] = [:]
+        var stats: [String: FileStatus] = [:]
         for (name, st) in listing.files where include?(name) ?? true { stats[name] = st }
         listed = stats
         var mustReload = files.keys.contains { stats[$0] == nil }
         for (name, st) in stats {
-            if let known = files[name], known.inode != UInt64(st.st_ino) || st.size < known.offset { mustReload = true }
+            if let known = files[name], known.inode != st.inode || st.size < known.offset { mustReload = true }
         }
         if mustReload {
             files = [:]
@@ -107,9 +101,9 @@ struct IndexReader {
         }
         for name in stats.keys.sorted() {
             let st = stats[name]!
-            var state = files[name] ?? FileState(inode: UInt64(st.st_ino), offset: 0, lines: 0, sealed: false)
+            var state = files[name] ?? FileState(inode: st.inode, offset: 0, lines: 0, sealed: false)
             if st.size > state.offset {
-                guard try read(name: name, state: &state) else { continue }
+                guard try read(name: name, in: listing.directory, state: &state) else { continue }
             }
             files[name] = state
         }
@@ -117,16 +111,19 @@ struct IndexReader {
 
     /// Reads the whole lines appended to one file; false when it vanished or changed identity since it was
     /// listed (folded away, or replaced by something that is not an index file): the next refresh reloads.
-    private mutating func read(name: String, state: inout FileState) throws(CasketError) -> Bool {
+    private mutating func read(name: String, in folder: Directory, state: inout FileState) throws(CasketError)
+        -> Bool
+    {
         let path = directory + "/" + name
         let handle: FileHandle
         do {
-            handle = try FileHandle.openRegularFileForReading(path)
-        } catch  where error.code == .notFound || error.code == .notARegularFile {
+            // openat with O_NOFOLLOW | O_NONBLOCK, then fstat: never a link, never a FIFO (FORMAT.md 5.1).
+            handle = try folder.openForReading(name)
+        } catch  where error.code == .notFound || error.code == .notARegularFile || error.code == .unsafePath {
             fileVanishedDuringLastRefresh = true
             return false
         }
-        guard try UInt64(handle.io.stat().st_ino) == state.inode else {
+        guard try handle.io.status().inode == state.inode else {
             fileVanishedDuringLastRefresh = true
             return false
         }
