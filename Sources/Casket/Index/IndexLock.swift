@@ -18,6 +18,7 @@ final class IndexLock: Sendable {
     static let fileName = "index.lock"
 
     let path: String
+    let folder: Directory
     let token: String
     private let interval: Double
     private let state = Mutex<State>(State())
@@ -29,8 +30,9 @@ final class IndexLock: Sendable {
         var stopped = false
     }
 
-    private init(path: String, token: String, ttl: Int64) {
-        self.path = path
+    private init(folder: Directory, token: String, ttl: Int64) {
+        self.folder = folder
+        self.path = folder.path(of: IndexLock.fileName)
         self.token = token
         self.interval = max(Double(ttl) / 5e9, 0.02)
         let thread = Thread { [self] in heartbeatLoop() }
@@ -40,8 +42,6 @@ final class IndexLock: Sendable {
 
     deinit { release() }
 
-    static func path(_ store: BlobStore) -> String { store.layout.gc + "/" + fileName }
-
     /// Takes the lock, waiting up to `wait` nanoseconds for its holder to release it or to go stale.
     ///
     /// - Parameter purpose: `compaction` or `mark`, written in the lock for a person reading it.
@@ -49,8 +49,9 @@ final class IndexLock: Sendable {
     static func acquire(_ store: BlobStore, purpose: String, ttl: Int64, wait: Int64) throws(CasketError)
         -> IndexLock
     {
-        try makeDirectory(store.layout.gc, existingIsFine: true)
-        let path = path(store)
+        // gc/ and the lock are reached through the store's folders: a link planted there is never followed.
+        let folder = try store.directories.folder(.gc, create: true)
+        let path = folder.path(of: fileName)
         let token = HostIdentity.randomHex(bytes: 16)
         let deadline = system_wallClockNanoseconds() + wait
         var pause: UInt32 = 10_000
@@ -59,12 +60,12 @@ final class IndexLock: Sendable {
             let mine = Array(
                 ("{\"host\":\"\(HostIdentity.host)\",\"pid\":\(HostIdentity.pid),\"pidns\":\"\(pidNamespace)\","
                     + "\"start\":\(now),\"token\":\"\(token)\",\"purpose\":\"\(purpose)\"}\n").utf8)
-            if try StoreFiles.createByLink(path, mine, sync: false).created {
-                return IndexLock(path: path, token: token, ttl: ttl)
+            if try folder.createByLink(fileName, mine, sync: false).created {
+                return IndexLock(folder: folder, token: token, ttl: ttl)
             }
-            let holder = read(path)
+            let holder = read(folder)
             if let holder, now - holder.heartbeat > ttl || holder.isDeadHere {
-                try takeOver(path, judged: holder, now: now, ttl: ttl)
+                try takeOver(folder, judged: holder, now: now, ttl: ttl)
                 continue
             }
             guard system_wallClockNanoseconds() < deadline else {
@@ -78,15 +79,17 @@ final class IndexLock: Sendable {
     }
 
     /// Removes a lock judged stale, one taker at a time, and only if it still holds the token judged.
-    private static func takeOver(_ path: String, judged: Holder, now: Int64, ttl: Int64) throws(CasketError) {
-        let takeover = path + ".takeover"
-        guard try StoreFiles.createByLink(takeover, Array(judged.token.utf8), sync: false).created else {
-            if let busy = StoreFiles.status(takeover), now - busy.mtimeNanoseconds > ttl { _ = system_unlink(takeover) }
+    private static func takeOver(_ folder: Directory, judged: Holder, now: Int64, ttl: Int64) throws(CasketError) {
+        let takeover = fileName + ".takeover"
+        guard try folder.createByLink(takeover, Array(judged.token.utf8), sync: false).created else {
+            if case .success(let busy) = folder.status(takeover), now - busy.mtimeNanoseconds > ttl {
+                _ = folder.remove(takeover)
+            }
             return
         }
-        defer { _ = system_unlink(takeover) }
-        guard read(path)?.token == judged.token else { return }
-        _ = system_unlink(path)
+        defer { _ = folder.remove(takeover) }
+        guard read(folder)?.token == judged.token else { return }
+        _ = folder.remove(fileName)
     }
 
     struct Holder {
@@ -108,8 +111,9 @@ final class IndexLock: Sendable {
     /// This process's PID namespace (`pid:[4026531836]`), empty where there is no `/proc`.
     static var pidNamespace: String { HostIdentity.pidNamespace }
 
-    static func read(_ path: String) -> Holder? {
-        guard case .success(let st) = system_lstat(path), let bytes = try? readSmallFile(path, limit: 4096),
+    static func read(_ folder: Directory) -> Holder? {
+        guard case .success(let st) = folder.status(fileName),
+            let bytes = try? folder.readSmallFile(fileName, limit: 4096),
             let object = try? JSONParser.parse(bytes), let host = object["host"]?.stringValue,
             let pid = object["pid"]?.intValue, let token = object["token"]?.stringValue
         else { return nil }
@@ -120,7 +124,7 @@ final class IndexLock: Sendable {
     }
 
     /// Whether the lock file still holds this owner's token.
-    private var isHeld: Bool { IndexLock.read(path)?.token == token }
+    private var isHeld: Bool { IndexLock.read(folder)?.token == token }
 
     /// Throws unless the lock is still this owner's: call it before every rename or removal in `index/`.
     func check() throws(CasketError) {
@@ -139,7 +143,7 @@ final class IndexLock: Sendable {
             if !state.withLock({ $0.released }) { _ = wakeup.wait(until: Date(timeIntervalSinceNow: interval)) }
             wakeup.unlock()
             if state.withLock({ $0.released }) { break }
-            if !isHeld || system_touch(path).isFailure { state.withLock { $0.lost = true } }
+            if !isHeld || folder.touch(IndexLock.fileName).isFailure { state.withLock { $0.lost = true } }
         }
         state.withLock { $0.stopped = true }
     }
@@ -155,7 +159,7 @@ final class IndexLock: Sendable {
         wakeup.unlock()
         guard first else { return }
         while !state.withLock({ $0.stopped }) { usleep(1_000) }
-        if isHeld { _ = system_unlink(path) }
+        if isHeld { _ = folder.remove(IndexLock.fileName) }
     }
 }
 
