@@ -175,7 +175,17 @@ final class Sweep {
                 guard accepts(name), let status = StoreFiles.status(path), status.isRegularFile,
                     status.mtimeNanoseconds < cutoff
                 else { return }
-                try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
+                guard directory == store.indexDirectory else {
+                    try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
+                    return
+                }
+                // Nobody freshens a compaction's output, so no aside is needed (an aside name in index/
+                // left by a killed collector would be debris for ever).
+                if dryRun {
+                    record(path, bytes: status.size, reason: .temp)
+                } else if !lock.isLost, case .success = StoreFiles.unlink(path) {
+                    record(path, bytes: status.size, reason: .temp)
+                }
             }
         }
     }
