@@ -64,6 +64,8 @@ public struct Compactor {
     public func run(dryRun: Bool = false) throws(CasketError) -> Report {
         let directory = store.blobs.layout.index
         try makeDirectory(directory, existingIsFine: true)
+        // Every rename, create and removal below is relative to index/, opened without following a link.
+        let folder = try IndexDirectory.open(directory)
         let lock =
             dryRun
             ? nil
@@ -72,7 +74,7 @@ public struct Compactor {
         defer { lock?.release() }
         let now = try store.blobs.fileSystemNow()
         var report = Report()
-        if let lock { report.tempFilesRemoved = try removeAbandonedOutput(in: directory, now: now, lock: lock) }
+        if let lock { report.tempFilesRemoved = try removeAbandonedOutput(in: folder, now: now, lock: lock) }
         var survey = IndexReader(directory: directory)
         try survey.refresh()
         report.debris = survey.debris
@@ -115,7 +117,7 @@ public struct Compactor {
                 continue
             }
             try lock?.check()
-            switch system_rename(directory + "/" + name, directory + "/" + name + ".folding") {
+            switch folder.rename(name, to: folder, as: name + ".folding") {
             case .success: folding.append(name + ".folding")
             case .failure(.noSuchFileOrDirectory): continue
             case .failure(let errno):
@@ -130,8 +132,9 @@ public struct Compactor {
         report.entriesRead = folded.entryCount
         let name =
             "compact-\(String(system_wallClockNanoseconds()).leftPadded(to: 20))-\(HostIdentity.randomHex(bytes: 4))"
-        let tempPath = directory + "/" + name + ".jsonl.tmp"
-        let handle = try FileHandle.createExclusive(tempPath, mode: 0o666)
+        let tempName = name + ".jsonl.tmp"
+        let tempPath = folder.path(of: tempName)
+        let handle = try folder.createExclusive(tempName, mode: 0o666)
         do throws(CasketError) {
             // Written in pieces: memory holds the winners, not a second copy of them as text.
             var out: [UInt8] = []
@@ -159,23 +162,23 @@ public struct Compactor {
             try flush()
             try io.sync()
             try lock?.check()
-            if case .failure(let errno) = system_rename(tempPath, directory + "/" + name + ".jsonl") {
+            if case .failure(let errno) = folder.rename(tempName, to: folder, as: name + ".jsonl") {
                 throw CasketError.publish(tempPath, to: name + ".jsonl", errno: errno)
             }
         } catch {
-            _ = system_unlink(tempPath)
+            _ = folder.remove(tempName)
             throw error
         }
-        try syncDirectory(directory)
+        try folder.sync()
         report.output = name + ".jsonl"
         try lock?.check()
         for name in folding {
-            switch system_unlink(directory + "/" + name) {
+            switch folder.remove(name) {
             case .success, .failure(.noSuchFileOrDirectory): break
             case .failure(let errno): throw CasketError.remove(directory + "/" + name, errno: errno)
             }
         }
-        try syncDirectory(directory)
+        try folder.sync()
         return report
     }
 
@@ -197,9 +200,8 @@ public struct Compactor {
     /// Removes the unpublished output of compactions that were killed: `compact-*.jsonl.tmp` unmodified for
     /// longer than the lock's TTL. Its writer held the index lock and wrote without pause, so it is dead
     /// or has lost the lock; the lines are still in the `.folding` files it read, so nothing is lost.
-    private func removeAbandonedOutput(in directory: String, now: Int64, lock: IndexLock) throws(CasketError) -> Int {
+    private func removeAbandonedOutput(in folder: Directory, now: Int64, lock: IndexLock) throws(CasketError) -> Int {
         var removed = 0
-        let folder = try IndexDirectory.open(directory)
         var names: [String] = []
         try folder.forEachEntry { (name, _) throws(CasketError) in
             if IndexDirectory.isCompactionTemp(name) { names.append(name) }
