@@ -34,7 +34,8 @@ struct GCCommand: ParsableCommand {
             --max-clock-skew. One collection at a time per store, across hosts (lock file gc/lock).
 
             Exit codes: 0 done; 1 failure; 2 usage (for example --grace 0 without --offline); \
-            3 another collection holds the lock (nothing done); 4 clock skew too large (nothing done). \
+            3 another collection holds the lock, or a compaction held the index lock for ten minutes (nothing \
+            done); 4 clock skew too large (nothing done). Every code but 0 means "not done": alert on it. \
             Reports are kept in gc/reports/; --history lists them. See docs/GC.md.
             """
     )
