@@ -38,7 +38,8 @@ struct SetCommand: ParsableCommand {
         discussion: """
             The payload is stored once as a blob (deduplicated against every blob already stored), then one \
             line referencing its hash is appended to this process's own index file. An existing key is \
-            overwritten: the newest entry wins.
+            overwritten: the new line is stamped later than the entry it replaces (even one from a host whose \
+            clock runs ahead), so it wins. Keys are byte strings: NFC and NFD forms are two keys.
             """
     )
 

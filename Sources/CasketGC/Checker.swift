@@ -103,7 +103,7 @@ public struct Checker {
                 report.missing.append(Missing(key: key, digest: digest))
             }
         }
-        report.missing.sort { ($0.key, $0.digest) < ($1.key, $1.digest) }
+        report.missing.sort { (IndexKey($0.key), $0.digest) < (IndexKey($1.key), $1.digest) }
         report.keys = mark.keys
         report.malformed = mark.issues
         report.indexDebris = mark.debris

@@ -27,7 +27,7 @@ public struct ExcaShard: Sendable {
     public var dataFiles: [String]
     /// The identity of the info file and of each data file when they were read: reclaim deletes a name only
     /// while it still is that file.
-    var identities: [String: FileStatus] = [:]
+    var identities: [IndexKey: FileStatus] = [:]
     /// Why files of this shard cannot be read (a data file that is a symlink, a folder, a hard link...):
     /// reclaim keeps such a shard whole.
     var refused: [String] = []
@@ -56,8 +56,8 @@ public struct ExcaCache: Sendable {
     public var root: String
     /// The cache folder, open: every file the cache names is reached through it, never outside it.
     let folder: ConfinedFolder
-    /// Every key's copies, one per info file, in info-file name order.
-    public var copies: [String: [ExcaLine]]
+    /// Every key's copies, one per info file, in info-file name order. Keys are byte strings, as in exca.
+    public var copies: [IndexKey: [ExcaLine]]
     /// Every info file with its writer's data files, in name order.
     public var shards: [ExcaShard]
     /// Lines skipped with a warning.
@@ -67,8 +67,8 @@ public struct ExcaCache: Sendable {
     /// Which layout the folder holds: `"0.1"`, `"0.2-0.5.11"`, `"0.5.12+"`, or a mix joined by `+`.
     public var layouts: Set<String>
 
-    /// The keys, sorted.
-    public var keys: [String] { copies.keys.sorted() }
+    /// The keys, sorted by bytes.
+    public var keys: [String] { copies.keys.sorted().map(\.string) }
 
     /// Names at the root of a cache folder that belong to a Casket store (in-place migration) and are never
     /// read as exca files.
@@ -154,8 +154,8 @@ public struct ExcaCache: Sendable {
         }
         let prefix = String(name.dropLast("-info.jsonl".count))
         var legacyType: String? = nil
-        var perKey: [String: ExcaLine] = [:]
-        var order: [String] = []
+        var perKey: [IndexKey: ExcaLine] = [:]
+        var order: [IndexKey] = []
         // Split into lines, remembering whether the last one ended with "\n".
         var lines: [(start: Int, end: Int)] = []
         var start = 0
@@ -214,18 +214,18 @@ public struct ExcaCache: Sendable {
             let entry = ExcaLine(
                 file: name, line: lineNumber, key: key, type: type, fields: object,
                 legacy: legacyType != nil && object["#type"] == nil)
-            if perKey[key] == nil { order.append(key) } else { overriddenLines += 1 }
-            perKey[key] = entry
+            if perKey[IndexKey(key)] == nil { order.append(IndexKey(key)) } else { overriddenLines += 1 }
+            perKey[IndexKey(key)] = entry
         }
         layouts.insert(legacyType != nil ? "0.2-0.5.11" : "0.5.12+")
         for key in order { copies[key, default: []].append(perKey[key]!) }
-        var shard = ExcaShard(infoFile: name, prefix: prefix, dataFiles: [], identities: [name: identity])
+        var shard = ExcaShard(infoFile: name, prefix: prefix, dataFiles: [], identities: [IndexKey(name): identity])
         for candidate in [
             "data/\(prefix).data", "data/\(prefix).data.jsonl", "data/\(prefix)-data.jsonl", "\(prefix).data",
             "\(prefix).txt",
         ] {
             do {
-                shard.identities[candidate] = try folder.file(candidate)
+                shard.identities[IndexKey(candidate)] = try folder.file(candidate)
                 shard.dataFiles.append(candidate)
             } catch let error where error.code == .notFound {
                 continue
@@ -295,7 +295,7 @@ public struct ExcaCache: Sendable {
             } else {
                 fields["filename"] = .string(uid + ExcaCache.flatSuffix(type))
             }
-            copies[key, default: []].append(
+            copies[IndexKey(key), default: []].append(
                 ExcaLine(
                     file: keyFile, line: 1, key: key, type: type == "MneRaw" ? "MneRawFif" : type, fields: fields,
                     legacy: true))

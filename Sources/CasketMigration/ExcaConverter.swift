@@ -10,6 +10,21 @@ public struct PayloadSource: Sendable, Hashable {
     public var length: Int64
     /// True when the range is the whole file (`offset` 0, `length` its size).
     public var wholeFile: Bool
+
+    /// Equal when the ranges are equal and the paths have the same bytes (two file names that differ only
+    /// in Unicode normalisation are two files).
+    public static func == (lhs: PayloadSource, rhs: PayloadSource) -> Bool {
+        lhs.offset == rhs.offset && lhs.length == rhs.length && lhs.wholeFile == rhs.wholeFile
+            && IndexKey(lhs.path) == IndexKey(rhs.path)
+    }
+
+    /// Hashes what ``==`` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(IndexKey(path))
+        hasher.combine(offset)
+        hasher.combine(length)
+        hasher.combine(wholeFile)
+    }
 }
 
 /// An exca value translated to a Casket value tree whose `blob` fields are placeholders for the digests of
@@ -53,22 +68,23 @@ struct Unmigratable: Error, Sendable {
 /// the entry unmigratable, with the refusal as its reason.
 final class ExcaConverter {
     let folder: ConfinedFolder
-    private var judged: [String: Result<FileStatus, Unmigratable>] = [:]
+    /// Keyed by path bytes: two names that differ only in normalisation are two files.
+    private var judged: [IndexKey: Result<FileStatus, Unmigratable>] = [:]
     /// Files above this size are not read into memory to look for references (AutoPickle pickles).
     static let smallFileLimit: Int64 = 256 << 20
 
     init(folder: ConfinedFolder) { self.folder = folder }
 
     /// The identity of every payload file judged sound so far: what the run opens and reclaim deletes.
-    var identities: [String: FileStatus] {
-        var out: [String: FileStatus] = [:]
+    var identities: [IndexKey: FileStatus] {
+        var out: [IndexKey: FileStatus] = [:]
         for (path, result) in judged { if case .success(let status) = result { out[path] = status } }
         return out
     }
 
     /// The identity of a payload file judged sound.
     func identity(of path: String) -> FileStatus? {
-        if case .success(let status) = judged[path] { return status }
+        if case .success(let status) = judged[IndexKey(path)] { return status }
         return nil
     }
 
@@ -91,22 +107,22 @@ final class ExcaConverter {
 
     /// The size of a regular file with one link inside the cache folder, outside the store's own files.
     func size(of path: String) throws(Unmigratable) -> Int64 {
-        if judged[path] == nil {
+        if judged[IndexKey(path)] == nil {
             do {
                 try ExcaConverter.refuseReserved(path)
             } catch {
-                judged[path] = .failure(error)
+                judged[IndexKey(path)] = .failure(error)
                 throw error
             }
             do {
-                judged[path] = .success(try folder.file(path))
+                judged[IndexKey(path)] = .success(try folder.file(path))
             } catch let error where error.code == .notFound {
-                judged[path] = .failure(Unmigratable(reason: "missing file '\(path)'", code: .notFound))
+                judged[IndexKey(path)] = .failure(Unmigratable(reason: "missing file '\(path)'", code: .notFound))
             } catch {
-                judged[path] = .failure(Unmigratable(reason: error.message, code: error.code))
+                judged[IndexKey(path)] = .failure(Unmigratable(reason: error.message, code: error.code))
             }
         }
-        switch judged[path]! {
+        switch judged[IndexKey(path)]! {
         case .success(let status): return status.size
         case .failure(let failure): throw failure
         }
@@ -250,7 +266,7 @@ final class ExcaConverter {
             throw Unmigratable(reason: error.message, code: error.code)
         }
         var files = JSONObject()
-        for name in names {
+        for name in names.sorted(by: { IndexKey($0) < IndexKey($1) }) {
             // Every name must be a regular file: a link, a FIFO or a subfolder makes the value unmigratable.
             let path = directory + "/" + name
             let size = try size(of: path)

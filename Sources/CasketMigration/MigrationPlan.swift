@@ -63,7 +63,7 @@ public struct MigrationPlan: Sendable {
     public var alreadyMigrated: Int
     /// The identity of every payload file the plan judged sound: the run reads, and reclaim deletes, a file
     /// only while its name still names that file.
-    var identities: [String: FileStatus] = [:]
+    var identities: [IndexKey: FileStatus] = [:]
 
     /// Bytes on disk over unique bytes.
     public var inflation: Double { uniqueBytes == 0 ? 0 : Double(bytesOnDisk) / Double(uniqueBytes) }

@@ -19,35 +19,38 @@ extension Migrator {
         var report = run
         let folder = plan.cache.folder
         let store = try CacheStore.open(at: destination)
-        let byKey = Dictionary(uniqueKeysWithValues: plan.keys.map { ($0.key, $0) })
-        let unmigratable = Set(plan.unmigratable.map(\.key))
-        var verified: [String: Result<Void, Unmigratable>] = [:]
+        // Keys and file names are byte strings: NFC and NFD forms are two keys, two files.
+        let byKey = Dictionary(uniqueKeysWithValues: plan.keys.map { (IndexKey($0.key), $0) })
+        let unmigratable = Set(plan.unmigratable.map { IndexKey($0.key) })
+        var verified: [IndexKey: Result<Void, Unmigratable>] = [:]
         // Which winners read which files.
-        var readers: [String: Set<String>] = [:]
+        var readers: [IndexKey: Set<IndexKey>] = [:]
         for item in plan.keys {
-            for payload in item.payloads { readers[payload.path, default: []].insert(item.key) }
+            for payload in item.payloads { readers[IndexKey(payload.path), default: []].insert(IndexKey(item.key)) }
         }
-        var linesOfShard: [String: [ExcaLine]] = [:]
+        var linesOfShard: [IndexKey: [ExcaLine]] = [:]
         for (_, copies) in plan.cache.copies {
-            for copy in copies { linesOfShard[copy.file, default: []].append(copy) }
+            for copy in copies { linesOfShard[IndexKey(copy.file), default: []].append(copy) }
         }
         for shard in plan.cache.shards {
-            let lines = linesOfShard[shard.infoFile] ?? []
+            let lines = linesOfShard[IndexKey(shard.infoFile)] ?? []
             // Per-key files (and BrainVision folders) named by this shard's lines: whole-file payloads that are
             // not some writer's shared data file.
-            var perKeyPaths = Set<String>()
-            var directories = Set<String>()
+            var perKeyPaths = Set<IndexKey>()
+            var directories = Set<IndexKey>()
             for line in lines {
-                guard let item = byKey[line.key] else { continue }
+                guard let item = byKey[IndexKey(line.key)] else { continue }
                 for payload in item.payloads where payload.wholeFile && !isSharedDataFile(payload.path, plan) {
-                    perKeyPaths.insert(payload.path)
+                    perKeyPaths.insert(IndexKey(payload.path))
                     if line.type == "MneRawBrainVision", let directory = line.fields["filename"]?.stringValue {
-                        directories.insert(directory)
+                        directories.insert(IndexKey(directory))
                     }
                 }
             }
-            var keys = Set(lines.map(\.key))
-            for file in shard.dataFiles + Array(perKeyPaths) { keys.formUnion(readers[file] ?? []) }
+            var keys = Set(lines.map { IndexKey($0.key) })
+            for file in shard.dataFiles.map({ IndexKey($0) }) + Array(perKeyPaths) {
+                keys.formUnion(readers[file] ?? [])
+            }
             var failure: String? = shard.refused.first
             for key in keys.sorted() where failure == nil {
                 if unmigratable.contains(key) {
@@ -68,10 +71,10 @@ extension Migrator {
                 continue
             }
             // Every file to delete must still be the one verified, before any of them is deleted.
-            let files = [shard.infoFile] + shard.dataFiles + perKeyPaths.sorted()
-            var identities: [String: FileStatus] = [:]
+            let files = [shard.infoFile] + shard.dataFiles + perKeyPaths.sorted().map(\.string)
+            var identities: [IndexKey: FileStatus] = [:]
             for file in files {
-                guard let identity = shard.identities[file] ?? plan.identities[file] else {
+                guard let identity = shard.identities[IndexKey(file)] ?? plan.identities[IndexKey(file)] else {
                     failure = "'\(file)' was not judged by the plan"
                     break
                 }
@@ -88,30 +91,30 @@ extension Migrator {
                     failure = "'\(file)' is no longer the file that was verified"
                     break
                 }
-                identities[file] = identity
+                identities[IndexKey(file)] = identity
             }
             if let failure {
                 report.keptShards.append((shard.infoFile, failure))
                 continue
             }
             for file in files {
-                guard let identity = identities[file] else { continue }
+                guard let identity = identities[IndexKey(file)] else { continue }
                 report.bytesReclaimed += try folder.remove(file, verified: identity)
             }
-            for directory in directories.sorted() { _ = try folder.removeFolderIfEmpty(directory) }
+            for directory in directories.sorted().map(\.string) { _ = try folder.removeFolderIfEmpty(directory) }
             report.reclaimedShards.append(shard.infoFile)
         }
         return report
     }
 
     func isSharedDataFile(_ path: String, _ plan: MigrationPlan) -> Bool {
-        plan.cache.shards.contains { $0.dataFiles.contains(path) }
+        plan.cache.shards.contains { $0.dataFiles.contains { $0.sameBytes(as: path) } }
     }
 
     /// Whether the store holds `item` as this migration writes it: same origin, blobs present, and payload
     /// ranges still in the source hashing to the stored blobs.
     func verify(
-        _ item: PlannedKey, store: CacheStore, folder: ConfinedFolder, identities: [String: FileStatus]
+        _ item: PlannedKey, store: CacheStore, folder: ConfinedFolder, identities: [IndexKey: FileStatus]
     ) -> Result<Void, Unmigratable> {
         guard let entry = try? store.entry(item.key), let value = entry.value else {
             return .failure(Unmigratable(reason: "key '\(item.key)' is not in the store"))
@@ -125,7 +128,7 @@ extension Migrator {
         var digests: [Digest] = []
         for payload in item.payloads {
             do {
-                let file = try folder.open(payload.path, expecting: identities[payload.path])
+                let file = try folder.open(payload.path, expecting: identities[IndexKey(payload.path)])
                 digests.append(try BlobStore.digest(of: file, offset: payload.offset, length: payload.length))
             } catch {
                 return .failure(Unmigratable(reason: "cannot hash '\(payload.path)' for key '\(item.key)': \(error)"))

@@ -58,7 +58,7 @@ public final class Migrator {
         var toWrite: Int64 = 0
         var already = 0
         for key in cache.keys {
-            let copies = cache.copies[key]!
+            let copies = cache.copies[IndexKey(key)]!
             entries += copies.count
             duplicates += copies.count - 1
             var firstFailure: (ExcaLine, Unmigratable)? = nil
@@ -140,6 +140,8 @@ public final class Migrator {
         let durable = store.blobs.config.durability == .fsync
         let writer = durable ? CacheStore(blobs: store.blobs.withDurability(.none)) : store
         let session = try writer.writeSession()
+        // The plan has just read the store's index: one more read at the first write is enough.
+        session.refreshesBeforeEachWrite = false
         defer { try? session.close() }
         var stored: [PayloadSource: Digest] = [:]
         var report = MigrationReport(plan: plan)
@@ -158,7 +160,7 @@ public final class Migrator {
                         throw CasketError(
                             .notFound, "blob \(ref.digest) of '\(entry.key)' vanished and has no known source")
                     }
-                    let file = try folder.open(payload.path, expecting: plan.identities[payload.path])
+                    let file = try folder.open(payload.path, expecting: plan.identities[IndexKey(payload.path)])
                     _ = try store.blobs.put(file, offset: payload.offset, length: payload.length)
                 }
             }
@@ -181,7 +183,7 @@ public final class Migrator {
                     continue
                 }
                 // Most payloads are new to the store: read each range once, hashing while copying.
-                let file = try folder.open(payload.path, expecting: plan.identities[payload.path])
+                let file = try folder.open(payload.path, expecting: plan.identities[IndexKey(payload.path)])
                 let result = try writer.blobs.put(
                     file, offset: payload.offset, length: payload.length, hashFirst: false)
                 stored[payload] = result.digest

@@ -13,6 +13,8 @@
 //                                       prints "S key hash" / "D key" per committed operation
 //   casket-testhelper hold-lock STORE SECONDS TTL_S                take the GC lock, print "held", hold it SECONDS
 //   casket-testhelper bench-fill STORE BLOBS ENTRIES               write a large store directly (benchmark)
+//   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
+//                                       more appends: see AppendFailure.swift
 //
 // Payloads are a deterministic function of the key, so every writer of a key writes the same bytes.
 
@@ -90,9 +92,9 @@ func run() throws {
             }
             close(fd)
             usleep(UInt32(sleepMs * 1000))
-            return Dictionary(uniqueKeysWithValues: mine.map { ($0, payload(for: $0, size: 64)) })
+            return Dictionary(uniqueKeysWithValues: mine.map { (IndexKey($0), payload(for: $0, size: 64)) })
         }
-        for key in keys where values[key] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
+        for key in keys where values[IndexKey(key)] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
         print("ok \(values.count)")
     case "winners":
         for entry in try cache.entries() {
@@ -127,6 +129,8 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
+    case "append-fail":
+        try appendFailure(cache)
     default:
         fail("unknown command \(args[1])")
     }

@@ -115,7 +115,7 @@ struct ClaimTests {
                         _ = try cache.getOrCompute(keys, board: board) { mine in
                             calls.withLock { $0.append(contentsOf: mine) }
                             usleep(50_000)
-                            return Dictionary(uniqueKeysWithValues: mine.map { ($0, Array("\($0)".utf8)) })
+                            return Dictionary(uniqueKeysWithValues: mine.map { (IndexKey($0), Array("\($0)".utf8)) })
                         }
                     } catch {
                         errors.withLock { $0.append("thread \(index): \(error)") }

@@ -116,6 +116,8 @@ public struct ClaimBoard: Sendable {
             let age = now - record.heartbeat
             out.append(Listing(record: record, path: path, age: age, stale: age >= ttlNanoseconds))
         }
-        return out.sorted { ($0.record.key, $0.record.generation) < ($1.record.key, $1.record.generation) }
+        return out.sorted {
+            (IndexKey($0.record.key), $0.record.generation) < (IndexKey($1.record.key), $1.record.generation)
+        }
     }
 }

@@ -95,8 +95,9 @@ extension CacheStore {
             try reader.refresh()
             let first = Set(reader.listed.keys)
             let second = Set(try IndexDirectory.list(directory).files.keys)
-            let compactionMoved = second.subtracting(first).contains {
-                $0.hasSuffix(IndexDirectory.foldingSuffix) || $0.hasPrefix(IndexDirectory.compactPrefix)
+            let compactionMoved = second.subtracting(first).contains { (name: IndexKey) in
+                name.string.hasSuffix(IndexDirectory.foldingSuffix)
+                    || name.string.hasPrefix(IndexDirectory.compactPrefix)
             }
             if !reader.fileVanishedDuringLastRefresh && first.isSubset(of: second) && !compactionMoved { break }
             if attempt == 20 {
@@ -113,7 +114,7 @@ extension CacheStore {
         live.reserveCapacity(reader.markWinners.count)
         for (key, winner) in reader.markWinners where !winner.deleted {
             keys += 1
-            try visit?(key, winner.blobs)
+            try visit?(key.string, winner.blobs)
             if winner.count > 0 { live.insert(winner.first) }
             for digest in winner.more ?? [] { live.insert(digest) }
         }

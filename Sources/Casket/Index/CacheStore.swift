@@ -40,7 +40,8 @@ public final class CacheStore {
     /// The live keys, sorted.
     public func keys() throws(CasketError) -> [String] {
         try refresh()
-        return reader.winners.values.filter { !$0.isDeleted }.map(\.key).sorted()
+        // Sorted by bytes: `String <` would order NFC and NFD forms of a key arbitrarily.
+        return reader.winners.filter { !$0.value.isDeleted }.keys.sorted().map(\.string)
     }
 
     /// Whether `key` is live.
@@ -51,14 +52,14 @@ public final class CacheStore {
     /// The winning entry of a live key, or `nil` when the key is absent or deleted.
     public func entry(_ key: String) throws(CasketError) -> IndexEntry? {
         try refresh()
-        guard let entry = reader.winners[key], !entry.isDeleted else { return nil }
+        guard let entry = reader.winners[IndexKey(key)], !entry.isDeleted else { return nil }
         return entry
     }
 
     /// Every live winner, sorted by key.
     public func entries() throws(CasketError) -> [IndexEntry] {
         try refresh()
-        return reader.winners.values.filter { !$0.isDeleted }.sorted { $0.key < $1.key }
+        return reader.winners.values.filter { !$0.isDeleted }.sorted { IndexKey($0.key) < IndexKey($1.key) }
     }
 
     /// Malformed index lines met so far, each with its file and line number.

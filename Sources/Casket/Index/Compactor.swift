@@ -80,12 +80,12 @@ public struct Compactor {
         report.debris = survey.debris
         var chosen: [String] = []
         var kept: [String] = []
-        for name in survey.files.keys.sorted() {
+        for name in survey.files.keys.sorted().map(\.string) {
             let path = directory + "/" + name
-            guard let st = survey.listed[name], let state = survey.files[name] else { continue }
+            guard let st = survey.listed[IndexKey(name)], let state = survey.files[IndexKey(name)] else { continue }
             let idle = now - st.mtimeNanoseconds >= idleNanoseconds
             let finished = name.hasSuffix(".folding") || survey.isSealed(name) || idle
-            if survey.issues.contains(where: { $0.file == path }) {
+            if survey.issues.contains(where: { $0.file.sameBytes(as: path) }) {
                 report.filesWithProblems.append(path)
                 kept.append(name)
             } else if finished {
@@ -107,7 +107,7 @@ public struct Compactor {
         }
         report.filesFolded = chosen.count
         if dryRun {
-            report.entriesRead = chosen.reduce(0) { $0 + (survey.files[$1]?.lines ?? 0) }
+            report.entriesRead = chosen.reduce(0) { $0 + (survey.files[IndexKey($1)]?.lines ?? 0) }
             return report
         }
         var folding: [String] = []
@@ -124,11 +124,11 @@ public struct Compactor {
                 throw CasketError.publish(directory + "/" + name, to: name + ".folding", errno: errno)
             }
         }
-        let foldingSet = Set(folding)
-        let folded = try Compactor.readCompletely(directory) { foldingSet.contains($0) }
+        let foldingSet = Set(folding.map { IndexKey($0) })
+        let folded = try Compactor.readCompletely(directory) { foldingSet.contains(IndexKey($0)) }
         // Every other index file, `.folding` ones included: a tombstone is dropped only when no line of its
         // key remains anywhere else.
-        let rest = try Compactor.readCompletely(directory) { !foldingSet.contains($0) }
+        let rest = try Compactor.readCompletely(directory) { !foldingSet.contains(IndexKey($0)) }
         report.entriesRead = folded.entryCount
         let name =
             "compact-\(String(system_wallClockNanoseconds()).leftPadded(to: 20))-\(HostIdentity.randomHex(bytes: 4))"

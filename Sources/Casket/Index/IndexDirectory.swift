@@ -36,8 +36,8 @@ enum IndexDirectory {
     struct Listing {
         /// The folder, open: index files are opened through it (`openat`, never following a link).
         var directory: Directory
-        /// The index files, by name, with what `lstat` said.
-        var files: [String: FileStatus] = [:]
+        /// The index files, by name (compared as bytes, like keys), with what `lstat` said.
+        var files: [IndexKey: FileStatus] = [:]
         /// Entries that are not index files.
         var debris: [IndexDebris] = []
         /// An index file's name vanished between `readdir` and `lstat` (compaction renamed it).
@@ -62,7 +62,7 @@ enum IndexDirectory {
                 return
             }
             if hasIndexName(name) && status.isRegularFile {
-                listing.files[name] = status
+                listing.files[IndexKey(name)] = status
                 return
             }
             let kind =

@@ -14,8 +14,9 @@ struct IndexReader {
     }
 
     let directory: String
-    private(set) var files: [String: FileState] = [:]
-    private(set) var winners: [String: IndexEntry] = [:]
+    /// Per index file name (compared as bytes, like keys).
+    private(set) var files: [IndexKey: FileState] = [:]
+    private(set) var winners: [IndexKey: IndexEntry] = [:]
     /// Lines read that were well formed, all files together (entries, not seals).
     private(set) var entryCount = 0
     /// Malformed lines met so far.
@@ -27,7 +28,7 @@ struct IndexReader {
     /// Entries of `index/` that are not index files, as the last refresh found them (never read).
     private(set) var debris: [IndexDebris] = []
     /// What `lstat` said about each index file the last refresh listed (and `include` accepted).
-    private(set) var listed: [String: FileStatus] = [:]
+    private(set) var listed: [IndexKey: FileStatus] = [:]
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
@@ -35,8 +36,8 @@ struct IndexReader {
     /// what garbage collection's mark needs, in a fraction of the memory (about 100 bytes a key).
     var keepValues = true
     /// The winners kept when `keepValues` is false.
-    private(set) var markWinners: [String: MarkWinner] = [:]
-    private var internedWriters: [String: String] = [:]
+    private(set) var markWinners: [IndexKey: MarkWinner] = [:]
+    private var internedWriters: [IndexKey: String] = [:]
 
     /// A key's winner reduced to what marking needs.
     struct MarkWinner {
@@ -51,7 +52,9 @@ struct IndexReader {
 
         func wins(over other: MarkWinner) -> Bool {
             if timestamp != other.timestamp { return timestamp > other.timestamp }
-            if writer != other.writer { return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8) }
+            if !writer.sameBytes(as: other.writer) {
+                return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8)
+            }
             return line > other.line
         }
 
@@ -68,7 +71,7 @@ struct IndexReader {
     }
 
     /// Whether the file was seen to end with a seal line.
-    func isSealed(_ name: String) -> Bool { files[name]?.sealed ?? false }
+    func isSealed(_ name: String) -> Bool { files[IndexKey(name)]?.sealed ?? false }
 
     /// Whether `name` is an index file's name (docs/FORMAT.md 5.1; the entry must also be a regular file).
     static func isIndexFile(_ name: String) -> Bool { IndexDirectory.hasIndexName(name) }
@@ -85,8 +88,8 @@ struct IndexReader {
         let listing = try IndexDirectory.list(directory)
         debris = listing.debris
         fileVanishedDuringLastRefresh = listing.vanished
-        var stats: [String: FileStatus] = [:]
-        for (name, st) in listing.files where include?(name) ?? true { stats[name] = st }
+        var stats: [IndexKey: FileStatus] = [:]
+        for (name, st) in listing.files where include?(name.string) ?? true { stats[name] = st }
         listed = stats
         var mustReload = files.keys.contains { stats[$0] == nil }
         for (name, st) in stats {
@@ -103,7 +106,7 @@ struct IndexReader {
             let st = stats[name]!
             var state = files[name] ?? FileState(inode: st.inode, offset: 0, lines: 0, sealed: false)
             if st.size > state.offset {
-                guard try read(name: name, in: listing.directory, state: &state) else { continue }
+                guard try read(name: name.string, in: listing.directory, state: &state) else { continue }
             }
             files[name] = state
         }
@@ -177,18 +180,24 @@ struct IndexReader {
             if !keepValues {
                 // Writer ids of compacted lines come from each line: share one copy of each.
                 var writer = entry.origin.writer
-                if let known = internedWriters[writer] { writer = known } else { internedWriters[writer] = writer }
+                if let known = internedWriters[IndexKey(writer)] {
+                    writer = known
+                } else {
+                    internedWriters[IndexKey(writer)] = writer
+                }
                 let refs = entry.blobs
                 let candidate = MarkWinner(
                     timestamp: entry.timestamp, writer: writer, line: entry.origin.line,
                     first: refs.first?.digest ?? .empty, count: Int32(refs.count), deleted: entry.isDeleted,
                     more: refs.count > 1 ? refs.dropFirst().map(\.digest) : nil)
-                if let current = markWinners[entry.key], !candidate.wins(over: current) { return }
-                markWinners[entry.key] = candidate
+                let key = IndexKey(entry.key)
+                if let current = markWinners[key], !candidate.wins(over: current) { return }
+                markWinners[key] = candidate
                 return
             }
-            if let current = winners[entry.key], !entry.wins(over: current) { return }
-            winners[entry.key] = entry
+            let key = IndexKey(entry.key)
+            if let current = winners[key], !entry.wins(over: current) { return }
+            winners[key] = entry
         }
     }
 

@@ -171,10 +171,15 @@ class IndexWriter:
     def path(self) -> tp.Optional[Path]:
         return self._path
 
-    def next_ts(self) -> int:
-        ts = time.time_ns()
-        if ts <= self._last_ts:
-            ts = self._last_ts + 1
+    def next_ts(self, after: tp.Optional[int] = None) -> int:
+        """Later than the clock, than this writer's last line and than ``after`` (the ts of the key's
+        current winner, FORMAT 5.4), so a host whose clock ran ahead cannot freeze a key."""
+        floor = self._last_ts if after is None else max(self._last_ts, after)
+        if floor >= _I64_END - 1:
+            raise CasketError(
+                f"an entry has ts {floor}, the greatest a timestamp can be: no write can come after it "
+                "(its writer's clock is wrong; docs/FORMAT.md 5.4)")
+        ts = max(time.time_ns(), floor + 1)
         self._last_ts = ts
         return ts
 
@@ -238,8 +243,10 @@ class IndexWriter:
         line_fn: tp.Callable[[int], bytes],
         blobs: tp.Sequence[tp.Sequence[tp.Any]] = (),
         republish: tp.Optional[tp.Callable[[str, int], None]] = None,
+        after: tp.Optional[int] = None,
     ) -> int:
-        """Append the line ``line_fn(ts)``; returns ``ts``.
+        """Append the line ``line_fn(ts)``; returns ``ts``, greater than ``after`` (the ts of the key's
+        winner the caller has read: its write must win, FORMAT 5.4).
 
         Steps 2-4 of FORMAT 5.5: write + flush, re-append to a new file if the file was folded away
         by compaction, then check that each ``[hash, size]`` of ``blobs`` still exists and call
@@ -248,9 +255,14 @@ class IndexWriter:
         with self._lock:
             if self.closed:
                 raise CasketError("index writer is closed")
-            ts = self.next_ts()
+            ts = self.next_ts(after)
             line = line_fn(ts)
-            self._write_line(line)
+            try:
+                self._write_line(line)
+            except CasketError:
+                # FORMAT 5.5: the file may now end with part of the line and was abandoned; write the line
+                # once more, in a new file (a duplicate line is harmless)
+                self._write_line(line)
             for _ in range(10):
                 if not self._folded():
                     break
@@ -275,7 +287,7 @@ class IndexWriter:
             self.closed = True
             if self._fd is not None and self._pid == os.getpid():
                 try:
-                    self._write_line(seal_line(self.next_ts()))
+                    self._write_line(seal_line(min(max(time.time_ns(), self._last_ts + 1), _I64_END - 1)))
                 finally:
                     self._drop_fd()
             else:
@@ -340,12 +352,28 @@ def parse_line(raw: bytes) -> tp.Optional[dict]:
     if not raw.strip():
         return None
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        text = raw.decode("utf-8")
+        obj = json.loads(text, parse_constant=_no_constants)
     except _Malformed:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _Malformed(f"not valid JSON ({e})") from None
+    _check_unicode(text, obj)
     return validate(obj)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(text: str, obj: tp.Any) -> None:
+    """FORMAT 5.3: a string that is not Unicode text (a lone surrogate escape such as ``\\ud800``, which
+    ``json`` accepts) is no UTF-8 byte string, so the line is malformed, as in the Swift reader."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    try:
+        _dumps(obj)
+    except UnicodeEncodeError:
+        raise _Malformed("a string holds a lone surrogate (not Unicode text)") from None
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
@@ -413,6 +441,9 @@ class IndexReader:
         self.warn = warn
         self._files: dict[str, _FileState] = {}
         self._best: dict[str, Entry] = {}
+        # lines read by peek(): kept out of the view (get/keys) until the next refresh() merges them
+        self._pending: dict[str, Entry] = {}
+        self._peeking = False
         self.problems: list[str] = []  # "file:line: reason" of every malformed line seen
         self.debris: list[str] = []  # entries of index/ that are not index files, as last listed
         self._warned_debris: set[str] = set()
@@ -424,12 +455,39 @@ class IndexReader:
 
     def refresh(self) -> None:
         with self._lock:
+            for entry in self._pending.values():
+                self._merge(entry)
+            self._pending.clear()
+            self._read_new()
+
+    def peek(self) -> None:
+        """Read what is new without changing what ``get``/``keys`` return until the next ``refresh()``
+        (except after a full re-read), so that :meth:`latest_ts` knows every line written so far."""
+        with self._lock:
+            self._peeking = True
+            try:
+                self._read_new()
+            finally:
+                self._peeking = False
+
+    def latest_ts(self, key: str) -> tp.Optional[int]:
+        """The ts of ``key``'s winner (tombstones included) among every line read, peeked ones too."""
+        best, pending = self._best.get(key), self._pending.get(key)
+        if best is None or pending is None:
+            e = best or pending
+            return None if e is None else e.ts
+        return max(best.ts, pending.ts)
+
+    def _read_new(self) -> None:
+        with self._lock:
             listing = self._list()
             if listing is None:
                 return
             if self._needs_full_read(listing):
                 self._files.clear()
                 self._best.clear()
+                self._pending.clear()
+                self._peeking = False  # everything is read again into the view
                 self.full_reads += 1
             # parsed lines are kept (winners): cyclic GC passes over them while loading a large
             # index cost ~40 % of the load and find nothing, so GC is paused meanwhile
@@ -556,6 +614,8 @@ class IndexReader:
                 start = nl + 1
             return
         scan, find, ok = _SCAN, text.find, _LINE_END_OK
+        # lone surrogates come only from \\uD8xx-\\uDFxx escapes: look per line only if the block has one
+        escapes = _SURROGATE_ESCAPE.search(text) is not None
         start = 0
         n = len(text)
         while start < n:
@@ -574,6 +634,8 @@ class IndexReader:
                 self._line(state, wid, text[start:nl].encode("utf-8"), state.lines)
             else:
                 try:
+                    if escapes:
+                        _check_unicode(text[start:nl], obj)
                     self._add(state, wid, validate(obj), state.lines)
                 except _Malformed as e:
                     self._report(state.name, state.lines, str(e))
@@ -607,6 +669,7 @@ class IndexReader:
         self._merge(entry)
 
     def _merge(self, entry: Entry) -> None:
-        cur = self._best.get(entry.key)
+        table = self._pending if self._peeking else self._best
+        cur = table.get(entry.key)
         if cur is None or entry.order > cur.order:
-            self._best[entry.key] = entry
+            table[entry.key] = entry
