@@ -34,7 +34,8 @@ struct GCCommand: ParsableCommand {
             --max-clock-skew. One collection at a time per store, across hosts (lock file gc/lock).
 
             Exit codes: 0 done; 1 failure; 2 usage (for example --grace 0 without --offline); \
-            3 another collection holds the lock (nothing done); 4 clock skew too large (nothing done). \
+            3 another collection holds the lock, or a compaction held the index lock for ten minutes (nothing \
+            done); 4 clock skew too large (nothing done). Every code but 0 means "not done": alert on it. \
             Reports are kept in gc/reports/; --history lists them. See docs/GC.md.
             """
     )
@@ -110,6 +111,7 @@ struct GCCommand: ParsableCommand {
         } catch {
             throw MaintenanceExit.fail(error, json: options.json)
         }
+        for debris in report.indexDebris { Output.standardError("casket: warning: \(debris)") }
         if options.json {
             var object = report.jsonObject
             if dryRun { object["would_remove"] = removals }
@@ -209,7 +211,8 @@ struct FsckCommand: ParsableCommand {
                 "malformed": report.malformed.map {
                     ["file": $0.file, "line": $0.line, "reason": $0.reason.description]
                 },
-                "debris": report.debris, "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
+                "debris": report.debris, "index_debris": report.indexDebris.map(\.description),
+                "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
                 "bytes_per_second": throughput,
             ])
         } else {
@@ -223,6 +226,7 @@ struct FsckCommand: ParsableCommand {
             for m in report.missing { print("missing  blob \(m.digest) of key '\(m.key)'") }
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
+            for debris in report.indexDebris { print("debris  \(debris)") }
             print(
                 report.clean
                     ? "clean"

@@ -40,6 +40,8 @@ public struct Checker {
         public var malformed: [IndexIssue] = []
         /// Files under `blobs/` that are not blobs.
         public var debris: [String] = []
+        /// Entries of `index/` that are not index files (never read; not damage).
+        public var indexDebris: [IndexDebris] = []
         /// Live keys checked.
         public var keys = 0
         /// Seconds spent re-hashing.
@@ -104,6 +106,7 @@ public struct Checker {
         report.missing.sort { (IndexKey($0.key), $0.digest) < (IndexKey($1.key), $1.digest) }
         report.keys = mark.keys
         report.malformed = mark.issues
+        report.indexDebris = mark.debris
         report.durationSeconds = Date().timeIntervalSince(started)
         return report
     }

@@ -108,7 +108,8 @@ public final class Collector {
                     + "(more than \(GCDuration.format(options.maxClockSkew))): fix the clock (NTP) before collecting")
         }
 
-        let mark = try CacheStore.mark(store)
+        let mark = try CacheStore.mark(store, lockTTL: options.lockTTL)
+        report.indexDebris = mark.debris.map(\.description)
         report.keys = mark.keys
         report.indexEntries = mark.entries
         report.indexFiles = mark.indexFiles
@@ -161,18 +162,31 @@ final class Sweep {
         try store.forEachBlob(
             { (file) throws(CasketError) in try blob(file) },
             debris: { (path) throws(CasketError) in try debris(path) })
-        // Temp files: everything old in tmp/, and the unique files a killed process left behind the link
-        // that creates a lock or a claim (`*.tmp` in gc/ and claims/).
-        for (directory, onlyTemp) in [
-            (store.tmpDirectory, false), (store.gcDirectory, true), (store.claimsDirectory, true),
-        ] {
+        // Temp files: everything old in tmp/, the unique files a killed process left behind the link that
+        // creates a lock or a claim (`*.tmp` in gc/ and claims/), and a killed compaction's unpublished
+        // output (`compact-*.jsonl.tmp` in index/).
+        let isTemp: (String) -> Bool = { $0.hasSuffix(".tmp") }
+        for (directory, accepts) in [
+            (store.tmpDirectory, { _ in true }), (store.gcDirectory, isTemp), (store.claimsDirectory, isTemp),
+            (store.indexDirectory, CacheStore.isCompactionTemp),
+        ] as [(String, (String) -> Bool)] {
             guard StoreFiles.status(directory) != nil else { continue }
             try StoreFiles.forEachName(in: directory) { (name) throws(CasketError) in
                 let path = directory + "/" + name
-                guard !onlyTemp || name.hasSuffix(".tmp"), let status = StoreFiles.status(path), status.isRegularFile,
+                guard accepts(name), let status = StoreFiles.status(path), status.isRegularFile,
                     status.mtimeNanoseconds < cutoff
                 else { return }
-                try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
+                guard directory == store.indexDirectory else {
+                    try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
+                    return
+                }
+                // Nobody freshens a compaction's output, so no aside is needed (an aside name in index/
+                // left by a killed collector would be debris for ever).
+                if dryRun {
+                    record(path, bytes: status.size, reason: .temp)
+                } else if !lock.isLost, case .success = StoreFiles.unlink(path) {
+                    record(path, bytes: status.size, reason: .temp)
+                }
             }
         }
     }

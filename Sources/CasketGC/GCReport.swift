@@ -29,6 +29,9 @@ public struct GCReport: Sendable, Equatable {
     public var malformedLines = 0
     /// Distinct blobs referenced by live keys.
     public var referencedBlobs = 0
+    /// Entries of `index/` that are not index files (symlinks, folders, FIFOs, hidden names): skipped,
+    /// each as `'PATH' is KIND: ...`.
+    public var indexDebris: [String] = []
 
     /// Blob files examined.
     public var blobsScanned = 0
@@ -81,6 +84,7 @@ public struct GCReport: Sendable, Equatable {
             "duration_seconds": durationSeconds,
         ]
         if let tookOverLockFrom { object["took_over_lock_from"] = tookOverLockFrom }
+        if !indexDebris.isEmpty { object["index_debris"] = indexDebris }
         if let savedAs { object["report"] = savedAs }
         return object
     }
@@ -103,6 +107,7 @@ public struct GCReport: Sendable, Equatable {
         indexFiles = int("index_files")
         malformedLines = int("malformed_lines")
         referencedBlobs = int("referenced_blobs")
+        indexDebris = object["index_debris"] as? [String] ?? []
         blobsScanned = int("blobs_scanned")
         bytesScanned = int64("bytes_scanned")
         live = int("live")

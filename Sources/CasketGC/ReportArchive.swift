@@ -20,7 +20,9 @@ public struct ReportArchive {
         let path = directory + "/\(stamp)-\(report.host)-\(StoreFiles.randomHex(bytes: 4)).json"
         var saved = report
         saved.savedAs = path
-        try StoreFiles.writeAtomically(path, saved.encoded(), tmpDirectory: store.tmpDirectory)
+        // Through a temp file in gc/ itself: tmp/ holds only the temp files of blobs (FORMAT.md 4), and GC
+        // removes `gc/*.tmp` left by a killed run once older than the grace.
+        try StoreFiles.writeAtomically(path, saved.encoded(), tmpDirectory: store.gcDirectory)
         let names = try names()
         for name in names.dropLast(max(0, keep)) { _ = StoreFiles.unlink(directory + "/" + name) }
         return path

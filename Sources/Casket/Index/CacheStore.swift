@@ -65,6 +65,10 @@ public final class CacheStore {
     /// Malformed index lines met so far, each with its file and line number.
     public var issues: [IndexIssue] { reader.issues }
 
+    /// Entries of `index/` that the last refresh skipped because they are not index files (a symlink, a
+    /// directory, a FIFO, a name starting with `.`): never read, reported by the commands.
+    public var indexDebris: [IndexDebris] { reader.debris }
+
     /// Index bytes read by the last refresh: a refresh with nothing new reads none.
     public var bytesReadByLastRefresh: Int64 { reader.bytesReadByLastRefresh }
 

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads every index file of a store into a table of winners, and on refresh reads only the bytes
 /// appended since the last read (docs/FORMAT.md, sections 5.3 and 5.4).
 ///
@@ -15,6 +9,8 @@ struct IndexReader {
         var offset: Int64
         var lines: Int
         var sealed: Bool
+        /// Bytes after the last newline when the file was last read: an unfinished last line.
+        var tail = 0
     }
 
     let directory: String
@@ -29,6 +25,10 @@ struct IndexReader {
     private(set) var bytesReadByLastRefresh: Int64 = 0
     /// Whether a listed file vanished (compaction folded it away) before the last refresh could read it.
     private(set) var fileVanishedDuringLastRefresh = false
+    /// Entries of `index/` that are not index files, as the last refresh found them (never read).
+    private(set) var debris: [IndexDebris] = []
+    /// What `lstat` said about each index file the last refresh listed (and `include` accepted).
+    private(set) var listed: [IndexKey: FileStatus] = [:]
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
@@ -73,9 +73,8 @@ struct IndexReader {
     /// Whether the file was seen to end with a seal line.
     func isSealed(_ name: String) -> Bool { files[IndexKey(name)]?.sealed ?? false }
 
-    static func isIndexFile(_ name: String) -> Bool {
-        name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.folding")
-    }
+    /// Whether `name` is an index file's name (docs/FORMAT.md 5.1; the entry must also be a regular file).
+    static func isIndexFile(_ name: String) -> Bool { IndexDirectory.hasIndexName(name) }
 
     static func writerID(ofFile name: String) -> String {
         if name.hasSuffix(".jsonl.folding") { return String(name.dropLast(".jsonl.folding".count)) }
@@ -86,24 +85,15 @@ struct IndexReader {
     /// have dropped lines this table was built from.
     mutating func refresh() throws(CasketError) {
         bytesReadByLastRefresh = 0
-        fileVanishedDuringLastRefresh = false
-        var names: [String] = []
-        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
-            if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
-        }
-        let present = Set(names.map { IndexKey($0) })
-        var mustReload = files.keys.contains { !present.contains($0) }
-        var stats: [IndexKey: stat] = [:]
-        for name in names {
-            guard case .success(let st) = system_stat(directory + "/" + name) else {
-                fileVanishedDuringLastRefresh = true
-                mustReload = mustReload || files[IndexKey(name)] != nil
-                continue
-            }
-            if let known = files[IndexKey(name)], known.inode != UInt64(st.st_ino) || st.size < known.offset {
-                mustReload = true
-            }
-            stats[IndexKey(name)] = st
+        let listing = try IndexDirectory.list(directory)
+        debris = listing.debris
+        fileVanishedDuringLastRefresh = listing.vanished
+        var stats: [IndexKey: FileStatus] = [:]
+        for (name, st) in listing.files where include?(name.string) ?? true { stats[name] = st }
+        listed = stats
+        var mustReload = files.keys.contains { stats[$0] == nil }
+        for (name, st) in stats {
+            if let known = files[name], known.inode != st.inode || st.size < known.offset { mustReload = true }
         }
         if mustReload {
             files = [:]
@@ -112,24 +102,33 @@ struct IndexReader {
             entryCount = 0
             issues = []
         }
-        for name in names.map({ IndexKey($0) }).sorted() {
-            guard let st = stats[name] else { continue }
-            var state = files[name] ?? FileState(inode: UInt64(st.st_ino), offset: 0, lines: 0, sealed: false)
+        for name in stats.keys.sorted() {
+            let st = stats[name]!
+            var state = files[name] ?? FileState(inode: st.inode, offset: 0, lines: 0, sealed: false)
             if st.size > state.offset {
-                try read(name: name.string, state: &state)
+                guard try read(name: name.string, in: listing.directory, state: &state) else { continue }
             }
             files[name] = state
         }
     }
 
-    private mutating func read(name: String, state: inout FileState) throws(CasketError) {
+    /// Reads the whole lines appended to one file; false when it vanished or changed identity since it was
+    /// listed (folded away, or replaced by something that is not an index file): the next refresh reloads.
+    private mutating func read(name: String, in folder: Directory, state: inout FileState) throws(CasketError)
+        -> Bool
+    {
         let path = directory + "/" + name
         let handle: FileHandle
         do {
-            handle = try FileHandle.openForReading(path)
-        } catch  where error.code == .notFound {
+            // openat with O_NOFOLLOW | O_NONBLOCK, then fstat: never a link, never a FIFO (FORMAT.md 5.1).
+            handle = try folder.openForReading(name)
+        } catch  where error.code == .notFound || error.code == .notARegularFile || error.code == .unsafePath {
             fileVanishedDuringLastRefresh = true
-            return  // folded away between listing and opening; the next refresh reloads
+            return false
+        }
+        guard try handle.io.status().inode == state.inode else {
+            fileVanishedDuringLastRefresh = true
+            return false
         }
         let writer = IndexReader.writerID(ofFile: name)
         let chunk = 1 << 20
@@ -161,6 +160,8 @@ struct IndexReader {
             carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<n]))
         }
         // state.offset counts only whole lines, so an unfinished last line is read again next time.
+        state.tail = carry.count
+        return true
     }
 
     private mutating func consume(

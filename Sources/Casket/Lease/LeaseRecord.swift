@@ -31,7 +31,7 @@ public struct LeaseRecord: Sendable, Equatable, CustomStringConvertible {
     static func mine(fields: JSONObject) -> LeaseRecord {
         LeaseRecord(
             token: HostIdentity.randomHex(bytes: 16), host: HostIdentity.host, pid: HostIdentity.pid,
-            bootID: LeaseRecord.thisBoot, pidNamespace: LeaseRecord.thisPIDNamespace,
+            bootID: HostIdentity.bootID, pidNamespace: HostIdentity.pidNamespace,
             created: system_wallClockNanoseconds(), fields: fields)
     }
 
@@ -75,20 +75,7 @@ public struct LeaseRecord: Sendable, Equatable, CustomStringConvertible {
     /// Whether this record's pid can be looked up from here: same host name, same boot, same PID
     /// namespace, all known. Anywhere else a pid proves nothing.
     var pidIsComparable: Bool {
-        host == HostIdentity.host && !bootID.isEmpty && bootID == LeaseRecord.thisBoot && !pidNamespace.isEmpty
-            && pidNamespace == LeaseRecord.thisPIDNamespace
+        host == HostIdentity.host && !bootID.isEmpty && bootID == HostIdentity.bootID && !pidNamespace.isEmpty
+            && pidNamespace == HostIdentity.pidNamespace
     }
-
-    /// This machine's boot id, or empty.
-    static let thisBoot: String = {
-        guard case .success(let bytes?) = system_readRegularFile("/proc/sys/kernel/random/boot_id", limit: 128)
-        else { return "" }
-        return String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
-    }()
-
-    /// This process's PID namespace, or empty.
-    static let thisPIDNamespace: String = {
-        guard case .success(let target) = system_readlink("/proc/self/ns/pid") else { return "" }
-        return target
-    }()
 }

@@ -5,7 +5,7 @@ See docs/FORMAT.md in the Casket repository for the on-disk contract.
 
 from .cachedict import CacheDict
 from .claims import ClaimBoard, ClaimRecord, ClaimSurvey, ClaimTimeout, HeldClaim
-from .index import Entry, IndexReader, IndexWriter, MalformedLineWarning
+from .index import Entry, IndexDebrisWarning, IndexReader, IndexWriter, MalformedLineWarning
 from .store import (
     EMPTY_HASH,
     FORMAT_VERSION,
@@ -37,6 +37,7 @@ __all__ = [
     "IndexWriter",
     "Entry",
     "MalformedLineWarning",
+    "IndexDebrisWarning",
     "hash_bytes",
     "is_well_formed_hash",
     "check_hash",

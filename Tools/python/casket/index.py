@@ -13,6 +13,7 @@ import gc
 import os
 import re
 import secrets
+import stat as _stat
 import threading
 import time
 import typing as tp
@@ -21,13 +22,18 @@ from pathlib import Path
 
 from .store import CasketError, Store, _fsync_dir, is_well_formed_hash, sanitized_host
 
-__all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "entry_line"]
+__all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "IndexDebrisWarning", "entry_line"]
 
 READ_CHUNK = 1 << 20
 
 
 class MalformedLineWarning(UserWarning):
     """An index line was skipped because it is malformed (message: ``file:line: reason``)."""
+
+
+class IndexDebrisWarning(UserWarning):
+    """An entry of ``index/`` is not an index file (a symlink, a directory, a FIFO, a hidden name):
+    skipped, never read (message: ``'path' is KIND: not an index file, skipped``)."""
 
 
 def _dumps(obj: tp.Any) -> bytes:
@@ -48,8 +54,86 @@ def seal_line(ts: int) -> bytes:
 
 
 def is_index_name(name: str) -> bool:
-    """Index files: ``*.jsonl`` and, during compaction, ``*.jsonl.folding`` (FORMAT 5.6)."""
+    """An index file's name (FORMAT 5.1): no leading ``.``, ends in ``.jsonl`` or, during compaction,
+    ``.jsonl.folding`` (FORMAT 5.6). Its entry must also be a regular file (:func:`list_index_dir`)."""
     return (name.endswith(".jsonl") or name.endswith(".jsonl.folding")) and not name.startswith(".")
+
+
+def is_compaction_temp(name: str) -> bool:
+    """Compaction's unpublished output, ``compact-*.jsonl.tmp``: neither an index file nor debris."""
+    return name.startswith("compact-") and name.endswith(".jsonl.tmp")
+
+
+_KINDS = (
+    (_stat.S_ISDIR, "a directory"),
+    (_stat.S_ISLNK, "a symbolic link"),
+    (_stat.S_ISFIFO, "a FIFO"),
+    (_stat.S_ISSOCK, "a socket"),
+    (_stat.S_ISCHR, "a character device"),
+    (_stat.S_ISBLK, "a block device"),
+)
+
+
+def describe_kind(mode: int) -> str:
+    """What a directory entry is, in the words the Swift CLI uses."""
+    if _stat.S_ISREG(mode):
+        return "a regular file"
+    for test, word in _KINDS:
+        if test(mode):
+            return word
+    return "an unknown kind of file"
+
+
+def list_index_dir(directory: tp.Union[str, Path]) -> tuple[dict[str, os.stat_result], list[tuple[str, str]]]:
+    """The one rule for which entries of ``index/`` are index files (FORMAT 5.1), as Swift applies it.
+
+    Returns ``({name: lstat}, [(path, kind), ...])``: index files are entries with an index file's name
+    whose own entry (``lstat``) is a regular file. Symlinks (dangling or not) are never followed,
+    directories, FIFOs and devices never opened; they and other names are debris. Compaction's temp
+    files and ``.nfs*`` files are neither. A name that vanishes meanwhile is simply not listed."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}, []
+    files: dict[str, os.stat_result] = {}
+    debris: list[tuple[str, str]] = []
+    base = str(directory)
+    for name in names:
+        if is_compaction_temp(name) or name.startswith(".nfs"):
+            continue
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # folded or deleted while listing
+        if is_index_name(name) and _stat.S_ISREG(st.st_mode):
+            files[name] = st
+        elif not _stat.S_ISREG(st.st_mode):
+            debris.append((path, describe_kind(st.st_mode)))
+        elif name.startswith("."):
+            debris.append((path, "a hidden file (its name starts with '.')"))
+        else:
+            debris.append((path, "a file without an index file's name"))
+    debris.sort()
+    return files, debris
+
+
+def open_index_file(path: tp.Union[str, Path]) -> tp.Optional[int]:
+    """Opens an index file for reading without following a symlink (``O_NOFOLLOW``) or blocking on a
+    FIFO (``O_NONBLOCK``); None when it vanished or is no longer a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV):  # a symlink, a socket, a device
+            return None
+        raise
+    if not _stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
 def writer_id_of(name: str) -> str:
@@ -361,6 +445,8 @@ class IndexReader:
         self._pending: dict[str, Entry] = {}
         self._peeking = False
         self.problems: list[str] = []  # "file:line: reason" of every malformed line seen
+        self.debris: list[str] = []  # entries of index/ that are not index files, as last listed
+        self._warned_debris: set[str] = set()
         self.bytes_read = 0  # total index bytes read (for tests / diagnostics)
         self.full_reads = 0  # number of full re-reads
         self._lock = threading.RLock()
@@ -448,21 +534,13 @@ class IndexReader:
     # ---------------------------------------------------------------- internals
 
     def _list(self) -> tp.Optional[dict[str, tuple[int, int, int]]]:
-        try:
-            names = os.listdir(self.store.index_dir)
-        except FileNotFoundError:
-            names = []
-        out: dict[str, tuple[int, int, int]] = {}
-        base = str(self.store.index_dir)
-        for name in names:
-            if not is_index_name(name):
-                continue
-            try:
-                st = os.stat(os.path.join(base, name))
-            except FileNotFoundError:
-                continue  # folded or deleted while listing
-            out[name] = (st.st_dev, st.st_ino, st.st_size)
-        return out
+        files, debris = list_index_dir(self.store.index_dir)
+        self.debris = [f"'{path}' is {kind}: not an index file, skipped" for path, kind in debris]
+        for msg in self.debris:
+            if self.warn and msg not in self._warned_debris:  # once per reader, not on every refresh
+                warnings.warn(msg, IndexDebrisWarning, stacklevel=4)
+            self._warned_debris.add(msg)
+        return {name: (st.st_dev, st.st_ino, st.st_size) for name, st in files.items()}
 
     def _needs_full_read(self, listing: dict[str, tuple[int, int, int]]) -> bool:
         by_inode = {(dev, ino): name for name, (dev, ino, _s) in listing.items()}
@@ -496,11 +574,10 @@ class IndexReader:
     def _read_file(self, state: _FileState) -> None:
         """Read complete lines appended since ``state.offset``; an unterminated tail stays unread."""
         path = self.store.index_dir / state.name
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            return
-        with f:
+        fd = open_index_file(path)
+        if fd is None:
+            return  # vanished, or replaced by something that is not an index file
+        with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if (st.st_dev, st.st_ino) != (state.dev, state.ino):
                 return  # replaced between listing and opening: the next refresh re-reads all
