@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A writer's own index file and the operations that append to it (docs/FORMAT.md, section 5.5).
 ///
 /// Created by ``CacheStore/writeSession()``. The file is created on the first write and sealed by
@@ -198,9 +192,11 @@ public final class WriteSession {
         var failedOnce = false
         while true {
             if io == nil {
-                let handle = try FileHandle.createExclusive(path, mode: 0o666)
-                let st = try handle.io.stat()
-                inode = (UInt64(st.st_dev), UInt64(st.st_ino))
+                // index/ opened without following a link; O_EXCL never follows one either.
+                let handle = try store.blobs.directories.folder(.index, create: true).createExclusive(
+                    writerID + ".jsonl")
+                let st = try handle.io.status()
+                inode = (st.device, st.inode)
                 io = handle.io
                 file = consume handle
                 lines = 0
@@ -222,15 +218,17 @@ public final class WriteSession {
                 continue
             }
             lines += 1
-            if stillOurs(io.path) { return entry }
+            if stillOurs() { return entry }
             // Compaction took the file away: start a new one and write the line again there.
             abandonFile()
         }
     }
 
     /// Whether the index path still names the file this session has open.
-    private func stillOurs(_ path: String) -> Bool {
-        guard case .success(let current) = system_stat(path) else { return false }
-        return UInt64(current.st_ino) == inode.ino && UInt64(current.st_dev) == inode.dev
+    private func stillOurs() -> Bool {
+        guard let index = try? store.blobs.directories.folder(.index),
+            case .success(let current) = index.status(writerID + ".jsonl")
+        else { return false }
+        return current.inode == inode.ino && current.device == inode.dev
     }
 }
