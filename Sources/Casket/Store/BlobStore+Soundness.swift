@@ -40,7 +40,14 @@ extension BlobStore {
             guard let fanout = try directories.fanout(digest) else {
                 return .failure(CasketError(.notFound, "no fan-out folder", path: layout.fanout(digest)))
             }
-            return .success(try fanout.openForReading(blobName(digest, compressed: compressed)))
+            let name = blobName(digest, compressed: compressed)
+            // lstat first, as the Python client does: a link, FIFO, device or folder is never opened.
+            if case .success(let status) = fanout.status(name), !status.isRegularFile {
+                let path = fanout.path(of: name)
+                return .failure(
+                    CasketError(.notARegularFile, "'\(path)' is \(status.kind), not a regular file", path: path))
+            }
+            return .success(try fanout.openForReading(name))
         } catch {
             return .failure(error)
         }

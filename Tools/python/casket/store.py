@@ -796,6 +796,17 @@ def _open_flaw(e: OSError) -> str:
     return "it is a symbolic link" if e.errno == errno.ELOOP else f"it cannot be opened ({e})"
 
 
+def _kind(mode: int) -> str:
+    """A phrase for a file type, as Swift's FileStatus.Kind says it."""
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a file of unknown type"
+
+
 class _FormFlaw(Exception):
     """A file under a form's name that cannot be opened as one (its message says why)."""
 
@@ -808,10 +819,8 @@ def _open_form(path: tp.Union[str, Path]) -> int:
     followed and a FIFO or device never opened, then ``O_NOFOLLOW | O_NONBLOCK`` (a name swapped in between
     is caught by ``fstat`` on the descriptor). FileNotFoundError when nothing has the name."""
     st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        raise _FormFlaw("it is a symbolic link")
     if not stat.S_ISREG(st.st_mode):
-        raise _FormFlaw("it is not a regular file")
+        raise _FormFlaw(f"it is {_kind(st.st_mode)}, not a regular file")
     try:
         return os.open(path, _FORM_OPEN)
     except FileNotFoundError:

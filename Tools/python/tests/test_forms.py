@@ -98,7 +98,7 @@ def test_raw_symlink_is_not_a_form(tmp_path):
     raw = s.blob_path(h)
     raw.parent.mkdir(exist_ok=True)
     os.symlink(foreign, raw)
-    assert not s.has_blob(h) and s.judge(h, False, None).reason == "it is a symbolic link"
+    assert not s.has_blob(h) and s.judge(h, False, None).reason == "it is a symbolic link, not a regular file"
     with pytest.raises(casket.BlobCorruptError, match="symbolic link"):
         s.get_bytes(h)
     assert s.put_stream(iter([data])) == h
@@ -179,7 +179,7 @@ def test_raw_fifo_is_not_a_form_and_never_blocks(lz4store):
     os.mkfifo(raw)
     assert s.get_bytes(h) == PAYLOAD
     assert s.read_array(h, "uint8", [len(PAYLOAD)]).tobytes() == PAYLOAD
-    assert s.judge(h, False, None).reason == "it is not a regular file"
+    assert s.judge(h, False, None).reason == "it is a FIFO, not a regular file"
     os.unlink(frame)
     assert not s.has_blob(h)
     assert s.put_bytes(PAYLOAD) == h and s.get_bytes(h) == PAYLOAD
