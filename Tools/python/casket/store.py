@@ -513,13 +513,13 @@ class Store:
         return h
 
     def _choose_form(self, h: str, size: int, sample: tp.Any) -> tuple[bool, bool]:
-        """(compressed, replace) for a payload that was not a dedup hit: a sound form that could not be
-        freshened (another user's file) is replaced in its own form with plain rename; otherwise the form
-        rule decides and the publish never replaces a sound blob."""
+        """(compressed, replace) for a payload that was not a dedup hit, as Swift decides: the form rule
+        gives the form; a sound file of that form that could not be freshened (another user's) is replaced
+        with plain rename, and a sound file of the other form is left beside the new one (GC keeps the
+        newer of two sound forms)."""
+        compressed = self._want_compressed(sample)
         found = self.find_blob(h, size)
-        if found is not None:
-            return found[1], True
-        return self._want_compressed(sample), False
+        return compressed, found is not None and found[1] == compressed
 
     def put_file(self, path: tp.Union[str, Path]) -> str:
         """Store the content of a file, streaming (hashes it first to deduplicate). Returns the hash."""
