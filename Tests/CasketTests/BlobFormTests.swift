@@ -72,6 +72,22 @@ struct BlobFormTests {
         #expect(try f.get("k").bytes == f.bytes)
     }
 
+    @Test("a newer truncated frame beside an older sound raw file: GC removes the frame, never the raw file")
+    func truncatedFrameBesideOlderRaw() throws {
+        let f = try Fixture()
+        try TestFiles.write(f.raw, f.bytes)
+        let size = Int(try #require(TestFiles.info(f.frame)).size)
+        TestFiles.truncate(f.frame, to: size / 2)
+        let now = Int(Date().timeIntervalSince1970)
+        TestFiles.setMtime(f.raw, secondsSinceEpoch: now - 3 * 3600)
+        TestFiles.setMtime(f.frame, secondsSinceEpoch: now - 2 * 3600)
+        let gc = try f.run(["gc", "--grace", "1h", "--json"])
+        #expect(gc.status == 0 && gc.stdout.contains("\"unsound_forms_removed\":1"), "\(gc)")
+        #expect(TestFiles.info(f.raw) != nil, "the only sound form is kept")
+        #expect(TestFiles.info(f.frame) == nil, "the unsound frame is removed")
+        #expect(try f.get("k").bytes == f.bytes)
+    }
+
     @Test("a stream's frame has no content size: a wrong-size raw beside it is still unsound, and GC keeps the frame")
     func wrongSizeRawBesideFrameWithoutSize() throws {
         let f = try Fixture()
