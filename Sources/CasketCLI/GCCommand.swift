@@ -126,7 +126,8 @@ struct GCCommand: ParsableCommand {
         var lines = [
             "\(r.dryRun ? "dry run: " : "")scanned \(r.blobsScanned) blob files (\(Output.bytes(r.bytesScanned))), "
                 + "\(r.live) live, \(r.keptYoung) unreferenced but younger than the grace \(GCDuration.format(r.grace))",
-            "swept \(r.swept) unreferenced blobs, \(r.twinsRemoved) older twins, \(r.emptyBlobsRemoved) empty blob files, "
+            "swept \(r.swept) unreferenced blobs, \(r.twinsRemoved) older twins, \(r.unsoundFormsRemoved) unsound forms, "
+                + "\(r.emptyBlobsRemoved) empty blob files, "
                 + "\(r.strayFilesRemoved) stray files, \(r.tempFilesRemoved) temp files: \(verb) "
                 + "\(Output.bytes(r.bytesReclaimed)) (\(r.bytesReclaimed) B)",
             "index: \(r.keys) live keys, \(r.indexEntries) entries in \(r.indexFiles) files, "

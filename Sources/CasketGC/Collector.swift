@@ -11,7 +11,7 @@ import Foundation
 ///    mtime first, so a blob in use is never old. To close the gap between looking at the mtime and
 ///    unlinking, a candidate is first renamed aside (no writer can freshen it under that name), its mtime
 ///    is read again, and it is removed only if still old, else put back.
-/// 4. Remove the older of two forms of one blob, zero-length blob files, stray files under `blobs/` and
+/// 4. Of two forms of one blob, remove an unsound one, or else the older one, zero-length blob files, stray files under `blobs/` and
 ///    temp files in `tmp/` older than the grace. Save the report under `gc/reports/`.
 public final class Collector {
     /// How a collection runs.
@@ -43,8 +43,10 @@ public final class Collector {
         public enum Reason: String, Sendable {
             /// An unreferenced blob older than the grace.
             case unreferenced
-            /// The older of two forms of one blob.
+            /// The older of two sound forms of one blob.
             case olderTwin = "older_twin"
+            /// A form of a blob that cannot be its payload, beside a sound form (docs/FORMAT.md 3.4).
+            case unsound
             /// A zero-length blob file that is not the empty payload.
             case empty
             /// A file under `blobs/` that is not a blob.
@@ -198,22 +200,8 @@ final class Sweep {
             try remove(file.path, bytes: 0, reason: .empty) { $0.size == 0 }
             return
         }
-        // Both forms of one blob: the older goes once it is older than the grace (never the newer one).
-        let rawPath = store.path(of: file.digest, compressed: false)
-        if file.compressed, let raw = StoreFiles.status(rawPath), raw.isRegularFile, raw.size > 0 {
-            let rawIsOlder = raw.mtimeNanoseconds < file.mtimeNanoseconds
-            let older =
-                rawIsOlder
-                ? (path: rawPath, mtime: raw.mtimeNanoseconds, size: raw.size)
-                : (path: file.path, mtime: file.mtimeNanoseconds, size: file.storedBytes)
-            let newerPath = rawIsOlder ? file.path : rawPath
-            if older.mtime < cutoff {
-                try remove(older.path, bytes: older.size, reason: .olderTwin) { (status) -> Bool in
-                    guard let newer = StoreFiles.status(newerPath), newer.size > 0 else { return false }
-                    return status.mtimeNanoseconds < cutoff && status.mtimeNanoseconds <= newer.mtimeNanoseconds
-                }
-                return
-            }
+        if StoreFiles.status(store.path(of: file.digest, compressed: !file.compressed)) != nil {
+            if try twins(file) { return }
         }
         if live.contains(file.digest) {
             report.live += 1
@@ -224,6 +212,36 @@ final class Sweep {
             return
         }
         try remove(file.path, bytes: file.storedBytes, reason: .unreferenced) { $0.mtimeNanoseconds < cutoff }
+    }
+
+    /// Both forms of one blob exist (docs/FORMAT.md 3.2, 3.4): an unsound form goes once older than the
+    /// grace, whatever the other's age, and the only sound form is never removed; of two sound forms the
+    /// older goes, never the newer one, so a form a writer has just published or freshened survives.
+    ///
+    /// - Returns: Whether `file` needs no further judgement in this pass.
+    private func twins(_ file: BlobStore.BlobFile) throws(CasketError) -> Bool {
+        let forms = store.judgeForms(file.digest, size: nil)
+        let (mine, twin) = file.compressed ? (forms.compressed, forms.raw) : (forms.raw, forms.compressed)
+        guard mine.location != nil else {
+            guard twin.location != nil else { return false }  // no sound form: fsck's business
+            guard file.mtimeNanoseconds < cutoff else { return true }
+            try remove(file.path, bytes: file.storedBytes, reason: .unsound) { $0.mtimeNanoseconds < cutoff }
+            return true
+        }
+        // Two sound forms: judged once, when the walk meets the frame.
+        guard file.compressed, let raw = forms.raw.location, let frame = forms.compressed.location else {
+            return false
+        }
+        let rawIsOlder = raw.mtimeNanoseconds < frame.mtimeNanoseconds
+        let (older, newer) = rawIsOlder ? (raw, frame) : (frame, raw)
+        guard older.mtimeNanoseconds < cutoff else { return false }
+        try remove(older.path, bytes: older.storedBytes, reason: .olderTwin) { (status) -> Bool in
+            guard let now = store.judge(file.digest, compressed: newer.compressed, size: nil).location else {
+                return false
+            }
+            return status.mtimeNanoseconds < cutoff && status.mtimeNanoseconds <= now.mtimeNanoseconds
+        }
+        return true
     }
 
     private func debris(_ path: String) throws(CasketError) {
@@ -279,6 +297,7 @@ final class Sweep {
         switch reason {
         case .unreferenced: report.swept += 1
         case .olderTwin: report.twinsRemoved += 1
+        case .unsound: report.unsoundFormsRemoved += 1
         case .empty: report.emptyBlobsRemoved += 1
         case .stray: report.strayFilesRemoved += 1
         case .temp: report.tempFilesRemoved += 1

@@ -45,6 +45,8 @@ public struct GCReport: Sendable, Equatable {
     public var swept = 0
     /// The older of two forms of one blob, removed.
     public var twinsRemoved = 0
+    /// Unsound forms of blobs that also had a sound form (docs/FORMAT.md 3.4), removed.
+    public var unsoundFormsRemoved = 0
     /// Zero-length blob files (debris of a crash) removed.
     public var emptyBlobsRemoved = 0
     /// Other files under `blobs/` older than the grace, removed.
@@ -78,6 +80,7 @@ public struct GCReport: Sendable, Equatable {
             "keys": keys, "index_entries": indexEntries, "index_files": indexFiles, "malformed_lines": malformedLines,
             "referenced_blobs": referencedBlobs, "blobs_scanned": blobsScanned, "bytes_scanned": bytesScanned,
             "live": live, "kept_young": keptYoung, "swept": swept, "twins_removed": twinsRemoved,
+            "unsound_forms_removed": unsoundFormsRemoved,
             "empty_blobs_removed": emptyBlobsRemoved, "stray_files_removed": strayFilesRemoved,
             "temp_files_removed": tempFilesRemoved, "raced": raced, "restored": restored,
             "bytes_reclaimed": bytesReclaimed, "mark_seconds": markSeconds, "sweep_seconds": sweepSeconds,
@@ -114,6 +117,7 @@ public struct GCReport: Sendable, Equatable {
         keptYoung = int("kept_young")
         swept = int("swept")
         twinsRemoved = int("twins_removed")
+        unsoundFormsRemoved = int("unsound_forms_removed")
         emptyBlobsRemoved = int("empty_blobs_removed")
         strayFilesRemoved = int("stray_files_removed")
         tempFilesRemoved = int("temp_files_removed")

@@ -87,7 +87,7 @@ public final class CacheStore {
         -> Int64
     {
         switch try singlePayload(key) {
-        case .blob(let ref): return try blobs.read(ref.digest, to: sink)
+        case .blob(let ref): return try blobs.read(ref.digest, size: ref.size, to: sink)
         case .inline(let bytes):
             try typed { try bytes.withUnsafeBytes { try sink($0) } }
             return Int64(bytes.count)
@@ -96,9 +96,10 @@ public final class CacheStore {
 
     /// The single payload of `key`'s value, in memory. Meant for small values; stream large ones.
     public func get(_ key: String) throws(CasketError) -> [UInt8] {
-        var out: [UInt8] = []
-        try read(key) { (chunk) throws(CasketError) in out.append(contentsOf: chunk) }
-        return out
+        switch try singlePayload(key) {
+        case .blob(let ref): return try blobs.readAll(ref.digest, size: ref.size)
+        case .inline(let bytes): return bytes
+        }
     }
 
     /// The payload of a value that has exactly one.

@@ -101,7 +101,7 @@ public final class WriteSession {
         let entry = try append(key: key, value: value, blobs: blobs, meta: meta)
         // Invariant I4: a GC that finished between the blob writes and this line may have swept a blob
         // this writer deduplicated against; the line is durable now, so republishing closes the race.
-        for ref in blobs where !store.blobs.contains(ref.digest) {
+        for ref in blobs where !store.blobs.contains(ref.digest, size: ref.size) {
             guard let republish else {
                 throw CasketError(
                     .notFound,

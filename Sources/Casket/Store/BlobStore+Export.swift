@@ -6,11 +6,17 @@ extension BlobStore {
     ///
     /// - Parameters:
     ///   - digest: The blob.
+    ///   - size: The payload size when known (an index entry's `blobs`).
     ///   - path: The destination file, replaced if it exists.
     /// - Returns: The payload size.
     @discardableResult
-    public func export(_ digest: Digest, toFileAt path: String) throws(CasketError) -> Int64 {
-        try exportStream(toFileAt: path) { (sink) throws(CasketError) in try read(digest, to: sink) }
+    public func export(_ digest: Digest, size: Int64? = nil, toFileAt path: String) throws(CasketError) -> Int64 {
+        // A form found corrupt gives way to a sound twin: the export starts over in a new temp file.
+        try withFallback(digest, size: size) { (excluding) throws(CasketError) in
+            try exportStream(toFileAt: path) { (sink) throws(CasketError) in
+                try read(digest, size: size, excluding: excluding, verify: true, to: sink)
+            }
+        }
     }
 
     /// Streams a blob's payload, verified at the end, to an open descriptor (for example 1, standard
