@@ -112,6 +112,7 @@ struct GCCommand: ParsableCommand {
             throw MaintenanceExit.fail(error, json: options.json)
         }
         for debris in report.indexDebris { Output.standardError("casket: warning: \(debris)") }
+        for entry in report.unsafeEntries { Output.standardError("casket: warning: \(entry)") }
         if options.json {
             var object = report.jsonObject
             if dryRun { object["would_remove"] = removals }
@@ -172,7 +173,8 @@ struct FsckCommand: ParsableCommand {
         abstract: "Re-hash blobs, quarantine corrupt ones, list keys whose blobs are missing and bad index lines.",
         discussion: """
             Corrupt blob files are moved to quarantine/ (the next writer of that payload stores it again). \
-            Exit codes: 0 clean; 5 damage found (corrupt or missing blobs, malformed index lines); \
+            Exit codes: 0 clean; 5 damage found (corrupt or missing blobs, malformed index lines, links in \
+            the place of store folders or blobs, which are never followed); \
             1 the check could not run; 2 usage.
             """
     )
@@ -213,6 +215,7 @@ struct FsckCommand: ParsableCommand {
                     ["file": $0.file, "line": $0.line, "reason": $0.reason.description]
                 },
                 "debris": report.debris, "index_debris": report.indexDebris.map(\.description),
+                "unsafe": report.unsafeEntries,
                 "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
                 "bytes_per_second": throughput,
             ])
@@ -228,6 +231,7 @@ struct FsckCommand: ParsableCommand {
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
             for debris in report.indexDebris { print("debris  \(debris)") }
+            for entry in report.unsafeEntries { print("unsafe  \(entry)") }
             print(
                 report.clean
                     ? "clean"

@@ -88,6 +88,10 @@ public final class Collector {
     ///   run), ``CasketError/Code/clockSkew`` when this host's clock is too far from the file system's.
     public func run(onRemoval: (Removal) -> Void = { _ in }) throws(CasketError) -> GCReport {
         let started = Date()
+        // A link in the place of blobs/, tmp/, gc/, ... is never followed: refuse before touching anything.
+        if let unsafe = store.unsafeFolders().first {
+            throw CasketError(.unsafePath, "refusing to collect garbage: \(unsafe)", path: store.root)
+        }
         let lock = try GCLock.acquire(
             store, ttl: .nanoseconds(options.lockTTL), heartbeatInterval: .nanoseconds(options.heartbeatInterval))
         defer { lock.release() }
@@ -172,10 +176,10 @@ final class Sweep {
             (store.tmpDirectory, { _ in true }), (store.gcDirectory, isTemp), (store.claimsDirectory, isTemp),
             (store.indexDirectory, CacheStore.isCompactionTemp),
         ] as [(String, (String) -> Bool)] {
-            guard StoreFiles.status(directory) != nil else { continue }
-            try StoreFiles.forEachName(in: directory) { (name) throws(CasketError) in
+            guard store.files.status(directory) != nil else { continue }
+            try store.files.forEachName(in: directory) { (name) throws(CasketError) in
                 let path = directory + "/" + name
-                guard accepts(name), let status = StoreFiles.status(path), status.isRegularFile,
+                guard accepts(name), let status = store.files.status(path), status.isRegularFile,
                     status.mtimeNanoseconds < cutoff
                 else { return }
                 guard directory == store.indexDirectory else {
@@ -186,7 +190,7 @@ final class Sweep {
                 // left by a killed collector would be debris for ever).
                 if dryRun {
                     record(path, bytes: status.size, reason: .temp)
-                } else if !lock.isLost, case .success = StoreFiles.unlink(path) {
+                } else if !lock.isLost, case .success = store.files.unlink(path) {
                     record(path, bytes: status.size, reason: .temp)
                 }
             }
@@ -200,7 +204,7 @@ final class Sweep {
             try remove(file.path, bytes: 0, reason: .empty) { $0.size == 0 }
             return
         }
-        if StoreFiles.status(store.path(of: file.digest, compressed: !file.compressed)) != nil {
+        if store.files.status(store.path(of: file.digest, compressed: !file.compressed)) != nil {
             if try twins(file) { return }
         }
         if live.contains(file.digest) {
@@ -250,7 +254,11 @@ final class Sweep {
             try restore(path)
             return
         }
-        guard !name.hasPrefix(".nfs"), let status = StoreFiles.status(path), status.isRegularFile,
+        if let status = store.files.status(path), status.kind == .symbolicLink {
+            report.unsafeEntries.append("'\(path)' is a symbolic link (never followed)")
+            return
+        }
+        guard !name.hasPrefix(".nfs"), let status = store.files.status(path), status.isRegularFile,
             status.mtimeNanoseconds < cutoff
         else { return }
         try remove(path, bytes: status.size, reason: .stray) { $0.mtimeNanoseconds < cutoff }
@@ -275,18 +283,18 @@ final class Sweep {
         let aside =
             String(path[..<slash]) + "/" + Collector.asidePrefix + StoreFiles.randomHex(bytes: 8) + "."
             + path[path.index(after: slash)...]
-        switch StoreFiles.rename(path, aside) {
+        switch store.files.rename(path, aside) {
         case .success: break
         case .failure(.noSuchFileOrDirectory): return
         case .failure(let errno):
             throw CasketError(.io, "cannot move '\(path)' aside to remove it", path: path, errno: errno)
         }
-        guard let status = StoreFiles.status(aside), stillGarbage(status) else {
+        guard let status = store.files.status(aside), stillGarbage(status) else {
             report.raced += 1
             try putBack(aside, to: path)
             return
         }
-        switch StoreFiles.unlink(aside) {
+        switch store.files.unlink(aside) {
         case .success, .failure(.noSuchFileOrDirectory): break
         case .failure(let errno): throw CasketError(.io, "cannot remove '\(aside)'", path: aside, errno: errno)
         }
@@ -308,13 +316,13 @@ final class Sweep {
 
     /// Puts a file moved aside back under its name, unless a writer stored it again meanwhile.
     private func putBack(_ aside: String, to path: String) throws(CasketError) {
-        switch StoreFiles.renameNoReplace(aside, path) {
+        switch store.files.renameNoReplace(aside, path) {
         case .success: return
         case .failure(.fileExists):
-            _ = StoreFiles.unlink(aside)  // the same payload is back under its name
+            _ = store.files.unlink(aside)  // the same payload is back under its name
         case .failure(let errno):
             // Fall back to replacing: both files hold the same payload (FORMAT.md 3.3).
-            if case .failure = StoreFiles.rename(aside, path) {
+            if case .failure = store.files.rename(aside, path) {
                 throw CasketError(.io, "cannot put '\(aside)' back as '\(path)'", path: path, errno: errno)
             }
         }
@@ -329,7 +337,7 @@ final class Sweep {
         let original = String(path[..<slash]) + "/" + name[name.index(after: dot)...]
         try putBack(path, to: original)
         report.restored += 1
-        if let status = StoreFiles.status(original), status.isRegularFile,
+        if let status = store.files.status(original), status.isRegularFile,
             let file = BlobStore.BlobFile(path: original, size: status.size, mtimeNanoseconds: status.mtimeNanoseconds)
         {
             try blob(file)

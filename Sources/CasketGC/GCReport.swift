@@ -32,6 +32,8 @@ public struct GCReport: Sendable, Equatable {
     /// Entries of `index/` that are not index files (symlinks, folders, FIFOs, hidden names): skipped,
     /// each as `'PATH' is KIND: ...`.
     public var indexDebris: [String] = []
+    /// Links found under `blobs/` (a fan-out folder or a blob name): never followed nor removed, reported.
+    public var unsafeEntries: [String] = []
 
     /// Blob files examined.
     public var blobsScanned = 0
@@ -88,6 +90,7 @@ public struct GCReport: Sendable, Equatable {
         ]
         if let tookOverLockFrom { object["took_over_lock_from"] = tookOverLockFrom }
         if !indexDebris.isEmpty { object["index_debris"] = indexDebris }
+        if !unsafeEntries.isEmpty { object["unsafe_entries"] = unsafeEntries }
         if let savedAs { object["report"] = savedAs }
         return object
     }
@@ -111,6 +114,7 @@ public struct GCReport: Sendable, Equatable {
         malformedLines = int("malformed_lines")
         referencedBlobs = int("referenced_blobs")
         indexDebris = object["index_debris"] as? [String] ?? []
+        unsafeEntries = object["unsafe_entries"] as? [String] ?? []
         blobsScanned = int("blobs_scanned")
         bytesScanned = int64("bytes_scanned")
         live = int("live")

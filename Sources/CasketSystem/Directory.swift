@@ -240,7 +240,7 @@ package final class Directory: Sendable {
             return CasketError(
                 .unsafePath,
                 "'\(path(of: name))' is a symbolic link where \(expected) is expected; Casket never follows links inside the folders it manages",
-                path: path(of: name), errno: errno)
+                path: path(of: name))
         }
         if case .success(let status) = found {
             return CasketError(

@@ -161,7 +161,7 @@ struct CompactionRaceTests {
                         store.indexDirectory + "/r\(round)w\(i)-1-00000000.jsonl", Array((line + Self.seal).utf8))
                 }
                 for digest in hashes {
-                    _ = StoreFiles.setModificationTime(store.path(of: digest, compressed: false), old)
+                    _ = store.files.setModificationTime(store.path(of: digest, compressed: false), old)
                 }
                 let barrier = try StartBarrier(in: dir + "/barrier\(round)")
                 let casket = try CLI.executable()

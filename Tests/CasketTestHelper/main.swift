@@ -143,7 +143,7 @@ func emit(_ line: String) {
 /// Sets a blob's mtime (both forms) into the past, as if nobody had used it for a long time.
 func age(_ store: BlobStore, _ digest: Digest, to nanoseconds: Int64) {
     for compressed in [false, true] {
-        _ = StoreFiles.setModificationTime(store.path(of: digest, compressed: compressed), nanoseconds)
+        _ = store.files.setModificationTime(store.path(of: digest, compressed: compressed), nanoseconds)
     }
 }
 
@@ -195,7 +195,7 @@ func benchFill(_ store: BlobStore, blobs: Int, entries: Int) throws {
         let digest = Digest(hashing: bytes)
         digests.append(digest)
         let fanout = String(digest.hex.prefix(2))
-        if made.insert(fanout).inserted { try StoreFiles.makeDirectory(store.blobsDirectory + "/" + fanout) }
+        if made.insert(fanout).inserted { try store.files.makeDirectory(store.blobsDirectory + "/" + fanout) }
         let path = store.path(of: digest, compressed: false)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o444)
         if fd < 0 { fail("cannot create \(path)") }

@@ -157,3 +157,55 @@ struct HostileStoreTests {
         }
     }
 }
+
+extension HostileStoreTests {
+    @Test(
+        "gc and fsck never follow a linked store folder: the outside folder's old files survive, the link is named",
+        arguments: ["tmp", "gc", "claims", "blobs/00", "blobs", "quarantine", "index"])
+    func gcNeverFollowsLinkedFolders(_ folder: String) throws {
+        try initStore()
+        try TestFiles.write(dir.child("input"), TestBytes.random(2_000, seed: 8))
+        #expect(try CLI.run(["set", "--store", store, "k", dir.child("input")]).status == 0)
+        try replaceWithLink(folder)
+        // Old files that a sweep of that folder would take: temp names, blob names, empty files.
+        let old = Int(Date().timeIntervalSince1970) - 30 * 86_400
+        let names = [
+            "node.1.0123456789abcdef.tmp", "00" + String(repeating: "a", count: 30), "x.jsonl", "lock", "00",
+        ]
+        for name in names where !FileManager.default.fileExists(atPath: outside + "/" + name) {
+            try TestFiles.write(outside + "/" + name, [])
+        }
+        let before = TestFiles.regularFiles(under: outside).sorted()
+        for file in before { TestFiles.setMtime(outside + "/" + file, secondsSinceEpoch: old) }
+        let link = "'\(store)/\(folder)' is a symbolic link"
+        let gc = try CLI.run(["gc", "--grace", "1s", "--store", store])
+        #expect(TestFiles.regularFiles(under: outside).sorted() == before, "\(gc)")
+        if folder == "blobs/00" {
+            // A linked fan-out folder is reported and skipped; the rest of the store is collected.
+            #expect(gc.status == 0 && gc.stderr.contains("warning: \(link) (never followed)"), "\(gc)")
+        } else {
+            #expect(gc.status == 1 && gc.stderr.contains("refusing to collect garbage: \(link)"), "\(gc)")
+        }
+        let fsck = try CLI.run(["fsck", "--store", store])
+        #expect(TestFiles.regularFiles(under: outside).sorted() == before, "\(fsck)")
+        #expect(fsck.status == 5 && fsck.stdout.contains("unsafe  \(link)"), "\(fsck)")
+        #expect(TestFiles.info(store + "/" + folder) != nil, "the link itself may be reported, never its target")
+    }
+
+    @Test("fsck reports a blob replaced by a link and never reads its target")
+    func fsckReportsLinkedBlob() throws {
+        try initStore()
+        let payload = TestBytes.random(3_000, seed: 9)
+        try TestFiles.write(dir.child("input"), payload)
+        #expect(try CLI.run(["set", "--store", store, "k", dir.child("input")]).status == 0)
+        let blob = TestStore.rawPath(store, Digest(hashing: payload))
+        // The link's target holds the right bytes: only a check of what the entry IS can tell.
+        try TestFiles.write(outside + "/copy", payload)
+        try FileManager.default.removeItem(atPath: blob)
+        try FileManager.default.createSymbolicLink(atPath: blob, withDestinationPath: outside + "/copy")
+        let fsck = try CLI.run(["fsck", "--store", store])
+        #expect(fsck.status != 0, "\(fsck)")
+        #expect((fsck.stdout + fsck.stderr).contains(Digest(hashing: payload).hex), "\(fsck)")
+        #expect(try TestFiles.read(outside + "/copy") == payload)
+    }
+}

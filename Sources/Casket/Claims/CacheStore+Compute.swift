@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
 extension CacheStore {
     /// Returns the stored payload of `key`, or computes, stores and returns it, computing at most once
@@ -89,7 +87,7 @@ extension CacheStore {
                         "timed out after \(timeout) s waiting for other workers to compute \(waiting.count) keys, "
                             + "first '\(waiting[0])'")
                 }
-                usleep(UInt32(delay * 1e6))
+                Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 1.5, 1.0)
             }
             pending = waiting

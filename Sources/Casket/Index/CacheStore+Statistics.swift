@@ -84,7 +84,7 @@ extension CacheStore {
         visit: ((_ key: String, _ blobs: [Digest]) throws(CasketError) -> Void)? = nil
     ) throws(CasketError) -> Mark {
         let directory = blobs.layout.index
-        try makeDirectory(directory, existingIsFine: true)
+        _ = try blobs.directories.folder(.index, create: true)
         let lock = try IndexLock.acquire(blobs, purpose: "mark", ttl: lockTTL, wait: lockWait)
         defer { lock.release() }
         var reader = IndexReader(directory: directory)

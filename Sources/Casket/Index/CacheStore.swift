@@ -33,7 +33,7 @@ public final class CacheStore {
 
     /// Reads index bytes appended since the last refresh (all of them the first time).
     public func refresh() throws(CasketError) {
-        try makeDirectory(blobs.layout.index, existingIsFine: true)
+        _ = try blobs.directories.folder(.index, create: true)
         try reader.refresh()
     }
 
@@ -74,7 +74,7 @@ public final class CacheStore {
 
     /// Opens a write session: a new index file owned by this process.
     public func writeSession() throws(CasketError) -> WriteSession {
-        try makeDirectory(blobs.layout.index, existingIsFine: true)
+        _ = try blobs.directories.folder(.index, create: true)
         return WriteSession(store: self)
     }
 

@@ -63,7 +63,7 @@ public struct Compactor {
     ///   longer than ``lockWaitNanoseconds``, or took it over during the run.
     public func run(dryRun: Bool = false) throws(CasketError) -> Report {
         let directory = store.blobs.layout.index
-        try makeDirectory(directory, existingIsFine: true)
+        _ = try store.blobs.directories.folder(.index, create: true)
         // Every rename, create and removal below is relative to index/, opened without following a link.
         let folder = try IndexDirectory.open(directory)
         let lock =

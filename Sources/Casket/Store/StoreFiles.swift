@@ -113,6 +113,12 @@
         try parent.directory(name).forEachEntry(body)
     }
 
+    /// Calls `body` with each name in a folder (not `.` and `..`), without building a list. A link in the
+    /// place of the folder is refused.
+    public func forEachName(in path: String, _ body: (String) throws(CasketError) -> Void) throws(CasketError) {
+        try forEachEntry(in: path) { (name, _) throws(CasketError) in try body(name) }
+    }
+
     /// Creates `path` holding `bytes` if it does not exist, atomically for every NFS client (see
     /// `Directory.createByLink`). The lock and claim files use it.
     ///
@@ -128,4 +134,17 @@
 extension BlobStore {
     /// File effects by store path for the maintenance tools, none following a link (see ``StoreFiles``).
     @_spi(Maintenance) public var files: StoreFiles { StoreFiles(root: root, directories: directories) }
+}
+
+extension BlobStore {
+    /// The store's own folders (`blobs`, `tmp`, `index`, ...) whose names hold something other than a real
+    /// folder, each as "'path' is a symbolic link": what GC and fsck report and never follow.
+    @_spi(Maintenance) public func unsafeFolders() -> [String] {
+        StoreDirectories.Folder.allCases.compactMap { folder in
+            guard case .success(let status) = directories.root.status(folder.rawValue), !status.isDirectory else {
+                return nil
+            }
+            return "'\(directories.root.path(of: folder.rawValue))' is \(status.kind), not a folder (never followed)"
+        }
+    }
 }
