@@ -18,7 +18,7 @@ from pathlib import Path
 import xxhash
 
 from .lease import Lease, LeaseHolder, _check_positive, _unlink, observe
-from .store import CasketError, Store, sanitized_host
+from .store import CasketError, Store, check_real_dir, sanitized_host
 
 _HASH = re.compile(r"[0-9a-f]{32}")
 
@@ -105,6 +105,12 @@ class ClaimBoard:
     def path(self, key: str) -> Path:
         return self.directory / xxhash.xxh3_128_hexdigest(key.encode("utf-8"))
 
+    def _ensure_directory(self) -> None:
+        """``claims/``, created if missing; a link in its place raises, never followed (FORMAT 1.1)."""
+        if not check_real_dir(self.directory):
+            self.directory.mkdir(exist_ok=True)
+            check_real_dir(self.directory)
+
     def fs_now(self) -> int:
         """The file system's now: the mtime of a probe file written in the store's tmp/."""
         probe = Path(self.store.root) / "tmp" / f"{sanitized_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
@@ -118,7 +124,7 @@ class ClaimBoard:
     def try_claim(self, key: str) -> tp.Union[HeldClaim, ClaimRecord]:
         """Claims ``key`` once, taking over a stale claim. Returns the held claim, or the live holder's
         record. An I/O error raises: it is never taken for a claim."""
-        self.directory.mkdir(exist_ok=True)
+        self._ensure_directory()
         got = Lease.acquire(self.path(key), {"key": key}, self.ttl, self.heartbeat, self.store.durability == "fsync")
         if isinstance(got, Lease):
             return HeldClaim(key, got)
@@ -126,7 +132,7 @@ class ClaimBoard:
 
     def survey(self) -> ClaimSurvey:
         """Every claim file (readable or not) and every stray entry with its reason; never fails on one."""
-        self.directory.mkdir(exist_ok=True)
+        self._ensure_directory()
         now = self.fs_now()
         out = ClaimSurvey()
         for path in sorted(self.directory.iterdir()):

@@ -20,7 +20,7 @@ import typing as tp
 import warnings
 from pathlib import Path
 
-from .store import CasketError, Store, _fsync_dir, is_well_formed_hash, sanitized_host
+from .store import CasketError, Store, _fsync_dir, check_real_dir, is_well_formed_hash, sanitized_host
 
 __all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "IndexDebrisWarning", "entry_line"]
 
@@ -91,6 +91,8 @@ def list_index_dir(directory: tp.Union[str, Path]) -> tuple[dict[str, os.stat_re
     whose own entry (``lstat``) is a regular file. Symlinks (dangling or not) are never followed,
     directories, FIFOs and devices never opened; they and other names are debris. Compaction's temp
     files and ``.nfs*`` files are neither. A name that vanishes meanwhile is simply not listed."""
+    if not check_real_dir(directory):  # a link in the place of index/ raises: never followed (FORMAT 1.1)
+        return {}, []
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -186,7 +188,8 @@ class IndexWriter:
     def _open_new(self) -> None:
         self._drop_fd()
         d = self.store.index_dir
-        d.mkdir(parents=True, exist_ok=True)
+        if not self.store.real_dir(d):
+            d.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         while True:
             name = f"{sanitized_host()}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"

@@ -55,8 +55,9 @@ class CasketError(Exception):
 class StoreError(CasketError):
     """The folder is not a usable Casket store (missing/invalid casket.json, newer version...).
 
-    ``code`` is the Swift CLI's error code for the same refusal: ``"not_a_store"``, ``"invalid_config"``
-    or ``"unsupported_version"`` (None when there is none)."""
+    ``code`` is the Swift CLI's error code for the same refusal: ``"not_a_store"``, ``"invalid_config"``,
+    ``"unsupported_version"``, ``"unsafe_path"`` (a link where a store folder belongs, FORMAT 1.1) or
+    ``"already_exists"`` (None when there is none)."""
 
     def __init__(self, message: str, code: tp.Optional[str] = None) -> None:
         super().__init__(message)
@@ -103,6 +104,35 @@ def sanitized_host() -> str:
     raw = socket.gethostname().encode("utf-8", "surrogateescape")
     ok = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
     return "".join(chr(b) if b in ok else "_" for b in raw) or "_"
+
+
+STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims")  # FORMAT 1
+
+
+def _kind_of(mode: int) -> str:
+    for test, what in (
+        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return what
+    return "a file of unknown type"
+
+
+def check_real_dir(path: tp.Union[str, Path]) -> bool:
+    """The Python side of FORMAT 1.1: a store folder is a real folder, never a link to one. True when it
+    exists, False when it does not; a link or anything else raises ``StoreError`` (``unsafe_path``)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    if stat.S_ISLNK(st.st_mode):
+        raise StoreError(
+            f"'{path}' is a symbolic link where a directory is expected; Casket never follows links inside "
+            "the folders it manages", "unsafe_path")
+    raise StoreError(f"'{path}' is {_kind_of(st.st_mode)}, not a directory", "unsafe_path")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -178,9 +208,24 @@ def init_store(
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / "casket.json"
-    if cfg_path.exists():
-        raise StoreError(f"{root}: already a Casket store (casket.json exists)")
-    for sub in ("blobs", "tmp", "index", "gc", "quarantine", "claims"):
+    if os.path.lexists(cfg_path):
+        raise StoreError(f"{root}: already a Casket store (casket.json exists)", "already_exists")
+    # FORMAT 1.1: a store never adopts files it did not write (the first GC would delete them).
+    for sub in STORE_FOLDERS:
+        folder = root / sub
+        if not os.path.lexists(folder):
+            continue
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode):
+            raise StoreError(
+                f"'{folder}' exists and is {_kind_of(st.st_mode)}; a store needs that name for its own folder",
+                "already_exists")
+        entries = len(os.listdir(folder))
+        if entries:
+            raise StoreError(
+                f"'{folder}' already holds {entries} entr{'y' if entries == 1 else 'ies'} that no Casket store "
+                "wrote; move them away or choose another folder", "already_exists")
+    for sub in STORE_FOLDERS:
         (root / sub).mkdir(exist_ok=True)
     import datetime
 
@@ -295,7 +340,7 @@ class Store:
         self.root = Path(path)
         cfg_path = self.root / "casket.json"
         try:
-            raw = cfg_path.read_bytes()
+            raw = _read_regular(cfg_path)
         except FileNotFoundError:
             raise StoreError(f"{self.root} is not a Casket store: {cfg_path} is missing", "not_a_store") from None
         except OSError as e:
@@ -310,6 +355,7 @@ class Store:
         self.index_dir = self.root / "index"
         self._blobs_str = os.path.abspath(self.blobs_dir)
         self._host = sanitized_host()
+        self._real_dirs: set[str] = set()  # folders already seen to be real (not links): FORMAT 1.1
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -320,10 +366,24 @@ class Store:
 
     # ------------------------------------------------------------------ paths
 
+    def real_dir(self, path: Path) -> bool:
+        """Whether a store folder exists, once seen to be a real folder; a link raises (FORMAT 1.1)."""
+        key = str(path)
+        if key in self._real_dirs:
+            return True
+        if check_real_dir(path):
+            self._real_dirs.add(key)
+            return True
+        return False
+
     def blob_path(self, h: str, compressed: bool = False) -> Path:
+        """A blob file's path, after checking that ``blobs/`` and its fan-out folder are not links."""
         check_hash(h)
         name = h + ".lz4" if compressed else h
-        return self.blobs_dir / h[:2] / name
+        fan = self.blobs_dir / h[:2]
+        if self.real_dir(self.blobs_dir):
+            self.real_dir(fan)
+        return fan / name
 
     def find_blob(self, h: str, size: tp.Optional[int] = None) -> tp.Optional[tuple[Path, bool]]:
         """(path, compressed) of the form a reader takes: the raw form if sound, else the compressed one
@@ -405,7 +465,8 @@ class Store:
     # ------------------------------------------------------------------ temp files
 
     def _new_tmp(self) -> tuple[Path, int]:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        if not self.real_dir(self.tmp_dir):
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         for _ in range(100):
             p = self.tmp_dir / f"{self._host}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
@@ -777,6 +838,18 @@ class Store:
         """Raise BlobCorruptError / BlobMissingError unless blob ``h`` is sound."""
         for _ in self.iter_blob(h):
             pass
+
+
+def _read_regular(path: Path, limit: int = 1 << 16) -> bytes:
+    """A small regular file's bytes, opened without following a link or blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"'{path}' is {_kind_of(st.st_mode)}, not a regular file", "invalid_config")
+        return os.read(fd, limit + 1)[: limit + 1]
+    finally:
+        os.close(fd)
 
 
 class FormJudgement(tp.NamedTuple):
