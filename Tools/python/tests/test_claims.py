@@ -144,8 +144,9 @@ def test_io_error_is_never_a_claim(root: Path) -> None:
     board = casket.ClaimBoard(casket.Store(root), ttl=1.0)
     (root / "claims").rmdir()
     (root / "claims").write_text("not a directory")
-    with pytest.raises(OSError):
+    with pytest.raises(casket.StoreError, match="is a regular file, not a directory") as raised:
         board.try_claim("k")
+    assert raised.value.code == "unsafe_path"
 
 
 def write_claim(root: Path, key: str, data: bytes) -> Path:
