@@ -141,7 +141,6 @@ public final class Migrator {
         let writer = durable ? CacheStore(blobs: store.blobs.withDurability(.none)) : store
         let session = try writer.writeSession()
         // The plan has just read the store's index: one more read at the first write is enough.
-        session.refreshesBeforeEachWrite = false
         defer { try? session.close() }
         var stored: [PayloadSource: Digest] = [:]
         var report = MigrationReport(plan: plan)

@@ -13,10 +13,10 @@ public final class WriteSession {
     private var lines = 0
     private var lastTimestamp: Int64 = 0
     private var closed = false
-    /// Whether every write reads the store's index again first, so that its timestamp is later than the
-    /// key's current winner (docs/FORMAT.md 5.4). A bulk writer that read the index just before (migration)
-    /// turns it off: the index is then read once, at the first write.
-    package var refreshesBeforeEachWrite = true
+    /// Whether every write reads the store's index again first. Off by default: the session reads the
+    /// index at its first write and stamps later writes against that view and its own lines
+    /// (docs/FORMAT.md 5.4), since listing `index/` before every write costs one `lstat` per index file.
+    package var refreshesBeforeEachWrite = false
     private var indexRead = false
     /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
     /// without the value trees, and without changing the view of the store's own reads.

@@ -444,9 +444,6 @@ class IndexReader:
         self.warn = warn
         self._files: dict[str, _FileState] = {}
         self._best: dict[str, Entry] = {}
-        # lines read by peek(): kept out of the view (get/keys) until the next refresh() merges them
-        self._pending: dict[str, Entry] = {}
-        self._peeking = False
         self.problems: list[str] = []  # "file:line: reason" of every malformed line seen
         self.debris: list[str] = []  # entries of index/ that are not index files, as last listed
         self._warned_debris: set[str] = set()
@@ -458,28 +455,12 @@ class IndexReader:
 
     def refresh(self) -> None:
         with self._lock:
-            for entry in self._pending.values():
-                self._merge(entry)
-            self._pending.clear()
             self._read_new()
 
-    def peek(self) -> None:
-        """Read what is new without changing what ``get``/``keys`` return until the next ``refresh()``
-        (except after a full re-read), so that :meth:`latest_ts` knows every line written so far."""
-        with self._lock:
-            self._peeking = True
-            try:
-                self._read_new()
-            finally:
-                self._peeking = False
-
     def latest_ts(self, key: str) -> tp.Optional[int]:
-        """The ts of ``key``'s winner (tombstones included) among every line read, peeked ones too."""
-        best, pending = self._best.get(key), self._pending.get(key)
-        if best is None or pending is None:
-            e = best or pending
-            return None if e is None else e.ts
-        return max(best.ts, pending.ts)
+        """The ts of ``key``'s winner in this view (tombstones included): a write must be later (FORMAT 5.4)."""
+        entry = self._best.get(key)
+        return None if entry is None else entry.ts
 
     def _read_new(self) -> None:
         with self._lock:
@@ -489,8 +470,6 @@ class IndexReader:
             if self._needs_full_read(listing):
                 self._files.clear()
                 self._best.clear()
-                self._pending.clear()
-                self._peeking = False  # everything is read again into the view
                 self.full_reads += 1
             # parsed lines are kept (winners): cyclic GC passes over them while loading a large
             # index cost ~40 % of the load and find nothing, so GC is paused meanwhile
@@ -672,7 +651,6 @@ class IndexReader:
         self._merge(entry)
 
     def _merge(self, entry: Entry) -> None:
-        table = self._pending if self._peeking else self._best
-        cur = table.get(entry.key)
+        cur = self._best.get(entry.key)
         if cur is None or entry.order > cur.order:
-            table[entry.key] = entry
+            self._best[entry.key] = entry
