@@ -1,12 +1,13 @@
 extension BlobStore {
     /// Writes a blob's payload to a file, publishing it only after its hash has been verified.
     ///
-    /// The bytes go to a temp file beside `path` that is renamed over `path` at the end, so `path` never
-    /// holds a partial or unverified payload.
+    /// A regular `path` (or none) gets a temp file beside it that is renamed over it at the end, so it never
+    /// holds a partial or unverified payload; a device or FIFO is written through; a symlink, a directory
+    /// or a socket is refused (``ExportFile``).
     ///
     /// - Parameters:
     ///   - digest: The blob.
-    ///   - path: The destination file, replaced if it exists.
+    ///   - path: The destination: a regular file (replaced), a device or FIFO (written through).
     /// - Returns: The payload size.
     @discardableResult
     public func export(_ digest: Digest, toFileAt path: String) throws(CasketError) -> Int64 {
@@ -21,27 +22,13 @@ extension BlobStore {
         return try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
     }
 
-    /// Runs `produce` with a sink into a temp file beside `path`, then renames it over `path`; on any
-    /// error the temp file is removed and `path` is untouched.
+    /// Runs `produce` with a sink into `path`, as ``ExportFile`` decides by what `path` is: a regular file
+    /// (or nothing) is replaced by rename once verified, a device or FIFO written through, anything else
+    /// refused.
     func exportStream(
         toFileAt path: String,
         _ produce: ((UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Int64
     ) throws(CasketError) -> Int64 {
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[..<$0]) } ?? "."
-        let tempPath = (directory.isEmpty ? "" : directory + "/") + ".casket-\(HostIdentity.randomHex(bytes: 8)).tmp"
-        let handle = try FileHandle.createExclusive(tempPath, mode: 0o644)
-        do throws(CasketError) {
-            let out = handle.io
-            let size = try produce { (bytes) throws(CasketError) in try out.writeAll(bytes) }
-            if durable { try out.sync() }
-            if case .failure(let errno) = system_rename(tempPath, path) {
-                throw CasketError.publish(tempPath, to: path, errno: errno)
-            }
-            return size
-        } catch {
-            _ = system_unlink(tempPath)
-            throw error
-        }
+        try ExportFile.write(path, durable: durable, produce)
     }
 }
