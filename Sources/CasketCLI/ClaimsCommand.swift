@@ -16,8 +16,12 @@ struct ClaimsCommand: ParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Seconds without a heartbeat after which a claim counts as stale.")
+    @Option(parsing: .unconditional, help: "Seconds without a heartbeat after which a claim counts as stale.")
     var ttl: Double = 60
+
+    func validate() throws {
+        if !(ttl > 0) { throw ValidationError("--ttl must be greater than 0 (got \(ttl))") }
+    }
 
     func run() throws {
         let board = ClaimBoard(store: try options.openStore(), ttlSeconds: ttl)

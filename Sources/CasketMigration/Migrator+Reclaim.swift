@@ -50,7 +50,7 @@ extension Migrator {
             var failure: String? = nil
             for key in keys.sorted() {
                 if unmigratable.contains(key) {
-                    failure = "key '\(key)' could not be migrated"
+                    failure = "key \(KeyDisplay.quoted(key)) could not be migrated"
                     break
                 }
                 guard let item = byKey[key] else { continue }
@@ -91,13 +91,14 @@ extension Migrator {
     /// ranges still in the source hashing to the stored blobs.
     func verify(_ item: PlannedKey, store: CacheStore) -> Result<Void, Unmigratable> {
         guard let entry = try? store.entry(item.key), let value = entry.value else {
-            return .failure(Unmigratable(reason: "key '\(item.key)' is not in the store"))
+            return .failure(Unmigratable(reason: "key \(KeyDisplay.quoted(item.key)) is not in the store"))
         }
         guard entry.meta == item.meta else {
             return .failure(
                 Unmigratable(
                     reason:
-                        "key '\(item.key)' in the store was not migrated from \(item.winner.file):\(item.winner.line)"))
+                        "key \(KeyDisplay.quoted(item.key)) in the store was not migrated from \(item.winner.file):\(item.winner.line)"
+                ))
         }
         var digests: [Digest] = []
         for payload in item.payloads {
@@ -106,18 +107,23 @@ extension Migrator {
                     try BlobStore.digest(
                         ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
             } catch {
-                return .failure(Unmigratable(reason: "cannot hash '\(payload.path)' for key '\(item.key)': \(error)"))
+                return .failure(
+                    Unmigratable(
+                        reason: "cannot hash '\(payload.path)' for key \(KeyDisplay.quoted(item.key)): \(error)"))
             }
         }
         guard item.converted.node(digests: digests) == value else {
             return .failure(
-                Unmigratable(reason: "key '\(item.key)' in the store does not match the hash of its source bytes"))
+                Unmigratable(
+                    reason:
+                        "key \(KeyDisplay.quoted(item.key)) in the store does not match the hash of its source bytes"))
         }
         for ref in entry.blobs {
             guard let location = store.blobs.locate(ref.digest), location.size == nil || location.size == ref.size
             else {
                 return .failure(
-                    Unmigratable(reason: "blob \(ref.digest) of key '\(item.key)' is missing from the store"))
+                    Unmigratable(
+                        reason: "blob \(ref.digest) of key \(KeyDisplay.quoted(item.key)) is missing from the store"))
             }
         }
         return .success(())

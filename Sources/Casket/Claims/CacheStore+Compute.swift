@@ -73,7 +73,8 @@ extension CacheStore {
                 let session = try writeSession()
                 for key in mine {
                     guard let value = values[key] else {
-                        throw CasketError(.invalidArgument, "compute returned no value for '\(key)'")
+                        throw CasketError(
+                            .invalidArgument, "compute returned no value for key \(KeyDisplay.quoted(key))")
                     }
                     try session.set(key, bytes: value)
                     results[key] = value

@@ -96,3 +96,19 @@ extension CacheStore {
             live: live, keys: keys, entries: reader.entryCount, indexFiles: reader.files.count, issues: reader.issues)
     }
 }
+
+extension CacheStore {
+    /// Calls `body` with every live winner in key order, one at a time (`casket ls` streams through it):
+    /// the winner table is the only per-key memory, plus one array of its keys to sort.
+    public func forEachEntry(_ body: (IndexEntry) throws(CasketError) -> Void) throws(CasketError) {
+        try refresh()
+        let winners = reader.winners
+        var keys: [String] = []
+        keys.reserveCapacity(winners.count)
+        for (key, entry) in winners where !entry.isDeleted { keys.append(key) }
+        keys.sort()
+        for key in keys {
+            if let entry = winners[key] { try body(entry) }
+        }
+    }
+}
