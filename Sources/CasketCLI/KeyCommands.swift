@@ -84,7 +84,12 @@ struct GetCommand: ParsableCommand {
     @Argument(help: "The key.")
     var key: String
 
-    @Option(name: .shortAndLong, help: "Write to this file (created only after verification) instead of stdout.")
+    @Option(
+        name: .shortAndLong,
+        help: """
+            Write to this file instead of stdout: a regular file is replaced only once verified, a device or FIFO \
+            is written through, a symlink, directory or socket is refused.
+            """)
     var output: String?
 
     func run() throws {
