@@ -11,8 +11,8 @@ public struct UnmigratableEntry: Sendable, CustomStringConvertible {
     /// Why: missing file, offset out of range, object or structured dtype, unknown type...
     public var reason: String
 
-    /// `key (file:line): reason`.
-    public var description: String { "\(key) (\(file):\(line)): \(reason)" }
+    /// `'key' (file:line): reason`, the key escaped and shortened.
+    public var description: String { "\(KeyDisplay.quoted(key)) (\(file):\(line)): \(reason)" }
 }
 
 /// The copy of a key chosen for migration, translated to a Casket value.
