@@ -25,7 +25,10 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         // What Glibc's Swift overlay does not expose: renameat2, RENAME_NOREPLACE.
         .target(name: "CCasketShims"),
-        .target(name: "Casket", dependencies: ["CXXHash", "CLZ4", "CCasketShims"], swiftSettings: strict),
+        // The one door to the file system: system calls, descriptors, directory handles that never follow a
+        // symbolic link, temp files, host identity, and the error type. Nothing else imports Glibc.
+        .target(name: "CasketSystem", dependencies: ["CCasketShims"], swiftSettings: strict),
+        .target(name: "Casket", dependencies: ["CXXHash", "CLZ4", "CasketSystem"], swiftSettings: strict),
         .target(name: "CasketMigration", dependencies: ["Casket"], swiftSettings: strict),
         // Garbage collection, its multi-host lock, and fsck.
         .target(name: "CasketGC", dependencies: ["Casket"], swiftSettings: strict),
@@ -50,6 +53,8 @@ let package = Package(
             path: "Tests/CasketTestHelper",
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "CasketSystemTests", dependencies: ["CasketSystem", "CasketTestSupport"], swiftSettings: strict),
         .testTarget(name: "CasketTests", dependencies: ["Casket", "CasketTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CasketMigrationTests",

@@ -1,9 +1,5 @@
 import Casket
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Standard output written in 64 KiB blocks, for commands that stream one record at a time (`casket ls`).
 struct BufferedOutput {
     var bytes: [UInt8] = []
@@ -18,15 +14,10 @@ struct BufferedOutput {
     }
 
     mutating func flush() throws(CasketError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-            if n < 0 {
-                let errno = Errno(rawValue: Glibc.errno)
-                if errno == .interrupted { continue }
-                throw CasketError(.io, "cannot write to standard output", path: "<stdout>", errno: errno)
-            }
-            offset += n
+        let out = FileRef(fd: 1, path: "<stdout>")
+        let pending = bytes
+        try pending.withUnsafeBufferPointer { (buffer) throws(CasketError) in
+            try out.writeAll(UnsafeRawBufferPointer(buffer))
         }
         bytes.removeAll(keepingCapacity: true)
     }

@@ -10,40 +10,45 @@ struct ClaimsCommand: ParsableCommand {
         discussion: """
             A claim is live while its holder's heartbeat is younger than the TTL, stale after that (its \
             holder died or stalled; the next worker that wants the key takes it over). Ages are measured \
-            in the file system's time. See docs/CLAIMS.md.
+            in the file system's time. An unreadable claim file (empty, truncated) is listed by its age \
+            alone; anything else in claims/ is listed as stray and skipped. See docs/CLAIMS.md.
             """
     )
 
     @OptionGroup var options: StoreOptions
 
-    @Option(parsing: .unconditional, help: "Seconds without a heartbeat after which a claim counts as stale.")
+    @Option(
+        parsing: .unconditional, help: "Seconds without a heartbeat after which a claim counts as stale (positive).")
     var ttl: Double = 60
 
     func validate() throws {
-        if !(ttl > 0) { throw ValidationError("--ttl must be greater than 0 (got \(ttl))") }
+        guard ttl > 0, ttl.isFinite else { throw ValidationError("--ttl must be a positive number of seconds") }
     }
 
     func run() throws {
-        let board = ClaimBoard(store: try options.openStore(), ttlSeconds: ttl)
-        let claims = try board.list()
+        let survey = try ClaimBoard(store: try options.openStore(), ttl: .seconds(ttl)).survey()
         if options.json {
-            Output.json(
-                claims.map { claim -> [String: Any] in
+            Output.json([
+                "claims": survey.claims.map { claim -> [String: Any] in
                     [
-                        "key": claim.record.key, "generation": claim.record.generation, "host": claim.record.host,
-                        "pid": claim.record.pid, "age_seconds": Double(claim.age) / 1e9,
-                        "state": claim.stale ? "stale" : "live", "started": claim.record.started,
-                        "file": claim.path,
+                        "key": claim.key.map { $0 as Any } ?? NSNull(),
+                        "host": claim.host.map { $0 as Any } ?? NSNull(),
+                        "pid": claim.pid.map { Int($0) as Any } ?? NSNull(),
+                        "age_seconds": Double(claim.age.wholeNanoseconds) / 1e9,
+                        "state": claim.isStale ? "stale" : "live", "readable": claim.lease.record != nil,
+                        "created": claim.lease.record.map { $0.created as Any } ?? NSNull(), "file": claim.path,
                     ]
-                })
+                },
+                "strays": survey.strays.map { ["file": $0.path, "reason": $0.reason] },
+            ])
             return
         }
-        if claims.isEmpty { print("no claims") }
-        for claim in claims {
-            let age = String(format: "%.1f", Double(claim.age) / 1e9)
-            print(
-                "\(claim.stale ? "stale" : "live ")  \(claim.record.host):\(claim.record.pid)  age \(age) s  "
-                    + "gen \(claim.record.generation)  \(claim.record.key)")
+        if survey.claims.isEmpty { print("no claims") }
+        for claim in survey.claims {
+            let age = String(format: "%.1f", Double(claim.age.wholeNanoseconds) / 1e9)
+            let holder = claim.lease.record.map { "\($0.host):\($0.pid)" } ?? "unreadable"
+            print("\(claim.isStale ? "stale" : "live ")  \(holder)  age \(age) s  \(claim.key ?? claim.path)")
         }
+        for stray in survey.strays { print("stray  \(stray.path)  (\(stray.reason))") }
     }
 }

@@ -1,10 +1,6 @@
 import ArgumentParser
 import Casket
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The one place that decides a failed command's exit status and what it prints (README, "The command
 /// line"): every command, every kind of failure.
 ///
@@ -48,7 +44,9 @@ enum Failure {
     static func invalidArgument() -> String? {
         for index in 1..<Int(CommandLine.argc) {
             guard let pointer = CommandLine.unsafeArgv[index] else { continue }
-            let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+            var length = 0
+            while pointer[length] != 0 { length += 1 }
+            let bytes = Array(UnsafeBufferPointer(start: pointer, count: length)).map { UInt8(bitPattern: $0) }
             if String(validating: bytes, as: UTF8.self) == nil {
                 return "argument \(index) is not valid UTF-8: \(KeyDisplay.quoted(bytes: bytes)) (keys, paths and "
                     + "options must be UTF-8 text)"

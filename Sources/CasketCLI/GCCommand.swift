@@ -30,7 +30,8 @@ struct GCCommand: ParsableCommand {
             --max-clock-skew. One collection at a time per store, across hosts (lock file gc/lock).
 
             Exit codes: 0 done; 1 failure; 2 usage (for example --grace 0 without --offline); \
-            3 another collection holds the lock (nothing done); 4 clock skew too large (nothing done). \
+            3 another collection holds the lock, or a compaction held the index lock for ten minutes (nothing \
+            done); 4 clock skew too large (nothing done). Every code but 0 means "not done": alert on it. \
             Reports are kept in gc/reports/; --history lists them. See docs/GC.md.
             """
     )
@@ -119,6 +120,8 @@ struct GCCommand: ParsableCommand {
         } catch {
             throw MaintenanceExit.fail(error, json: options.json)
         }
+        for debris in report.indexDebris { Output.standardError("casket: warning: \(debris)") }
+        for entry in report.unsafeEntries { Output.standardError("casket: warning: \(entry)") }
         if options.json {
             var object = report.jsonObject
             if dryRun { object["would_remove"] = removals }
@@ -133,7 +136,8 @@ struct GCCommand: ParsableCommand {
         var lines = [
             "\(r.dryRun ? "dry run: " : "")scanned \(r.blobsScanned) blob files (\(Output.bytes(r.bytesScanned))), "
                 + "\(r.live) live, \(r.keptYoung) unreferenced but younger than the grace \(GCDuration.format(r.grace))",
-            "swept \(r.swept) unreferenced blobs, \(r.twinsRemoved) older twins, \(r.emptyBlobsRemoved) empty blob files, "
+            "swept \(r.swept) unreferenced blobs, \(r.twinsRemoved) older twins, \(r.unsoundFormsRemoved) unsound forms, "
+                + "\(r.emptyBlobsRemoved) empty blob files, "
                 + "\(r.strayFilesRemoved) stray files, \(r.tempFilesRemoved) temp files: \(verb) "
                 + "\(Output.bytes(r.bytesReclaimed)) (\(r.bytesReclaimed) B)",
             "index: \(r.keys) live keys, \(r.indexEntries) entries in \(r.indexFiles) files, "
@@ -178,7 +182,8 @@ struct FsckCommand: ParsableCommand {
         abstract: "Re-hash blobs, quarantine corrupt ones, list keys whose blobs are missing and bad index lines.",
         discussion: """
             Corrupt blob files are moved to quarantine/ (the next writer of that payload stores it again). \
-            Exit codes: 0 clean; 5 damage found (corrupt or missing blobs, malformed index lines); \
+            Exit codes: 0 clean; 5 damage found (corrupt or missing blobs, malformed index lines, links in \
+            the place of store folders or blobs, which are never followed); \
             1 the check could not run; 2 usage.
             """
     )
@@ -220,7 +225,9 @@ struct FsckCommand: ParsableCommand {
                 "malformed": report.malformed.map {
                     ["file": $0.file, "line": $0.line, "reason": $0.reason.description]
                 },
-                "debris": report.debris, "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
+                "debris": report.debris, "index_debris": report.indexDebris.map(\.description),
+                "unsafe": report.unsafeEntries,
+                "hash_seconds": report.hashSeconds, "duration_seconds": report.durationSeconds,
                 "bytes_per_second": throughput,
             ])
         } else {
@@ -234,6 +241,8 @@ struct FsckCommand: ParsableCommand {
             for m in report.missing { print("missing  blob \(m.digest) of key \(KeyDisplay.quoted(m.key))") }
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
+            for debris in report.indexDebris { print("debris  \(debris)") }
+            for entry in report.unsafeEntries { print("unsafe  \(entry)") }
             print(
                 report.clean
                     ? "clean"

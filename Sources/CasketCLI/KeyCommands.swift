@@ -5,6 +5,7 @@ import Foundation
 /// Printing of index problems met while reading, shared by the commands that read keys.
 enum IndexWarnings {
     static func report(_ store: CacheStore) {
+        for debris in store.indexDebris { Output.standardError("casket: warning: \(debris)") }
         let issues = store.issues
         for issue in issues.prefix(20) { Output.standardError("casket: warning: skipped \(issue)") }
         if issues.count > 20 {
@@ -37,7 +38,8 @@ struct SetCommand: ParsableCommand {
         discussion: """
             The payload is stored once as a blob (deduplicated against every blob already stored), then one \
             line referencing its hash is appended to this process's own index file. An existing key is \
-            overwritten: the newest entry wins.
+            overwritten: the new line is stamped later than the entry it replaces (even one from a host whose \
+            clock runs ahead), so it wins. Keys are byte strings: NFC and NFD forms are two keys.
             """
     )
 
@@ -219,7 +221,9 @@ struct CompactCommand: ParsableCommand {
         discussion: """
             Folds sealed index files (their writer closed them) and unsealed files unmodified for --idle \
             seconds (their writer is presumed gone; if it is not, it notices and rewrites its line \
-            elsewhere, so nothing is lost). Tombstones are kept while any other index file mentions their key.
+            elsewhere, so nothing is lost); an unfinished last line of such a file is dropped and reported. \
+            Tombstones are kept while any other index file mentions their key. One compaction at a time: \
+            the index lock gc/index.lock is waited for up to ten minutes, then the command exits 3 (busy).
             """
     )
 
@@ -236,14 +240,22 @@ struct CompactCommand: ParsableCommand {
     }
 
     func run() throws {
-        let cache = CacheStore(blobs: try options.openStore())
-        let report = try Compactor(store: cache, idleSeconds: idle).run(dryRun: dryRun)
+        let report: Compactor.Report
+        do {
+            let cache = CacheStore(blobs: try options.openStore())
+            report = try Compactor(store: cache, idleSeconds: idle).run(dryRun: dryRun)
+        } catch {
+            // Busy (another compaction or a GC mark holds the index lock) exits 3, as gc does.
+            throw MaintenanceExit.fail(error, json: options.json)
+        }
         if options.json {
             var object: [String: Any] = [
                 "dry_run": dryRun, "files_folded": report.filesFolded, "files_kept": report.filesKept,
                 "entries_read": report.entriesRead, "entries_written": report.entriesWritten,
                 "tombstones_dropped": report.tombstonesDropped, "bytes_before": report.bytesBefore,
                 "bytes_after": report.bytesAfter, "files_with_problems": report.filesWithProblems,
+                "partial_tails_dropped": report.partialTailsDropped.map { ["file": $0.path, "bytes": $0.bytes] },
+                "temp_files_removed": report.tempFilesRemoved, "index_debris": report.debris.map(\.description),
             ]
             if let output = report.output { object["output"] = output }
             Output.json(object)
@@ -255,7 +267,13 @@ struct CompactCommand: ParsableCommand {
                 + "into \(report.entriesWritten) entries (\(Output.bytes(report.bytesAfter))); kept \(report.filesKept) files"
         )
         for path in report.filesWithProblems {
-            Output.standardError("casket: warning: not folded: '\(path)' holds malformed or unfinished lines")
+            Output.standardError("casket: warning: not folded: '\(path)' holds malformed lines")
         }
+        for tail in report.partialTailsDropped { Output.standardError("casket: warning: \(tail)") }
+        if report.tempFilesRemoved > 0 {
+            Output.standardError(
+                "casket: removed \(report.tempFilesRemoved) unpublished output files of killed compactions")
+        }
+        for debris in report.debris { Output.standardError("casket: warning: \(debris)") }
     }
 }

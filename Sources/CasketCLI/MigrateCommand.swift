@@ -15,8 +15,9 @@ struct MigrateCommand: ParsableCommand {
         discussion: """
             Reads every exca layout (0.1 to 0.6.0), keeps one deterministic copy per key (docs/MIGRATION.md), \
             writes each live payload once as a blob and one index entry per key. The source is only read, \
-            unless --reclaim. A rerun after an interruption skips finished keys. DST is created if missing and \
-            may be SRC itself.
+            unless --reclaim. Nothing outside SRC is ever read or deleted: an entry whose file name leaves SRC, \
+            goes through a symlink, or names a FIFO, a device or a hard-linked file is reported as not migrated. \
+            A rerun after an interruption skips finished keys. DST is created if missing and may be SRC itself.
             """
     )
 
@@ -60,7 +61,9 @@ struct MigrateCommand: ParsableCommand {
     }
 
     func unmigratableJSON(_ plan: MigrationPlan) -> [[String: Any]] {
-        plan.unmigratable.map { ["key": $0.key, "file": $0.file, "line": $0.line, "reason": $0.reason] }
+        plan.unmigratable.map {
+            ["key": $0.key, "file": $0.file, "line": $0.line, "reason": $0.reason, "code": $0.code.description]
+        }
     }
 
     func planJSON(_ plan: MigrationPlan) -> [String: Any] {

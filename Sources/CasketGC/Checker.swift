@@ -40,6 +40,11 @@ public struct Checker {
         public var malformed: [IndexIssue] = []
         /// Files under `blobs/` that are not blobs.
         public var debris: [String] = []
+        /// Entries of `index/` that are not index files (never read; not damage).
+        public var indexDebris: [IndexDebris] = []
+        /// Links (or other non-folders) in the place of the store's folders or fan-out folders, and links
+        /// under blob names: never followed, and damage, since a person or a program put them there.
+        public var unsafeEntries: [String] = []
         /// Live keys checked.
         public var keys = 0
         /// Seconds spent re-hashing.
@@ -48,7 +53,7 @@ public struct Checker {
         public var durationSeconds = 0.0
 
         /// True when nothing is wrong (debris alone is not wrong: GC removes it).
-        public var clean: Bool { corrupt.isEmpty && missing.isEmpty && malformed.isEmpty }
+        public var clean: Bool { corrupt.isEmpty && missing.isEmpty && malformed.isEmpty && unsafeEntries.isEmpty }
     }
 
     let store: BlobStore
@@ -69,6 +74,8 @@ public struct Checker {
     public func run(onCorrupt: (Corruption) -> Void = { _ in }) throws(CasketError) -> Report {
         let started = Date()
         var report = Report()
+        report.unsafeEntries = store.unsafeFolders()
+        if !report.unsafeEntries.isEmpty { return report }  // nothing below a linked folder is looked at
         var chosen: [BlobStore.BlobFile] = []
         var seen = 0
         var rng = SystemRandomNumberGenerator()
@@ -89,7 +96,14 @@ public struct Checker {
                     let slot = Int.random(in: 0..<seen, using: &rng)
                     if slot < sample { chosen[slot] = file }
                 }
-            }, debris: { (path) throws(CasketError) in report.debris.append(path) })
+            },
+            debris: { (path) throws(CasketError) in
+                if let status = store.files.status(path), status.kind == .symbolicLink {
+                    report.unsafeEntries.append("'\(path)' is a symbolic link (never followed)")
+                } else {
+                    report.debris.append(path)
+                }
+            })
         for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
         report.blobFiles = seen
         report.hashSeconds = Date().timeIntervalSince(hashStart)
@@ -101,9 +115,10 @@ public struct Checker {
                 report.missing.append(Missing(key: key, digest: digest))
             }
         }
-        report.missing.sort { ($0.key, $0.digest) < ($1.key, $1.digest) }
+        report.missing.sort { (IndexKey($0.key), $0.digest) < (IndexKey($1.key), $1.digest) }
         report.keys = mark.keys
         report.malformed = mark.issues
+        report.indexDebris = mark.debris
         report.durationSeconds = Date().timeIntervalSince(started)
         return report
     }
@@ -143,12 +158,12 @@ public struct Checker {
     private func moveToQuarantine(_ file: BlobStore.BlobFile, buffer: UnsafeMutableRawBufferPointer)
         throws(CasketError) -> QuarantineOutcome
     {
-        try StoreFiles.makeDirectory(store.quarantineDirectory)
+        try store.files.makeDirectory(store.quarantineDirectory)
         let name = (file.path.split(separator: "/").last.map(String.init) ?? file.digest.hex)
         let target = store.quarantineDirectory + "/" + name + "." + StoreFiles.randomHex(bytes: 4)
-        guard case .success = StoreFiles.rename(file.path, target) else { return .notMoved }
+        guard case .success = store.files.rename(file.path, target) else { return .notMoved }
         if (try? store.verifyFile(at: target, digest: file.digest, buffer: buffer)) != nil {
-            if case .failure = StoreFiles.renameNoReplace(target, file.path) { _ = StoreFiles.unlink(target) }
+            if case .failure = store.files.renameNoReplace(target, file.path) { _ = store.files.unlink(target) }
             return .replacedMeanwhile
         }
         return .moved(target)

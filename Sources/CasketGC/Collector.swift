@@ -11,7 +11,7 @@ import Foundation
 ///    mtime first, so a blob in use is never old. To close the gap between looking at the mtime and
 ///    unlinking, a candidate is first renamed aside (no writer can freshen it under that name), its mtime
 ///    is read again, and it is removed only if still old, else put back.
-/// 4. Remove the older of two forms of one blob, zero-length blob files, stray files under `blobs/` and
+/// 4. Of two forms of one blob, remove an unsound one, or else the older one, zero-length blob files, stray files under `blobs/` and
 ///    temp files in `tmp/` older than the grace. Save the report under `gc/reports/`.
 public final class Collector {
     /// How a collection runs.
@@ -23,9 +23,9 @@ public final class Collector {
         /// Report what would be removed, remove nothing.
         public var dryRun = false
         /// How old the heartbeat of another collector's lock must be before it is taken over.
-        public var lockTTL = GCLock.defaultTTL
+        public var lockTTL: Int64 = GCLock.defaultTTL.wholeNanoseconds
         /// How often this collector refreshes its lock.
-        public var heartbeatInterval = GCLock.defaultHeartbeat
+        public var heartbeatInterval: Int64 = GCLock.defaultHeartbeat.wholeNanoseconds
         /// The largest tolerated difference between this host's clock and the file system's.
         public var maxClockSkew: Int64 = 300_000_000_000
         /// How many reports to keep in `gc/reports/` (older ones are removed).
@@ -43,8 +43,10 @@ public final class Collector {
         public enum Reason: String, Sendable {
             /// An unreferenced blob older than the grace.
             case unreferenced
-            /// The older of two forms of one blob.
+            /// The older of two sound forms of one blob.
             case olderTwin = "older_twin"
+            /// A form of a blob that cannot be its payload, beside a sound form (docs/FORMAT.md 3.4).
+            case unsound
             /// A zero-length blob file that is not the empty payload.
             case empty
             /// A file under `blobs/` that is not a blob.
@@ -86,7 +88,12 @@ public final class Collector {
     ///   run), ``CasketError/Code/clockSkew`` when this host's clock is too far from the file system's.
     public func run(onRemoval: (Removal) -> Void = { _ in }) throws(CasketError) -> GCReport {
         let started = Date()
-        let lock = try GCLock.acquire(store, ttl: options.lockTTL, heartbeatInterval: options.heartbeatInterval)
+        // A link in the place of blobs/, tmp/, gc/, ... is never followed: refuse before touching anything.
+        if let unsafe = store.unsafeFolders().first {
+            throw CasketError(.unsafePath, "refusing to collect garbage: \(unsafe)", path: store.root)
+        }
+        let lock = try GCLock.acquire(
+            store, ttl: .nanoseconds(options.lockTTL), heartbeatInterval: .nanoseconds(options.heartbeatInterval))
         defer { lock.release() }
         var report = GCReport()
         report.host = StoreFiles.hostName
@@ -107,7 +114,8 @@ public final class Collector {
                     + "(more than \(GCDuration.format(options.maxClockSkew))): fix the clock (NTP) before collecting")
         }
 
-        let mark = try CacheStore.mark(store)
+        let mark = try CacheStore.mark(store, lockTTL: options.lockTTL)
+        report.indexDebris = mark.debris.map(\.description)
         report.keys = mark.keys
         report.indexEntries = mark.entries
         report.indexFiles = mark.indexFiles
@@ -160,18 +168,31 @@ final class Sweep {
         try store.forEachBlob(
             { (file) throws(CasketError) in try blob(file) },
             debris: { (path) throws(CasketError) in try debris(path) })
-        // Temp files: everything old in tmp/, and the unique files a killed process left behind the link
-        // that creates a lock or a claim (`*.tmp` in gc/ and claims/).
-        for (directory, onlyTemp) in [
-            (store.tmpDirectory, false), (store.gcDirectory, true), (store.claimsDirectory, true),
-        ] {
-            guard StoreFiles.status(directory) != nil else { continue }
-            try StoreFiles.forEachName(in: directory) { (name) throws(CasketError) in
+        // Temp files: everything old in tmp/, the unique files a killed process left behind the link that
+        // creates a lock or a claim (`*.tmp` in gc/ and claims/), and a killed compaction's unpublished
+        // output (`compact-*.jsonl.tmp` in index/).
+        let isTemp: (String) -> Bool = { $0.hasSuffix(".tmp") }
+        for (directory, accepts) in [
+            (store.tmpDirectory, { _ in true }), (store.gcDirectory, isTemp), (store.claimsDirectory, isTemp),
+            (store.indexDirectory, CacheStore.isCompactionTemp),
+        ] as [(String, (String) -> Bool)] {
+            guard store.files.status(directory) != nil else { continue }
+            try store.files.forEachName(in: directory) { (name) throws(CasketError) in
                 let path = directory + "/" + name
-                guard !onlyTemp || name.hasSuffix(".tmp"), let status = StoreFiles.status(path), status.isRegularFile,
+                guard accepts(name), let status = store.files.status(path), status.isRegularFile,
                     status.mtimeNanoseconds < cutoff
                 else { return }
-                try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
+                guard directory == store.indexDirectory else {
+                    try remove(path, bytes: status.size, reason: .temp) { $0.mtimeNanoseconds < cutoff }
+                    return
+                }
+                // Nobody freshens a compaction's output, so no aside is needed (an aside name in index/
+                // left by a killed collector would be debris for ever).
+                if dryRun {
+                    record(path, bytes: status.size, reason: .temp)
+                } else if !lock.isLost, case .success = store.files.unlink(path) {
+                    record(path, bytes: status.size, reason: .temp)
+                }
             }
         }
     }
@@ -183,22 +204,8 @@ final class Sweep {
             try remove(file.path, bytes: 0, reason: .empty) { $0.size == 0 }
             return
         }
-        // Both forms of one blob: the older goes once it is older than the grace (never the newer one).
-        let rawPath = store.path(of: file.digest, compressed: false)
-        if file.compressed, let raw = StoreFiles.status(rawPath), raw.isRegularFile, raw.size > 0 {
-            let rawIsOlder = raw.mtimeNanoseconds < file.mtimeNanoseconds
-            let older =
-                rawIsOlder
-                ? (path: rawPath, mtime: raw.mtimeNanoseconds, size: raw.size)
-                : (path: file.path, mtime: file.mtimeNanoseconds, size: file.storedBytes)
-            let newerPath = rawIsOlder ? file.path : rawPath
-            if older.mtime < cutoff {
-                try remove(older.path, bytes: older.size, reason: .olderTwin) { (status) -> Bool in
-                    guard let newer = StoreFiles.status(newerPath), newer.size > 0 else { return false }
-                    return status.mtimeNanoseconds < cutoff && status.mtimeNanoseconds <= newer.mtimeNanoseconds
-                }
-                return
-            }
+        if store.files.status(store.path(of: file.digest, compressed: !file.compressed)) != nil {
+            if try twins(file) { return }
         }
         if live.contains(file.digest) {
             report.live += 1
@@ -211,13 +218,47 @@ final class Sweep {
         try remove(file.path, bytes: file.storedBytes, reason: .unreferenced) { $0.mtimeNanoseconds < cutoff }
     }
 
+    /// Both forms of one blob exist (docs/FORMAT.md 3.2, 3.4): an unsound form goes once older than the
+    /// grace, whatever the other's age, and the only sound form is never removed; of two sound forms the
+    /// older goes, never the newer one, so a form a writer has just published or freshened survives.
+    ///
+    /// - Returns: Whether `file` needs no further judgement in this pass.
+    private func twins(_ file: BlobStore.BlobFile) throws(CasketError) -> Bool {
+        let forms = store.judgeForms(file.digest, size: nil)
+        let (mine, twin) = file.compressed ? (forms.compressed, forms.raw) : (forms.raw, forms.compressed)
+        guard mine.location != nil else {
+            guard twin.location != nil else { return false }  // no sound form: fsck's business
+            guard file.mtimeNanoseconds < cutoff else { return true }
+            try remove(file.path, bytes: file.storedBytes, reason: .unsound) { $0.mtimeNanoseconds < cutoff }
+            return true
+        }
+        // Two sound forms: judged once, when the walk meets the frame.
+        guard file.compressed, let raw = forms.raw.location, let frame = forms.compressed.location else {
+            return false
+        }
+        let rawIsOlder = raw.mtimeNanoseconds < frame.mtimeNanoseconds
+        let (older, newer) = rawIsOlder ? (raw, frame) : (frame, raw)
+        guard older.mtimeNanoseconds < cutoff else { return false }
+        try remove(older.path, bytes: older.storedBytes, reason: .olderTwin) { (status) -> Bool in
+            guard let now = store.judge(file.digest, compressed: newer.compressed, size: nil).location else {
+                return false
+            }
+            return status.mtimeNanoseconds < cutoff && status.mtimeNanoseconds <= now.mtimeNanoseconds
+        }
+        return true
+    }
+
     private func debris(_ path: String) throws(CasketError) {
         let name = path.split(separator: "/").last.map(String.init) ?? path
         if name.hasPrefix(Collector.asidePrefix) {
             try restore(path)
             return
         }
-        guard !name.hasPrefix(".nfs"), let status = StoreFiles.status(path), status.isRegularFile,
+        if let status = store.files.status(path), status.kind == .symbolicLink {
+            report.unsafeEntries.append("'\(path)' is a symbolic link (never followed)")
+            return
+        }
+        guard !name.hasPrefix(".nfs"), let status = store.files.status(path), status.isRegularFile,
             status.mtimeNanoseconds < cutoff
         else { return }
         try remove(path, bytes: status.size, reason: .stray) { $0.mtimeNanoseconds < cutoff }
@@ -242,18 +283,18 @@ final class Sweep {
         let aside =
             String(path[..<slash]) + "/" + Collector.asidePrefix + StoreFiles.randomHex(bytes: 8) + "."
             + path[path.index(after: slash)...]
-        switch StoreFiles.rename(path, aside) {
+        switch store.files.rename(path, aside) {
         case .success: break
         case .failure(.noSuchFileOrDirectory): return
         case .failure(let errno):
             throw CasketError(.io, "cannot move '\(path)' aside to remove it", path: path, errno: errno)
         }
-        guard let status = StoreFiles.status(aside), stillGarbage(status) else {
+        guard let status = store.files.status(aside), stillGarbage(status) else {
             report.raced += 1
             try putBack(aside, to: path)
             return
         }
-        switch StoreFiles.unlink(aside) {
+        switch store.files.unlink(aside) {
         case .success, .failure(.noSuchFileOrDirectory): break
         case .failure(let errno): throw CasketError(.io, "cannot remove '\(aside)'", path: aside, errno: errno)
         }
@@ -264,6 +305,7 @@ final class Sweep {
         switch reason {
         case .unreferenced: report.swept += 1
         case .olderTwin: report.twinsRemoved += 1
+        case .unsound: report.unsoundFormsRemoved += 1
         case .empty: report.emptyBlobsRemoved += 1
         case .stray: report.strayFilesRemoved += 1
         case .temp: report.tempFilesRemoved += 1
@@ -274,13 +316,13 @@ final class Sweep {
 
     /// Puts a file moved aside back under its name, unless a writer stored it again meanwhile.
     private func putBack(_ aside: String, to path: String) throws(CasketError) {
-        switch StoreFiles.renameNoReplace(aside, path) {
+        switch store.files.renameNoReplace(aside, path) {
         case .success: return
         case .failure(.fileExists):
-            _ = StoreFiles.unlink(aside)  // the same payload is back under its name
+            _ = store.files.unlink(aside)  // the same payload is back under its name
         case .failure(let errno):
             // Fall back to replacing: both files hold the same payload (FORMAT.md 3.3).
-            if case .failure = StoreFiles.rename(aside, path) {
+            if case .failure = store.files.rename(aside, path) {
                 throw CasketError(.io, "cannot put '\(aside)' back as '\(path)'", path: path, errno: errno)
             }
         }
@@ -295,7 +337,7 @@ final class Sweep {
         let original = String(path[..<slash]) + "/" + name[name.index(after: dot)...]
         try putBack(path, to: original)
         report.restored += 1
-        if let status = StoreFiles.status(original), status.isRegularFile,
+        if let status = store.files.status(original), status.isRegularFile,
             let file = BlobStore.BlobFile(path: original, size: status.size, mtimeNanoseconds: status.mtimeNanoseconds)
         {
             try blob(file)

@@ -29,6 +29,11 @@ public struct GCReport: Sendable, Equatable {
     public var malformedLines = 0
     /// Distinct blobs referenced by live keys.
     public var referencedBlobs = 0
+    /// Entries of `index/` that are not index files (symlinks, folders, FIFOs, hidden names): skipped,
+    /// each as `'PATH' is KIND: ...`.
+    public var indexDebris: [String] = []
+    /// Links found under `blobs/` (a fan-out folder or a blob name): never followed nor removed, reported.
+    public var unsafeEntries: [String] = []
 
     /// Blob files examined.
     public var blobsScanned = 0
@@ -42,6 +47,8 @@ public struct GCReport: Sendable, Equatable {
     public var swept = 0
     /// The older of two forms of one blob, removed.
     public var twinsRemoved = 0
+    /// Unsound forms of blobs that also had a sound form (docs/FORMAT.md 3.4), removed.
+    public var unsoundFormsRemoved = 0
     /// Zero-length blob files (debris of a crash) removed.
     public var emptyBlobsRemoved = 0
     /// Other files under `blobs/` older than the grace, removed.
@@ -75,12 +82,15 @@ public struct GCReport: Sendable, Equatable {
             "keys": keys, "index_entries": indexEntries, "index_files": indexFiles, "malformed_lines": malformedLines,
             "referenced_blobs": referencedBlobs, "blobs_scanned": blobsScanned, "bytes_scanned": bytesScanned,
             "live": live, "kept_young": keptYoung, "swept": swept, "twins_removed": twinsRemoved,
+            "unsound_forms_removed": unsoundFormsRemoved,
             "empty_blobs_removed": emptyBlobsRemoved, "stray_files_removed": strayFilesRemoved,
             "temp_files_removed": tempFilesRemoved, "raced": raced, "restored": restored,
             "bytes_reclaimed": bytesReclaimed, "mark_seconds": markSeconds, "sweep_seconds": sweepSeconds,
             "duration_seconds": durationSeconds,
         ]
         if let tookOverLockFrom { object["took_over_lock_from"] = tookOverLockFrom }
+        if !indexDebris.isEmpty { object["index_debris"] = indexDebris }
+        if !unsafeEntries.isEmpty { object["unsafe_entries"] = unsafeEntries }
         if let savedAs { object["report"] = savedAs }
         return object
     }
@@ -103,12 +113,15 @@ public struct GCReport: Sendable, Equatable {
         indexFiles = int("index_files")
         malformedLines = int("malformed_lines")
         referencedBlobs = int("referenced_blobs")
+        indexDebris = object["index_debris"] as? [String] ?? []
+        unsafeEntries = object["unsafe_entries"] as? [String] ?? []
         blobsScanned = int("blobs_scanned")
         bytesScanned = int64("bytes_scanned")
         live = int("live")
         keptYoung = int("kept_young")
         swept = int("swept")
         twinsRemoved = int("twins_removed")
+        unsoundFormsRemoved = int("unsound_forms_removed")
         emptyBlobsRemoved = int("empty_blobs_removed")
         strayFilesRemoved = int("stray_files_removed")
         tempFilesRemoved = int("temp_files_removed")

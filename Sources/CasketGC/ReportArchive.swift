@@ -13,23 +13,25 @@ public struct ReportArchive {
     /// Saves a report atomically and prunes the oldest beyond `keep`; returns the saved path.
     @discardableResult
     public func save(_ report: GCReport, keep: Int) throws(CasketError) -> String {
-        try StoreFiles.makeDirectory(store.gcDirectory)
-        try StoreFiles.makeDirectory(directory)
+        try store.files.makeDirectory(store.gcDirectory)
+        try store.files.makeDirectory(directory)
         var stamp = String(max(0, report.markStart))
         stamp = String(repeating: "0", count: max(0, 20 - stamp.count)) + stamp
         let path = directory + "/\(stamp)-\(report.host)-\(StoreFiles.randomHex(bytes: 4)).json"
         var saved = report
         saved.savedAs = path
-        try StoreFiles.writeAtomically(path, saved.encoded(), tmpDirectory: store.tmpDirectory)
+        // Through a temp file in gc/ itself: tmp/ holds only the temp files of blobs (FORMAT.md 4), and GC
+        // removes `gc/*.tmp` left by a killed run once older than the grace.
+        try store.files.writeAtomically(path, saved.encoded())
         let names = try names()
-        for name in names.dropLast(max(0, keep)) { _ = StoreFiles.unlink(directory + "/" + name) }
+        for name in names.dropLast(max(0, keep)) { _ = store.files.unlink(directory + "/" + name) }
         return path
     }
 
     func names() throws(CasketError) -> [String] {
-        guard StoreFiles.status(directory) != nil else { return [] }
+        guard store.files.status(directory) != nil else { return [] }
         var names: [String] = []
-        try StoreFiles.forEachName(in: directory) { (name) throws(CasketError) in
+        try store.files.forEachName(in: directory) { (name) throws(CasketError) in
             if name.hasSuffix(".json") { names.append(name) }
         }
         return names.sorted()
@@ -39,7 +41,7 @@ public struct ReportArchive {
     public func reports() throws(CasketError) -> [GCReport] {
         var out: [GCReport] = []
         for name in try names() {
-            guard let bytes = try? StoreFiles.read(directory + "/" + name),
+            guard let bytes = try? store.files.read(directory + "/" + name),
                 let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
             else { continue }
             var report = GCReport(jsonObject: object)

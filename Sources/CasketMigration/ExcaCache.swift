@@ -1,10 +1,6 @@
 public import Casket
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One live line of an exca info file (or one `.key` file of an exca 0.1 cache).
 public struct ExcaLine: Sendable {
     /// The info file, relative to the cache folder (for 0.1 caches, the `.key` file).
@@ -29,6 +25,12 @@ public struct ExcaShard: Sendable {
     public var prefix: String
     /// The writer's shared data files that exist, relative to the cache folder.
     public var dataFiles: [String]
+    /// The identity of the info file and of each data file when they were read: reclaim deletes a name only
+    /// while it still is that file.
+    var identities: [IndexKey: FileStatus] = [:]
+    /// Why files of this shard cannot be read (a data file that is a symlink, a folder, a hard link...):
+    /// reclaim keeps such a shard whole.
+    var refused: [String] = []
 }
 
 /// A warning met while reading a cache: an unparsable line in the middle of a file and the like.
@@ -52,8 +54,10 @@ public struct ExcaWarning: Sendable, CustomStringConvertible {
 public struct ExcaCache: Sendable {
     /// The cache folder.
     public var root: String
-    /// Every key's copies, one per info file, in info-file name order.
-    public var copies: [String: [ExcaLine]]
+    /// The cache folder, open: every file the cache names is reached through it, never outside it.
+    let folder: ConfinedFolder
+    /// Every key's copies, one per info file, in info-file name order. Keys are byte strings, as in exca.
+    public var copies: [IndexKey: [ExcaLine]]
     /// Every info file with its writer's data files, in name order.
     public var shards: [ExcaShard]
     /// Lines skipped with a warning.
@@ -63,8 +67,8 @@ public struct ExcaCache: Sendable {
     /// Which layout the folder holds: `"0.1"`, `"0.2-0.5.11"`, `"0.5.12+"`, or a mix joined by `+`.
     public var layouts: Set<String>
 
-    /// The keys, sorted.
-    public var keys: [String] { copies.keys.sorted() }
+    /// The keys, sorted by bytes.
+    public var keys: [String] { copies.keys.sorted().map(\.string) }
 
     /// Names at the root of a cache folder that belong to a Casket store (in-place migration) and are never
     /// read as exca files.
@@ -74,31 +78,31 @@ public struct ExcaCache: Sendable {
 
     /// Reads the cache folder's index files: root `*-info.jsonl`, or `.cache_type` with `*.key` (0.1).
     ///
+    /// The folder may be named through a symlink; nothing below it is followed (``ConfinedFolder``). An index
+    /// file that is not a regular file with one link (a symlink, a FIFO, a hard link) is not read, with a
+    /// warning.
+    ///
     /// - Throws: ``CasketError/Code/notFound`` when the folder does not exist.
     public static func read(at root: String) throws(CasketError) -> ExcaCache {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CasketError(.notFound, "exca cache folder '\(root)' does not exist", path: root)
-        }
-        let names: [String]
+        let folder: ConfinedFolder
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: root).filter { !storeNames.contains($0) }
-        } catch {
-            throw CasketError(.io, "cannot list '\(root)': \(error)", path: root)
+            folder = try ConfinedFolder.open(root)
+        } catch let error where error.code == .notFound {
+            throw CasketError(.notFound, "exca cache folder '\(root)' does not exist", path: root, errno: error.errno)
         }
-        var cache = ExcaCache(root: root, copies: [:], shards: [], warnings: [], overriddenLines: 0, layouts: [])
-        let infoFiles = names.filter { $0.hasSuffix("-info.jsonl") }.sorted {
-            Array($0.utf8).lexicographicallyPrecedes($1.utf8)
-        }
+        let names = try folder.entries().map(\.name).filter { !storeNames.contains($0) }
+        var cache = ExcaCache(
+            root: root, folder: folder, copies: [:], shards: [], warnings: [], overriddenLines: 0, layouts: [])
+        let infoFiles = names.filter { $0.hasSuffix("-info.jsonl") }
         for name in infoFiles {
             try cache.readInfoFile(name)
         }
         if names.contains(".cache_type") {
             try cache.readFlat(names: names)
-        } else if infoFiles.isEmpty && !FileManager.default.fileExists(atPath: root + "/casket.json") {
+        } else if infoFiles.isEmpty && (try? folder.status("casket.json")) == nil {
             // Nothing to migrate and not an in-place store whose shards were all reclaimed: most likely the
             // wrong folder (MapInfra and Steps keep the cache folder a few levels down).
-            let found = ExcaCache.cacheFolders(under: root, depth: 4, limit: 5)
+            let found = ExcaCache.cacheFolders(under: folder, depth: 4, limit: 5)
             let hint =
                 found.isEmpty
                 ? "" : "; exca caches below it: " + found.map { "'\($0)'" }.joined(separator: ", ")
@@ -109,40 +113,49 @@ public struct ExcaCache: Sendable {
         return cache
     }
 
-    /// Folders under `root` (at most `depth` levels down) that hold exca index files, sorted, at most `limit`.
-    static func cacheFolders(under root: String, depth: Int, limit: Int) -> [String] {
+    /// Folders under `root` (at most `depth` levels down, symlinks not followed) that hold exca index files,
+    /// sorted, at most `limit`.
+    static func cacheFolders(under root: ConfinedFolder, depth: Int, limit: Int) -> [String] {
         var found: [String] = []
-        func visit(_ folder: String, _ level: Int) {
-            guard level <= depth, found.count < limit,
-                let names = try? FileManager.default.contentsOfDirectory(atPath: folder)
-            else { return }
-            if level > 0 && names.contains(where: { $0.hasSuffix("-info.jsonl") || $0 == ".cache_type" }) {
-                found.append(folder)
+        func visit(_ folder: ConfinedFolder, _ level: Int) {
+            guard level <= depth, found.count < limit, let entries = try? folder.entries() else { return }
+            if level > 0
+                && entries.contains(where: { $0.name.hasSuffix("-info.jsonl") || $0.name == ".cache_type" })
+            {
+                found.append(folder.path)
                 return
             }
-            for name in names.sorted() where !name.hasPrefix(".") && !storeNames.contains(name) {
-                var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory),
-                    isDirectory.boolValue
-                {
-                    visit(folder + "/" + name, level + 1)
-                }
+            for entry in entries where entry.status.kind == .directory && !entry.name.hasPrefix(".") {
+                guard level > 0 || !storeNames.contains(entry.name),
+                    let child = try? folder.folder(entry.name)
+                else { continue }
+                visit(child, level + 1)
             }
         }
         visit(root, 0)
         return found
     }
 
+    /// Reads one info file. One that is not a regular file with one link is skipped with a warning, and
+    /// is no shard: reclaim never deletes it.
     mutating func readInfoFile(_ name: String) throws(CasketError) {
-        let path = root + "/" + name
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CasketError(.io, "cannot read exca info file '\(path)'", path: path)
+        let bytes: [UInt8]
+        let identity: FileStatus
+        do {
+            let file = try folder.open(name)
+            identity = file.status
+            bytes = try file.readAll()
+        } catch let error
+            where error.code == .notARegularFile || error.code == .unsafePath
+            || error.code == .changedWhileReading
+        {
+            warnings.append(ExcaWarning(file: name, line: 0, message: "info file not read: \(error.message)"))
+            return
         }
-        let bytes = [UInt8](data)
         let prefix = String(name.dropLast("-info.jsonl".count))
         var legacyType: String? = nil
-        var perKey: [String: ExcaLine] = [:]
-        var order: [String] = []
+        var perKey: [IndexKey: ExcaLine] = [:]
+        var order: [IndexKey] = []
         // Split into lines, remembering whether the last one ended with "\n".
         var lines: [(start: Int, end: Int)] = []
         var start = 0
@@ -201,24 +214,26 @@ public struct ExcaCache: Sendable {
             let entry = ExcaLine(
                 file: name, line: lineNumber, key: key, type: type, fields: object,
                 legacy: legacyType != nil && object["#type"] == nil)
-            if perKey[key] == nil { order.append(key) } else { overriddenLines += 1 }
-            perKey[key] = entry
+            if perKey[IndexKey(key)] == nil { order.append(IndexKey(key)) } else { overriddenLines += 1 }
+            perKey[IndexKey(key)] = entry
         }
         layouts.insert(legacyType != nil ? "0.2-0.5.11" : "0.5.12+")
         for key in order { copies[key, default: []].append(perKey[key]!) }
-        var dataFiles: [String] = []
+        var shard = ExcaShard(infoFile: name, prefix: prefix, dataFiles: [], identities: [IndexKey(name): identity])
         for candidate in [
             "data/\(prefix).data", "data/\(prefix).data.jsonl", "data/\(prefix)-data.jsonl", "\(prefix).data",
             "\(prefix).txt",
         ] {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: root + "/" + candidate, isDirectory: &isDirectory),
-                !isDirectory.boolValue
-            {
-                dataFiles.append(candidate)
+            do {
+                shard.identities[IndexKey(candidate)] = try folder.file(candidate)
+                shard.dataFiles.append(candidate)
+            } catch let error where error.code == .notFound {
+                continue
+            } catch {
+                shard.refused.append(error.message)
             }
         }
-        shards.append(ExcaShard(infoFile: name, prefix: prefix, dataFiles: dataFiles))
+        shards.append(shard)
     }
 
     /// The type of a legacy line. The header's type, unless the line's fields show another (exca <= 0.5.11
@@ -249,16 +264,24 @@ public struct ExcaCache: Sendable {
     /// exca 0.1: `.cache_type` names the one type; each `{uid}.key` holds a key, its payload is `{uid}{suffix}`.
     mutating func readFlat(names: [String]) throws(CasketError) {
         layouts.insert("0.1")
-        let typePath = root + "/.cache_type"
-        let type =
-            (try? String(contentsOfFile: typePath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            ?? ""
+        let type: String
+        do {
+            type = String(decoding: try folder.open(".cache_type").readAll(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            warnings.append(
+                ExcaWarning(file: ".cache_type", line: 0, message: "not read, no .key file read: \(error.message)"))
+            return
+        }
         let sorted = names.sorted { Array($0.utf8).lexicographicallyPrecedes($1.utf8) }
         let keyFiles = sorted.filter { $0.hasSuffix(".key") }
         let others = sorted.filter { !$0.hasSuffix(".key") && $0 != ".cache_type" && !$0.hasSuffix("-info.jsonl") }
         for keyFile in keyFiles {
-            guard let data = FileManager.default.contents(atPath: root + "/" + keyFile) else {
-                warnings.append(ExcaWarning(file: keyFile, line: 0, message: "unreadable .key file"))
+            let data: [UInt8]
+            do {
+                data = try folder.open(keyFile).readAll()
+            } catch {
+                warnings.append(ExcaWarning(file: keyFile, line: 0, message: "unreadable .key file: \(error.message)"))
                 continue
             }
             let key = String(decoding: data, as: UTF8.self)
@@ -272,7 +295,7 @@ public struct ExcaCache: Sendable {
             } else {
                 fields["filename"] = .string(uid + ExcaCache.flatSuffix(type))
             }
-            copies[key, default: []].append(
+            copies[IndexKey(key), default: []].append(
                 ExcaLine(
                     file: keyFile, line: 1, key: key, type: type == "MneRaw" ? "MneRawFif" : type, fields: fields,
                     legacy: true))

@@ -1,9 +1,4 @@
 import Casket
-import Foundation
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A byte range of a source file that becomes one blob.
 public struct PayloadSource: Sendable, Hashable {
@@ -15,6 +10,21 @@ public struct PayloadSource: Sendable, Hashable {
     public var length: Int64
     /// True when the range is the whole file (`offset` 0, `length` its size).
     public var wholeFile: Bool
+
+    /// Equal when the ranges are equal and the paths have the same bytes (two file names that differ only
+    /// in Unicode normalisation are two files).
+    public static func == (lhs: PayloadSource, rhs: PayloadSource) -> Bool {
+        lhs.offset == rhs.offset && lhs.length == rhs.length && lhs.wholeFile == rhs.wholeFile
+            && IndexKey(lhs.path) == IndexKey(rhs.path)
+    }
+
+    /// Hashes what ``==`` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(IndexKey(path))
+        hasher.combine(offset)
+        hasher.combine(length)
+        hasher.combine(wholeFile)
+    }
 }
 
 /// An exca value translated to a Casket value tree whose `blob` fields are placeholders for the digests of
@@ -43,27 +53,79 @@ struct Converted: Sendable {
 /// Why an exca entry cannot be migrated.
 struct Unmigratable: Error, Sendable {
     var reason: String
+    /// The kind of failure: the code of the file-system refusal (``CasketError/Code/notFound``,
+    /// ``CasketError/Code/notARegularFile``, ``CasketError/Code/unsafePath`` for a path that would leave
+    /// the cache folder or go through a link), ``CasketError/Code/unsupportedValue`` for what exca wrote but the format cannot hold.
+    var code: CasketError.Code = .unsupportedValue
 }
 
 /// Translates exca info dicts to Casket nodes (docs/FORMAT.md, section 6; docs/MIGRATION.md), checking that
 /// every payload file exists and every range is within its file. Reads only small metadata: spilled JSON
 /// trees and AutoPickle pickles.
+///
+/// Every `filename` (and BrainVision file) is judged by ``ConfinedFolder``'s one rule: a relative path of
+/// plain names, reached without following a symlink, naming a regular file with one link. Anything else makes
+/// the entry unmigratable, with the refusal as its reason.
 final class ExcaConverter {
-    let root: String
-    private var sizes: [String: Int64?] = [:]
+    let folder: ConfinedFolder
+    /// Keyed by path bytes: two names that differ only in normalisation are two files.
+    private var judged: [IndexKey: Result<FileStatus, Unmigratable>] = [:]
     /// Files above this size are not read into memory to look for references (AutoPickle pickles).
     static let smallFileLimit: Int64 = 256 << 20
 
-    init(root: String) { self.root = root }
+    init(folder: ConfinedFolder) { self.folder = folder }
 
-    /// The size of a regular file, `nil` when it is missing or not a regular file.
-    func size(of path: String) -> Int64? {
-        if let known = sizes[path] { return known }
-        var st = stat()
-        let result: Int64? =
-            (stat(root + "/" + path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? Int64(st.st_size) : nil
-        sizes[path] = result
-        return result
+    /// The identity of every payload file judged sound so far: what the run opens and reclaim deletes.
+    var identities: [IndexKey: FileStatus] {
+        var out: [IndexKey: FileStatus] = [:]
+        for (path, result) in judged { if case .success(let status) = result { out[path] = status } }
+        return out
+    }
+
+    /// The identity of a payload file judged sound.
+    func identity(of path: String) -> FileStatus? {
+        if case .success(let status) = judged[IndexKey(path)] { return status }
+        return nil
+    }
+
+    /// Refuses a payload path that exca never writes and reclaim must never delete as a per-key file: one
+    /// inside the store's own folders (`blobs/`, `index/`, `casket.json`...: when the store lives in the cache
+    /// folder, reclaim would delete the store's files), or an index file of the cache (`*-info.jsonl`,
+    /// `.cache_type`, a root `*.key`: reclaim would delete another shard's index before its keys are verified).
+    static func refuseReserved(_ path: String) throws(Unmigratable) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if let first = parts.first, ExcaCache.storeNames.contains(first) {
+            throw Unmigratable(
+                reason: "'\(path)' names the store's own '\(first)': exca never writes there", code: .unsafePath)
+        }
+        let last = parts.last ?? ""
+        if last.hasSuffix("-info.jsonl") || last == ".cache_type" || (parts.count == 1 && last.hasSuffix(".key")) {
+            throw Unmigratable(
+                reason: "'\(path)' names an index file of the exca cache, not a payload", code: .unsafePath)
+        }
+    }
+
+    /// The size of a regular file with one link inside the cache folder, outside the store's own files.
+    func size(of path: String) throws(Unmigratable) -> Int64 {
+        if judged[IndexKey(path)] == nil {
+            do {
+                try ExcaConverter.refuseReserved(path)
+            } catch {
+                judged[IndexKey(path)] = .failure(error)
+                throw error
+            }
+            do {
+                judged[IndexKey(path)] = .success(try folder.file(path))
+            } catch let error where error.code == .notFound {
+                judged[IndexKey(path)] = .failure(Unmigratable(reason: "missing file '\(path)'", code: .notFound))
+            } catch {
+                judged[IndexKey(path)] = .failure(Unmigratable(reason: error.message, code: error.code))
+            }
+        }
+        switch judged[IndexKey(path)]! {
+        case .success(let status): return status.size
+        case .failure(let failure): throw failure
+        }
     }
 
     func convert(_ line: ExcaLine) -> Result<Converted, Unmigratable> {
@@ -86,7 +148,7 @@ final class ExcaConverter {
         guard let offset = fields["offset"]?.intValue, offset >= 0 else {
             throw Unmigratable(reason: "no non-negative integer \"offset\" for '\(file)'")
         }
-        guard let size = size(of: file) else { throw Unmigratable(reason: "missing file '\(file)'") }
+        let size = try size(of: file)
         guard length >= 0, offset <= size, length <= size - offset else {
             throw Unmigratable(
                 reason:
@@ -97,7 +159,7 @@ final class ExcaConverter {
 
     private func whole(_ fields: JSONObject) throws(Unmigratable) -> PayloadSource {
         guard let file = fields["filename"]?.stringValue else { throw Unmigratable(reason: "no \"filename\"") }
-        guard let size = size(of: file) else { throw Unmigratable(reason: "missing file '\(file)'") }
+        let size = try size(of: file)
         return PayloadSource(path: file, offset: 0, length: size, wholeFile: true)
     }
 
@@ -105,19 +167,11 @@ final class ExcaConverter {
         guard source.length <= ExcaConverter.smallFileLimit else {
             throw Unmigratable(reason: "'\(source.path)' is too large (\(source.length) bytes) to read its references")
         }
-        guard let handle = FileHandle(forReadingAtPath: root + "/" + source.path) else {
-            throw Unmigratable(reason: "cannot open '\(source.path)'")
-        }
-        defer { try? handle.close() }
         do {
-            try handle.seek(toOffset: UInt64(source.offset))
-            let data = try handle.read(upToCount: Int(source.length)) ?? Data()
-            guard data.count == Int(source.length) else { throw Unmigratable(reason: "short read of '\(source.path)'") }
-            return [UInt8](data)
-        } catch let error as Unmigratable {
-            throw error
+            let file = try folder.open(source.path, expecting: identity(of: source.path))
+            return try file.read(offset: source.offset, length: Int(source.length))
         } catch {
-            throw Unmigratable(reason: "cannot read '\(source.path)': \(error)")
+            throw Unmigratable(reason: "cannot read '\(source.path)': \(error)", code: error.code)
         }
     }
 
@@ -202,13 +256,20 @@ final class ExcaConverter {
     private func brainVision(_ fields: JSONObject, _ payloads: inout [PayloadSource]) throws(Unmigratable) -> JSONValue
     {
         guard let directory = fields["filename"]?.stringValue else { throw Unmigratable(reason: "no \"filename\"") }
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root + "/" + directory) else {
-            throw Unmigratable(reason: "missing directory '\(directory)'")
+        try ExcaConverter.refuseReserved(directory)
+        let names: [String]
+        do {
+            names = try folder.folder(directory).entries().map(\.name)
+        } catch let error where error.code == .notFound {
+            throw Unmigratable(reason: "missing directory '\(directory)'", code: .notFound)
+        } catch {
+            throw Unmigratable(reason: error.message, code: error.code)
         }
         var files = JSONObject()
-        for name in names.sorted() {
+        for name in names.sorted(by: { IndexKey($0) < IndexKey($1) }) {
+            // Every name must be a regular file: a link, a FIFO or a subfolder makes the value unmigratable.
             let path = directory + "/" + name
-            guard let size = size(of: path) else { continue }
+            let size = try size(of: path)
             let source = PayloadSource(path: path, offset: 0, length: size, wholeFile: true)
             files[name] = .object(JSONObject([("blob", placeholder(source, &payloads)), ("size", .int(size))]))
         }

@@ -8,8 +8,11 @@ public struct UnmigratableEntry: Sendable, CustomStringConvertible {
     public var file: String
     /// Its line.
     public var line: Int
-    /// Why: missing file, offset out of range, object or structured dtype, unknown type...
+    /// Why: missing file, offset out of range, object or structured dtype, unknown type, a path that would
+    /// leave the cache folder or a file that is not a plain regular file...
     public var reason: String
+    /// The kind of failure (`not_found`, `unsafe_path`, `not_a_regular_file`, `unsupported_value`...).
+    public var code: CasketError.Code
 
     /// `'key' (file:line): reason`, the key escaped and shortened.
     public var description: String { "\(KeyDisplay.quoted(key)) (\(file):\(line)): \(reason)" }
@@ -58,6 +61,9 @@ public struct MigrationPlan: Sendable {
     public var bytesToWrite: Int64
     /// Keys already migrated by an earlier run.
     public var alreadyMigrated: Int
+    /// The identity of every payload file the plan judged sound: the run reads, and reclaim deletes, a file
+    /// only while its name still names that file.
+    var identities: [IndexKey: FileStatus] = [:]
 
     /// Bytes on disk over unique bytes.
     public var inflation: Double { uniqueBytes == 0 ? 0 : Double(bytesOnDisk) / Double(uniqueBytes) }

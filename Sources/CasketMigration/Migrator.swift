@@ -1,10 +1,6 @@
 public import Casket
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Migrates an exca `CacheDict` folder into a Casket store (docs/MIGRATION.md).
 ///
 /// ```swift
@@ -13,7 +9,8 @@ import Glibc
 /// let report = try migrator.run(plan)     // writes blobs and index entries
 /// ```
 ///
-/// The source is only read, except by ``reclaim(_:run:)``, which deletes verified shards.
+/// The source is only read, except by ``reclaim(_:run:)``, which deletes verified shards. Nothing outside it
+/// is ever read or deleted: every file is reached through ``ConfinedFolder``.
 public final class Migrator {
     /// What can be tuned.
     public struct Options: Sendable {
@@ -35,20 +32,22 @@ public final class Migrator {
     public let destination: String
     /// The options.
     public let options: Options
-    let converter: ExcaConverter
+    /// Set by ``plan()``: it judged the source's files, and remembers what it saw.
+    var converter: ExcaConverter? = nil
 
     /// Prepares a migration; nothing is read yet.
     public init(source: String, destination: String, options: Options = Options()) {
         self.source = source
         self.destination = destination
         self.options = options
-        self.converter = ExcaConverter(root: source)
     }
 
     /// Reads the source's index files and stats its payload files, picks winners, and compares with the
     /// store (if it exists) to find keys already migrated. Writes nothing.
     public func plan() throws(CasketError) -> MigrationPlan {
         let cache = try ExcaCache.read(at: source)
+        let converter = ExcaConverter(folder: cache.folder)
+        self.converter = converter
         let store: CacheStore? = try? CacheStore.open(at: destination)
         var planned: [PlannedKey] = []
         var unmigratable: [UnmigratableEntry] = []
@@ -59,25 +58,27 @@ public final class Migrator {
         var toWrite: Int64 = 0
         var already = 0
         for key in cache.keys {
-            let copies = cache.copies[key]!
+            let copies = cache.copies[IndexKey(key)]!
             entries += copies.count
             duplicates += copies.count - 1
-            var firstFailure: (ExcaLine, String)? = nil
+            var firstFailure: (ExcaLine, Unmigratable)? = nil
             var chosen: (Int, Converted)? = nil
             for (index, copy) in copies.enumerated() {
                 switch converter.convert(copy) {
                 case .success(let converted):
                     chosen = (index, converted)
                 case .failure(let failure):
-                    if firstFailure == nil { firstFailure = (copy, failure.reason) }
+                    if firstFailure == nil { firstFailure = (copy, failure) }
                 }
                 if chosen != nil { break }
             }
             guard let (index, converted) = chosen else {
-                let (line, reason) = firstFailure!
+                let (line, failure) = firstFailure!
                 let suffix = copies.count > 1 ? " (and in all \(copies.count) copies)" : ""
                 unmigratable.append(
-                    UnmigratableEntry(key: key, file: line.file, line: line.line, reason: reason + suffix))
+                    UnmigratableEntry(
+                        key: key, file: line.file, line: line.line, reason: failure.reason + suffix, code: failure.code)
+                )
                 continue
             }
             var losers = copies
@@ -99,27 +100,24 @@ public final class Migrator {
         }
         return MigrationPlan(
             cache: cache, keys: planned, unmigratable: unmigratable, entries: entries, duplicateCopies: duplicates,
-            bytesOnDisk: Migrator.bytesOnDisk(source), uniqueBytes: unique, bytesToWrite: toWrite,
-            alreadyMigrated: already)
+            bytesOnDisk: Migrator.bytesOnDisk(cache.folder, top: true), uniqueBytes: unique, bytesToWrite: toWrite,
+            alreadyMigrated: already, identities: converter.identities)
     }
 
-    /// Bytes of every regular file under `root`, the store's own folders at the root excluded.
-    static func bytesOnDisk(_ root: String) -> Int64 {
+    /// Bytes of every regular file under `folder` (symlinks not followed), the store's own folders at the
+    /// top excluded.
+    static func bytesOnDisk(_ folder: ConfinedFolder, top: Bool = false) -> Int64 {
+        guard let entries = try? folder.entries() else { return 0 }
         var total: Int64 = 0
-        guard let top = try? FileManager.default.contentsOfDirectory(atPath: root) else { return 0 }
-        for name in top where !ExcaCache.storeNames.contains(name) {
-            total += treeBytes(root + "/" + name)
+        for entry in entries where !(top && ExcaCache.storeNames.contains(entry.name)) {
+            switch entry.status.kind {
+            case .regular: total += entry.status.size
+            case .directory:
+                if let child = try? folder.folder(entry.name) { total += bytesOnDisk(child) }
+            default: continue
+            }
         }
         return total
-    }
-
-    static func treeBytes(_ path: String) -> Int64 {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return 0 }
-        if (st.st_mode & S_IFMT) == S_IFREG { return Int64(st.st_size) }
-        guard (st.st_mode & S_IFMT) == S_IFDIR, let names = try? FileManager.default.contentsOfDirectory(atPath: path)
-        else { return 0 }
-        return names.reduce(0) { $0 + treeBytes(path + "/" + $1) }
     }
 
     /// Opens the destination store, creating it when missing.
@@ -142,12 +140,14 @@ public final class Migrator {
         let durable = store.blobs.config.durability == .fsync
         let writer = durable ? CacheStore(blobs: store.blobs.withDurability(.none)) : store
         let session = try writer.writeSession()
+        // The plan has just read the store's index: one more read at the first write is enough.
+        session.refreshesBeforeEachWrite = false
         defer { try? session.close() }
         var stored: [PayloadSource: Digest] = [:]
         var report = MigrationReport(plan: plan)
         var done: Int64 = 0
         let total = plan.bytesToWrite
-        let root = source
+        let folder = plan.cache.folder
         var batch: [(key: String, node: JSONValue, meta: JSONValue?, sources: [Digest: PayloadSource])] = []
         var batchBytes: Int64 = 0
 
@@ -162,8 +162,8 @@ public final class Migrator {
                             "blob \(ref.digest) of key \(KeyDisplay.quoted(entry.key)) vanished and has no known source"
                         )
                     }
-                    _ = try store.blobs.put(
-                        fileAt: root + "/" + payload.path, offset: payload.offset, length: payload.length)
+                    let file = try folder.open(payload.path, expecting: plan.identities[IndexKey(payload.path)])
+                    _ = try store.blobs.put(file, offset: payload.offset, length: payload.length)
                 }
             }
             if durable { try session.flush() }
@@ -185,9 +185,9 @@ public final class Migrator {
                     continue
                 }
                 // Most payloads are new to the store: read each range once, hashing while copying.
+                let file = try folder.open(payload.path, expecting: plan.identities[IndexKey(payload.path)])
                 let result = try writer.blobs.put(
-                    fileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length,
-                    hashFirst: false)
+                    file, offset: payload.offset, length: payload.length, hashFirst: false)
                 stored[payload] = result.digest
                 digests.append(result.digest)
                 if result.deduplicated {
@@ -221,6 +221,7 @@ public final class Migrator {
     /// Hashes every copy of every duplicated key and returns the keys whose copies are not identical values.
     func verifyDuplicates(_ plan: MigrationPlan, store: CacheStore) throws(CasketError) -> [String] {
         var differing: [String] = []
+        let converter = converter ?? ExcaConverter(folder: plan.cache.folder)
         for item in plan.keys where !item.losers.isEmpty {
             let expected = try store.entry(item.key)?.value
             for loser in item.losers {
@@ -230,9 +231,8 @@ public final class Migrator {
                 }
                 var digests: [Digest] = []
                 for payload in converted.payloads {
-                    digests.append(
-                        try BlobStore.digest(
-                            ofFileAt: source + "/" + payload.path, offset: payload.offset, length: payload.length))
+                    let file = try plan.cache.folder.open(payload.path, expecting: converter.identity(of: payload.path))
+                    digests.append(try BlobStore.digest(of: file, offset: payload.offset, length: payload.length))
                 }
                 if Migrator.comparable(converted.node(digests: digests)) != expected.map(Migrator.comparable) {
                     differing.append(item.key)

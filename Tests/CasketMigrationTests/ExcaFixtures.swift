@@ -35,6 +35,7 @@ enum ExcaFixtures {
 
     private static let base = try! TemporaryDirectory(prefix: "casket-exca-fixtures")
     private static let made = Mutex<[String: Fixture]>([:])
+    private static let generating = NSLock()
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -46,6 +47,10 @@ enum ExcaFixtures {
     ) throws -> Fixture {
         let name = ([version, handlers, "w\(writers)", "k\(keys)"] + extra).joined(separator: "_")
             .replacingOccurrences(of: "-", with: "")
+        // One generation at a time: suites run in parallel, and two of them asking for the same fixture
+        // must not write one folder together.
+        generating.lock()
+        defer { generating.unlock() }
         if let known = made.withLock({ $0[name] }) { return known }
         let folder = base.child(name)
         let cache = folder + "/cache"

@@ -13,6 +13,8 @@
 //                                       prints "S key hash" / "D key" per committed operation
 //   casket-testhelper hold-lock STORE SECONDS TTL_S                take the GC lock, print "held", hold it SECONDS
 //   casket-testhelper bench-fill STORE BLOBS ENTRIES               write a large store directly (benchmark)
+//   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
+//                                       more appends: see AppendFailure.swift
 //
 // Payloads are a deterministic function of the key, so every writer of a key writes the same bytes.
 
@@ -79,7 +81,7 @@ func run() throws {
             let start = Int64(args[7])
         else { fail("usage: compute STORE TTL LOG COUNT SLEEP_MS START_NS") }
         let log = args[4]
-        let board = ClaimBoard(store: cache.blobs, ttlSeconds: ttl)
+        let board = try ClaimBoard(store: cache.blobs, ttl: .seconds(ttl))
         while wallClock() < start { usleep(200) }
         let keys = (0..<count).map { "k\($0)" }
         let values = try cache.getOrCompute(keys, board: board, timeout: 600) { mine in
@@ -90,9 +92,9 @@ func run() throws {
             }
             close(fd)
             usleep(UInt32(sleepMs * 1000))
-            return Dictionary(uniqueKeysWithValues: mine.map { ($0, payload(for: $0, size: 64)) })
+            return Dictionary(uniqueKeysWithValues: mine.map { (IndexKey($0), payload(for: $0, size: 64)) })
         }
-        for key in keys where values[key] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
+        for key in keys where values[IndexKey(key)] != payload(for: key, size: 64) { fail("wrong value for \(key)") }
         print("ok \(values.count)")
     case "winners":
         for entry in try cache.entries() {
@@ -118,7 +120,7 @@ func run() throws {
         guard args.count == 5, let seconds = Double(args[3]), let ttl = Double(args[4]) else {
             fail("usage: hold-lock STORE SECONDS TTL_S")
         }
-        let lock = try GCLock.acquire(cache.blobs, ttl: Int64(ttl * 1e9), heartbeatInterval: 200_000_000)
+        let lock = try GCLock.acquire(cache.blobs, ttl: .seconds(ttl), heartbeatInterval: .milliseconds(200))
         emit("held\n")
         usleep(UInt32(seconds * 1e6))
         lock.release()
@@ -127,6 +129,8 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
+    case "append-fail":
+        try appendFailure(cache)
     default:
         fail("unknown command \(args[1])")
     }
@@ -139,7 +143,7 @@ func emit(_ line: String) {
 /// Sets a blob's mtime (both forms) into the past, as if nobody had used it for a long time.
 func age(_ store: BlobStore, _ digest: Digest, to nanoseconds: Int64) {
     for compressed in [false, true] {
-        _ = StoreFiles.setModificationTime(store.path(of: digest, compressed: compressed), nanoseconds)
+        _ = store.files.setModificationTime(store.path(of: digest, compressed: compressed), nanoseconds)
     }
 }
 
@@ -191,7 +195,7 @@ func benchFill(_ store: BlobStore, blobs: Int, entries: Int) throws {
         let digest = Digest(hashing: bytes)
         digests.append(digest)
         let fanout = String(digest.hex.prefix(2))
-        if made.insert(fanout).inserted { try StoreFiles.makeDirectory(store.blobsDirectory + "/" + fanout) }
+        if made.insert(fanout).inserted { try store.files.makeDirectory(store.blobsDirectory + "/" + fanout) }
         let path = store.path(of: digest, compressed: false)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o444)
         if fd < 0 { fail("cannot create \(path)") }

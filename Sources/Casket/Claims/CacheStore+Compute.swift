@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
 extension CacheStore {
     /// Returns the stored payload of `key`, or computes, stores and returns it, computing at most once
@@ -22,8 +20,8 @@ extension CacheStore {
         compute: () throws -> [UInt8]
     ) throws -> [UInt8] {
         try getOrCompute([key], board: board, timeout: timeout) { missing in
-            [missing[0]: try compute()]
-        }[key]!
+            [IndexKey(missing[0]): try compute()]
+        }[IndexKey(key)]!
     }
 
     /// The batch form, like exca's MapInfra: claims every missing key it can, computes those in one call,
@@ -34,15 +32,16 @@ extension CacheStore {
     ///   - board: The claim board.
     ///   - timeout: How long to wait for other workers, in seconds.
     ///   - compute: Given the keys this worker claimed (never empty), returns a payload for each of them.
-    /// - Returns: The payload of every key.
+    /// - Returns: The payload of every key. Keys are byte strings (``IndexKey``): "café" in NFC and NFD are
+    ///   two keys, computed and stored apart.
     public func getOrCompute(
         _ keys: [String],
         board: ClaimBoard,
         timeout: Double = 3600,
-        compute: ([String]) throws -> [String: [UInt8]]
-    ) throws -> [String: [UInt8]] {
-        var results: [String: [UInt8]] = [:]
-        var pending = Array(Set(keys)).sorted()
+        compute: ([String]) throws -> [IndexKey: [UInt8]]
+    ) throws -> [IndexKey: [UInt8]] {
+        var results: [IndexKey: [UInt8]] = [:]
+        var pending = Set(keys.map { IndexKey($0) }).sorted().map(\.string)
         let deadline = system_wallClockNanoseconds() + Int64(timeout * 1e9)
         var delay = 0.02
         while !pending.isEmpty {
@@ -51,7 +50,7 @@ extension CacheStore {
             var waiting: [String] = []
             for key in pending {
                 if try contains(key) {
-                    results[key] = try get(key)
+                    results[IndexKey(key)] = try get(key)
                     continue
                 }
                 switch try board.tryClaim(key) {
@@ -59,7 +58,7 @@ extension CacheStore {
                     // Re-check under the claim: the previous holder may have finished just before releasing.
                     if try contains(key) {
                         claim.release()
-                        results[key] = try get(key)
+                        results[IndexKey(key)] = try get(key)
                     } else {
                         claimed.append(claim)
                     }
@@ -72,12 +71,12 @@ extension CacheStore {
                 let values = try compute(mine)
                 let session = try writeSession()
                 for key in mine {
-                    guard let value = values[key] else {
+                    guard let value = values[IndexKey(key)] else {
                         throw CasketError(
                             .invalidArgument, "compute returned no value for key \(KeyDisplay.quoted(key))")
                     }
                     try session.set(key, bytes: value)
-                    results[key] = value
+                    results[IndexKey(key)] = value
                 }
                 try session.close()
                 claimed.forEach { $0.release() }
@@ -89,7 +88,7 @@ extension CacheStore {
                         "timed out after \(timeout) s waiting for other workers to compute \(waiting.count) keys, "
                             + "first '\(waiting[0])'")
                 }
-                usleep(UInt32(delay * 1e6))
+                Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 1.5, 1.0)
             }
             pending = waiting

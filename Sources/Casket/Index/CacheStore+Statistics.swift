@@ -56,54 +56,86 @@ extension CacheStore {
         public var indexFiles: Int
         /// Malformed lines (their hashes are in `live`, conservatively).
         public var issues: [IndexIssue]
+        /// Entries of `index/` that are not index files (never read).
+        public var debris: [IndexDebris]
     }
 
-    /// Reads every index file once, keeping only what marking needs (not the value trees).
+    /// Reads every index file, keeping only what marking needs (not the value trees), under the index
+    /// lock so that no compaction renames or removes an index file meanwhile.
+    ///
+    /// Why the mark is complete (docs/GC.md, "Mark"): with the index lock held, the only process that
+    /// renames or removes index files (compaction) is not running, so every file that exists when the
+    /// listing starts exists until it ends and is listed (POSIX `readdir` may miss only entries added or
+    /// removed during the listing). Files created meanwhile hold only lines written after the mark
+    /// started, which the writers' own blob recheck covers (FORMAT.md 5.5 step 4). As a second guard, a
+    /// pass is repeated when a listed file vanished before it was read, or when a second listing after the
+    /// read lacks a name of the first or shows a compaction's name (`.folding`, `compact-`) the first did
+    /// not: a lock taken over from a paused compaction cannot make the mark miss a file silently.
     ///
     /// A malformed line cannot be judged a winner or not, so every well-formed hash in it counts as live.
     ///
-    /// - Parameter visit: Called with each live key and the blobs its winner references (fsck uses it to
-    ///   find missing blobs without holding value trees in memory).
+    /// - Parameters:
+    ///   - lockTTL: How old the heartbeat of a compaction's index lock must be before it is taken over.
+    ///   - lockWait: How long to wait for a running compaction to finish.
+    ///   - visit: Called with each live key and the blobs its winner references (fsck uses it to find
+    ///     missing blobs without holding value trees in memory).
     @_spi(Maintenance) public static func mark(
-        _ blobs: BlobStore, visit: ((_ key: String, _ blobs: [Digest]) throws(CasketError) -> Void)? = nil
+        _ blobs: BlobStore, lockTTL: Int64 = 300_000_000_000, lockWait: Int64 = 600_000_000_000,
+        visit: ((_ key: String, _ blobs: [Digest]) throws(CasketError) -> Void)? = nil
     ) throws(CasketError) -> Mark {
-        try makeDirectory(blobs.layout.index, existingIsFine: true)
-        // A pass in which every listed file could be read saw every line that existed when the folder was
-        // listed: compaction renames and writes its output before deleting what it folded (FORMAT.md 5.6).
-        // A file that vanished between listing and reading (folded away) forces another pass.
-        var reader = IndexReader(directory: blobs.layout.index)
+        let directory = blobs.layout.index
+        _ = try blobs.directories.folder(.index, create: true)
+        let lock = try IndexLock.acquire(blobs, purpose: "mark", ttl: lockTTL, wait: lockWait)
+        defer { lock.release() }
+        var reader = IndexReader(directory: directory)
         for attempt in 1...20 {
-            reader = IndexReader(directory: blobs.layout.index)
+            reader = IndexReader(directory: directory)
             reader.keepValues = false
             reader.collectMalformedHashes = true
             try reader.refresh()
-            if !reader.fileVanishedDuringLastRefresh { break }
+            let first = Set(reader.listed.keys)
+            let second = Set(try IndexDirectory.list(directory).files.keys)
+            let compactionMoved = second.subtracting(first).contains { (name: IndexKey) in
+                name.string.hasSuffix(IndexDirectory.foldingSuffix)
+                    || name.string.hasPrefix(IndexDirectory.compactPrefix)
+            }
+            if !reader.fileVanishedDuringLastRefresh && first.isSubset(of: second) && !compactionMoved { break }
             if attempt == 20 {
                 throw CasketError(
-                    .busy, "index files of '\(blobs.root)' kept vanishing while being read (compaction running?)")
+                    .busy,
+                    "index files of '\(blobs.root)' kept being renamed while being read (a compaction that "
+                        + "lost the index lock?)", path: directory)
             }
         }
+        // What follows reads no index file: let compactions go on.
+        lock.release()
         var live = reader.malformedHashes
         var keys = 0
         live.reserveCapacity(reader.markWinners.count)
         for (key, winner) in reader.markWinners where !winner.deleted {
             keys += 1
-            try visit?(key, winner.blobs)
+            try visit?(key.string, winner.blobs)
             if winner.count > 0 { live.insert(winner.first) }
             for digest in winner.more ?? [] { live.insert(digest) }
         }
         return Mark(
-            live: live, keys: keys, entries: reader.entryCount, indexFiles: reader.files.count, issues: reader.issues)
+            live: live, keys: keys, entries: reader.entryCount, indexFiles: reader.files.count, issues: reader.issues,
+            debris: reader.debris)
+    }
+
+    /// Whether `name` (in `index/`) is compaction's unpublished output, `compact-*.jsonl.tmp`.
+    @_spi(Maintenance) public static func isCompactionTemp(_ name: String) -> Bool {
+        IndexDirectory.isCompactionTemp(name)
     }
 }
 
 extension CacheStore {
-    /// Calls `body` with every live winner in key order, one at a time (`casket ls` streams through it):
+    /// Calls `body` with every live winner in key order (bytes, as ``entries()``), one at a time (`casket ls` streams through it):
     /// the winner table is the only per-key memory, plus one array of its keys to sort.
     public func forEachEntry(_ body: (IndexEntry) throws(CasketError) -> Void) throws(CasketError) {
         try refresh()
         let winners = reader.winners
-        var keys: [String] = []
+        var keys: [IndexKey] = []
         keys.reserveCapacity(winners.count)
         for (key, entry) in winners where !entry.isDeleted { keys.append(key) }
         keys.sort()

@@ -33,14 +33,15 @@ public final class CacheStore {
 
     /// Reads index bytes appended since the last refresh (all of them the first time).
     public func refresh() throws(CasketError) {
-        try makeDirectory(blobs.layout.index, existingIsFine: true)
+        _ = try blobs.directories.folder(.index, create: true)
         try reader.refresh()
     }
 
     /// The live keys, sorted.
     public func keys() throws(CasketError) -> [String] {
         try refresh()
-        return reader.winners.values.filter { !$0.isDeleted }.map(\.key).sorted()
+        // Sorted by bytes: `String <` would order NFC and NFD forms of a key arbitrarily.
+        return reader.winners.filter { !$0.value.isDeleted }.keys.sorted().map(\.string)
     }
 
     /// Whether `key` is live.
@@ -51,25 +52,29 @@ public final class CacheStore {
     /// The winning entry of a live key, or `nil` when the key is absent or deleted.
     public func entry(_ key: String) throws(CasketError) -> IndexEntry? {
         try refresh()
-        guard let entry = reader.winners[key], !entry.isDeleted else { return nil }
+        guard let entry = reader.winners[IndexKey(key)], !entry.isDeleted else { return nil }
         return entry
     }
 
     /// Every live winner, sorted by key.
     public func entries() throws(CasketError) -> [IndexEntry] {
         try refresh()
-        return reader.winners.values.filter { !$0.isDeleted }.sorted { $0.key < $1.key }
+        return reader.winners.values.filter { !$0.isDeleted }.sorted { IndexKey($0.key) < IndexKey($1.key) }
     }
 
     /// Malformed index lines met so far, each with its file and line number.
     public var issues: [IndexIssue] { reader.issues }
+
+    /// Entries of `index/` that the last refresh skipped because they are not index files (a symlink, a
+    /// directory, a FIFO, a name starting with `.`): never read, reported by the commands.
+    public var indexDebris: [IndexDebris] { reader.debris }
 
     /// Index bytes read by the last refresh: a refresh with nothing new reads none.
     public var bytesReadByLastRefresh: Int64 { reader.bytesReadByLastRefresh }
 
     /// Opens a write session: a new index file owned by this process.
     public func writeSession() throws(CasketError) -> WriteSession {
-        try makeDirectory(blobs.layout.index, existingIsFine: true)
+        _ = try blobs.directories.folder(.index, create: true)
         return WriteSession(store: self)
     }
 
@@ -82,7 +87,7 @@ public final class CacheStore {
         -> Int64
     {
         switch try singlePayload(key) {
-        case .blob(let ref): return try blobs.read(ref.digest, to: sink)
+        case .blob(let ref): return try blobs.read(ref.digest, size: ref.size, to: sink)
         case .inline(let bytes):
             try typed { try bytes.withUnsafeBytes { try sink($0) } }
             return Int64(bytes.count)
@@ -91,9 +96,10 @@ public final class CacheStore {
 
     /// The single payload of `key`'s value, in memory. Meant for small values; stream large ones.
     public func get(_ key: String) throws(CasketError) -> [UInt8] {
-        var out: [UInt8] = []
-        try read(key) { (chunk) throws(CasketError) in out.append(contentsOf: chunk) }
-        return out
+        switch try singlePayload(key) {
+        case .blob(let ref): return try blobs.readAll(ref.digest, size: ref.size)
+        case .inline(let bytes): return bytes
+        }
     }
 
     /// The payload of a value that has exactly one.

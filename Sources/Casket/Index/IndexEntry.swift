@@ -13,9 +13,22 @@ public struct IndexEntry: Sendable, Equatable {
             self.line = line
         }
 
+        /// Equal when the writer ids have the same bytes and the line numbers are equal.
+        public static func == (lhs: Origin, rhs: Origin) -> Bool {
+            lhs.line == rhs.line && lhs.writer.sameBytes(as: rhs.writer)
+        }
+
+        /// Hashes the writer id's bytes and the line number.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(IndexKey(writer))
+            hasher.combine(line)
+        }
+
         /// Orders by writer id as bytes, then line number.
         public static func < (lhs: Origin, rhs: Origin) -> Bool {
-            if lhs.writer != rhs.writer { return Array(lhs.writer.utf8).lexicographicallyPrecedes(rhs.writer.utf8) }
+            if !lhs.writer.sameBytes(as: rhs.writer) {
+                return Array(lhs.writer.utf8).lexicographicallyPrecedes(rhs.writer.utf8)
+            }
             return lhs.line < rhs.line
         }
 
@@ -46,6 +59,12 @@ public struct IndexEntry: Sendable, Equatable {
         self.blobs = blobs
         self.origin = origin
         self.meta = meta
+    }
+
+    /// Field-by-field equality; the key compared as bytes.
+    public static func == (lhs: IndexEntry, rhs: IndexEntry) -> Bool {
+        lhs.key.sameBytes(as: rhs.key) && lhs.timestamp == rhs.timestamp && lhs.value == rhs.value
+            && lhs.blobs == rhs.blobs && lhs.origin == rhs.origin && lhs.meta == rhs.meta
     }
 
     /// True for a tombstone.

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads every index file of a store into a table of winners, and on refresh reads only the bytes
 /// appended since the last read (docs/FORMAT.md, sections 5.3 and 5.4).
 ///
@@ -15,11 +9,14 @@ struct IndexReader {
         var offset: Int64
         var lines: Int
         var sealed: Bool
+        /// Bytes after the last newline when the file was last read: an unfinished last line.
+        var tail = 0
     }
 
     let directory: String
-    private(set) var files: [String: FileState] = [:]
-    private(set) var winners: [String: IndexEntry] = [:]
+    /// Per index file name (compared as bytes, like keys).
+    private(set) var files: [IndexKey: FileState] = [:]
+    private(set) var winners: [IndexKey: IndexEntry] = [:]
     /// Lines read that were well formed, all files together (entries, not seals).
     private(set) var entryCount = 0
     /// Malformed lines met so far.
@@ -28,6 +25,10 @@ struct IndexReader {
     private(set) var bytesReadByLastRefresh: Int64 = 0
     /// Whether a listed file vanished (compaction folded it away) before the last refresh could read it.
     private(set) var fileVanishedDuringLastRefresh = false
+    /// Entries of `index/` that are not index files, as the last refresh found them (never read).
+    private(set) var debris: [IndexDebris] = []
+    /// What `lstat` said about each index file the last refresh listed (and `include` accepted).
+    private(set) var listed: [IndexKey: FileStatus] = [:]
 
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
@@ -35,8 +36,8 @@ struct IndexReader {
     /// what garbage collection's mark needs, in a fraction of the memory (about 100 bytes a key).
     var keepValues = true
     /// The winners kept when `keepValues` is false.
-    private(set) var markWinners: [String: MarkWinner] = [:]
-    private var internedWriters: [String: String] = [:]
+    private(set) var markWinners: [IndexKey: MarkWinner] = [:]
+    private var internedWriters: [IndexKey: String] = [:]
 
     /// A key's winner reduced to what marking needs.
     struct MarkWinner {
@@ -51,7 +52,9 @@ struct IndexReader {
 
         func wins(over other: MarkWinner) -> Bool {
             if timestamp != other.timestamp { return timestamp > other.timestamp }
-            if writer != other.writer { return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8) }
+            if !writer.sameBytes(as: other.writer) {
+                return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8)
+            }
             return line > other.line
         }
 
@@ -68,11 +71,10 @@ struct IndexReader {
     }
 
     /// Whether the file was seen to end with a seal line.
-    func isSealed(_ name: String) -> Bool { files[name]?.sealed ?? false }
+    func isSealed(_ name: String) -> Bool { files[IndexKey(name)]?.sealed ?? false }
 
-    static func isIndexFile(_ name: String) -> Bool {
-        name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.folding")
-    }
+    /// Whether `name` is an index file's name (docs/FORMAT.md 5.1; the entry must also be a regular file).
+    static func isIndexFile(_ name: String) -> Bool { IndexDirectory.hasIndexName(name) }
 
     static func writerID(ofFile name: String) -> String {
         if name.hasSuffix(".jsonl.folding") { return String(name.dropLast(".jsonl.folding".count)) }
@@ -83,22 +85,15 @@ struct IndexReader {
     /// have dropped lines this table was built from.
     mutating func refresh() throws(CasketError) {
         bytesReadByLastRefresh = 0
-        fileVanishedDuringLastRefresh = false
-        var names: [String] = []
-        try forEachEntry(in: directory) { (name, _) throws(CasketError) in
-            if IndexReader.isIndexFile(name) && include?(name) ?? true { names.append(name) }
-        }
-        let present = Set(names)
-        var mustReload = files.keys.contains { !present.contains($0) }
-        var stats: [String: stat] = [:]
-        for name in names {
-            guard case .success(let st) = system_stat(directory + "/" + name) else {
-                fileVanishedDuringLastRefresh = true
-                mustReload = mustReload || files[name] != nil
-                continue
-            }
-            if let known = files[name], known.inode != UInt64(st.st_ino) || st.size < known.offset { mustReload = true }
-            stats[name] = st
+        let listing = try IndexDirectory.list(directory)
+        debris = listing.debris
+        fileVanishedDuringLastRefresh = listing.vanished
+        var stats: [IndexKey: FileStatus] = [:]
+        for (name, st) in listing.files where include?(name.string) ?? true { stats[name] = st }
+        listed = stats
+        var mustReload = files.keys.contains { stats[$0] == nil }
+        for (name, st) in stats {
+            if let known = files[name], known.inode != st.inode || st.size < known.offset { mustReload = true }
         }
         if mustReload {
             files = [:]
@@ -107,24 +102,33 @@ struct IndexReader {
             entryCount = 0
             issues = []
         }
-        for name in names.sorted() {
-            guard let st = stats[name] else { continue }
-            var state = files[name] ?? FileState(inode: UInt64(st.st_ino), offset: 0, lines: 0, sealed: false)
+        for name in stats.keys.sorted() {
+            let st = stats[name]!
+            var state = files[name] ?? FileState(inode: st.inode, offset: 0, lines: 0, sealed: false)
             if st.size > state.offset {
-                try read(name: name, state: &state)
+                guard try read(name: name.string, in: listing.directory, state: &state) else { continue }
             }
             files[name] = state
         }
     }
 
-    private mutating func read(name: String, state: inout FileState) throws(CasketError) {
+    /// Reads the whole lines appended to one file; false when it vanished or changed identity since it was
+    /// listed (folded away, or replaced by something that is not an index file): the next refresh reloads.
+    private mutating func read(name: String, in folder: Directory, state: inout FileState) throws(CasketError)
+        -> Bool
+    {
         let path = directory + "/" + name
         let handle: FileHandle
         do {
-            handle = try FileHandle.openForReading(path)
-        } catch  where error.code == .notFound {
+            // openat with O_NOFOLLOW | O_NONBLOCK, then fstat: never a link, never a FIFO (FORMAT.md 5.1).
+            handle = try folder.openForReading(name)
+        } catch  where error.code == .notFound || error.code == .notARegularFile || error.code == .unsafePath {
             fileVanishedDuringLastRefresh = true
-            return  // folded away between listing and opening; the next refresh reloads
+            return false
+        }
+        guard try handle.io.status().inode == state.inode else {
+            fileVanishedDuringLastRefresh = true
+            return false
         }
         let writer = IndexReader.writerID(ofFile: name)
         let chunk = 1 << 20
@@ -156,6 +160,8 @@ struct IndexReader {
             carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<n]))
         }
         // state.offset counts only whole lines, so an unfinished last line is read again next time.
+        state.tail = carry.count
+        return true
     }
 
     private mutating func consume(
@@ -174,18 +180,24 @@ struct IndexReader {
             if !keepValues {
                 // Writer ids of compacted lines come from each line: share one copy of each.
                 var writer = entry.origin.writer
-                if let known = internedWriters[writer] { writer = known } else { internedWriters[writer] = writer }
+                if let known = internedWriters[IndexKey(writer)] {
+                    writer = known
+                } else {
+                    internedWriters[IndexKey(writer)] = writer
+                }
                 let refs = entry.blobs
                 let candidate = MarkWinner(
                     timestamp: entry.timestamp, writer: writer, line: entry.origin.line,
                     first: refs.first?.digest ?? .empty, count: Int32(refs.count), deleted: entry.isDeleted,
                     more: refs.count > 1 ? refs.dropFirst().map(\.digest) : nil)
-                if let current = markWinners[entry.key], !candidate.wins(over: current) { return }
-                markWinners[entry.key] = candidate
+                let key = IndexKey(entry.key)
+                if let current = markWinners[key], !candidate.wins(over: current) { return }
+                markWinners[key] = candidate
                 return
             }
-            if let current = winners[entry.key], !entry.wins(over: current) { return }
-            winners[entry.key] = entry
+            let key = IndexKey(entry.key)
+            if let current = winners[key], !entry.wins(over: current) { return }
+            winners[key] = entry
         }
     }
 

@@ -10,6 +10,9 @@ public enum KeyDisplay {
     /// `'key'`, escaped and shortened.
     public static func quoted(_ key: String) -> String { quoted(bytes: Array(key.utf8)) }
 
+    /// `'key'`, escaped and shortened.
+    public static func quoted(_ key: IndexKey) -> String { quoted(key.description) }
+
     /// The same for raw bytes that may not be valid UTF-8 (a command-line argument): an invalid byte is
     /// shown as `\xNN`.
     public static func quoted(bytes: [UInt8]) -> String {

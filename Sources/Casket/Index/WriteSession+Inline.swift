@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension WriteSession {
     /// The first bytes of a stream, read to tell whether the whole payload fits `inline_max` (FORMAT.md,
     /// section 6.3): a file or standard input is inlined by the same rule as a payload held in memory.
@@ -38,8 +32,8 @@ extension WriteSession {
         let limit = store.blobs.config.inlineMax
         guard limit > 0 else { return nil }
         let handle = try FileHandle.openForReading(path)
-        let st = try handle.io.stat()
-        guard st.st_mode & S_IFMT == S_IFREG && Int64(st.st_size) <= Int64(limit) else { return nil }
+        let status = try handle.io.status()
+        guard status.kind == .regular && status.size <= Int64(limit) else { return nil }
         let head = try readHead(handle.io)
         return head.complete ? head.bytes : nil
     }

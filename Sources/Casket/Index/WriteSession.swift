@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A writer's own index file and the operations that append to it (docs/FORMAT.md, section 5.5).
 ///
 /// Created by ``CacheStore/writeSession()``. The file is created on the first write and sealed by
@@ -19,10 +13,20 @@ public final class WriteSession {
     private var lines = 0
     private var lastTimestamp: Int64 = 0
     private var closed = false
+    /// Whether every write reads the store's index again first, so that its timestamp is later than the
+    /// key's current winner (docs/FORMAT.md 5.4). A bulk writer that read the index just before (migration)
+    /// turns it off: the index is then read once, at the first write.
+    package var refreshesBeforeEachWrite = true
+    private var indexRead = false
+    /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
+    /// without the value trees, and without changing the view of the store's own reads.
+    private var winners: IndexReader
 
     init(store: CacheStore) {
         self.store = store
         self.writerID = WriteSession.newWriterID()
+        self.winners = IndexReader(directory: store.blobs.layout.index)
+        self.winners.keepValues = false
     }
 
     deinit { try? close() }
@@ -111,7 +115,7 @@ public final class WriteSession {
         let entry = try append(key: key, value: value, blobs: blobs, meta: meta)
         // Invariant I4: a GC that finished between the blob writes and this line may have swept a blob
         // this writer deduplicated against; the line is durable now, so republishing closes the race.
-        for ref in blobs where !store.blobs.contains(ref.digest) {
+        for ref in blobs where !store.blobs.contains(ref.digest, size: ref.size) {
             guard let republish else {
                 throw CasketError(
                     .notFound,
@@ -132,8 +136,17 @@ public final class WriteSession {
 
     /// Flushes the lines appended so far to stable storage (`fdatasync`), whatever the store's durability:
     /// for writers that append a batch of lines without flushing each one.
+    ///
+    /// A failed flush abandons the file (its lines may not all be on disk; nothing is appended to it again):
+    /// the caller writes the batch again, and the next line goes to a new file.
     public func flush() throws(CasketError) {
-        try io?.sync(dataOnly: true)
+        guard let io else { return }
+        do {
+            try io.sync(dataOnly: true)
+        } catch {
+            abandonFile()
+            throw error
+        }
     }
 
     /// Appends a seal line and closes the file. Nothing can be written afterwards.
@@ -145,26 +158,59 @@ public final class WriteSession {
             file = nil
             self.io = nil
         }
-        let seal = IndexLine.encodeSeal(timestamp: nextTimestamp())
+        let seal = IndexLine.encodeSeal(
+            timestamp: lastTimestamp == .max ? .max : max(system_wallClockNanoseconds(), lastTimestamp + 1))
         try typed { try seal.withUnsafeBytes { try io.writeAll($0) } }
         if store.blobs.durable { try io.sync(dataOnly: true) }
     }
 
-    private func nextTimestamp() -> Int64 {
-        lastTimestamp = max(system_wallClockNanoseconds(), lastTimestamp + 1)
+    /// The timestamp of a write of `key`: later than the clock, than this file's last line, and than the
+    /// key's current winner (docs/FORMAT.md 5.4), so a host whose clock ran ahead cannot freeze the key.
+    private func nextTimestamp(for key: String) throws(CasketError) -> Int64 {
+        if refreshesBeforeEachWrite || !indexRead {
+            // A file folded away while being listed may hide the winner: read again (compaction publishes
+            // before it deletes, so a later pass sees its lines under the new name).
+            for _ in 0..<5 {
+                try winners.refresh()
+                if !winners.fileVanishedDuringLastRefresh { break }
+            }
+            indexRead = true
+        }
+        let winner = winners.markWinners[IndexKey(key)]
+        var floor = lastTimestamp
+        if let winner { floor = max(floor, winner.timestamp) }
+        guard floor < Int64.max else {
+            let origin = winner.map { " (\($0.writer):\($0.line))" } ?? ""
+            throw CasketError(
+                .clockSkew,
+                "key '\(key)' has an entry with ts \(floor)\(origin), the greatest a timestamp can be: no write "
+                    + "can come after it (its writer's clock is wrong; docs/FORMAT.md 5.4)")
+        }
+        lastTimestamp = max(system_wallClockNanoseconds(), floor + 1)
         return lastTimestamp
+    }
+
+    /// Closes the current file for good and moves to a new writer id: after a failed or partial append the
+    /// file may end with part of a line, and a later append would merge with it (docs/FORMAT.md 5.5).
+    private func abandonFile() {
+        file = nil
+        io = nil
+        writerID = WriteSession.newWriterID()
     }
 
     private func append(key: String, value: JSONValue?, blobs: [BlobRef], meta: JSONValue?) throws(CasketError)
         -> IndexEntry
     {
         guard !closed else { throw CasketError(.invalidArgument, "the write session is closed") }
-        let timestamp = nextTimestamp()
+        let timestamp = try nextTimestamp(for: key)
+        var failedOnce = false
         while true {
             if io == nil {
-                let handle = try FileHandle.createExclusive(path, mode: 0o644)
-                let st = try handle.io.stat()
-                inode = (UInt64(st.st_dev), UInt64(st.st_ino))
+                // index/ opened without following a link; O_EXCL never follows one either.
+                let handle = try store.blobs.directories.folder(.index, create: true).createExclusive(
+                    writerID + ".jsonl")
+                let st = try handle.io.status()
+                inode = (st.device, st.inode)
                 io = handle.io
                 file = consume handle
                 lines = 0
@@ -174,20 +220,29 @@ public final class WriteSession {
                 origin: .init(writer: writerID, line: lines + 1), meta: meta)
             let line = IndexLine.encode(entry, withOrigin: false)
             let io = self.io!
-            try typed { try line.withUnsafeBytes { try io.writeAll($0) } }
-            if store.blobs.durable { try io.sync(dataOnly: true) }
+            do throws(CasketError) {
+                try typed { try line.withUnsafeBytes { try io.writeAll($0) } }
+                if store.blobs.durable { try io.sync(dataOnly: true) }
+            } catch {
+                // Write error, short write or failed fdatasync: never append to this file again; write the
+                // line once more in a new file (a duplicate line is harmless).
+                abandonFile()
+                if failedOnce { throw error }
+                failedOnce = true
+                continue
+            }
             lines += 1
-            if stillOurs(io.path) { return entry }
+            if stillOurs() { return entry }
             // Compaction took the file away: start a new one and write the line again there.
-            file = nil
-            self.io = nil
-            writerID = WriteSession.newWriterID()
+            abandonFile()
         }
     }
 
     /// Whether the index path still names the file this session has open.
-    private func stillOurs(_ path: String) -> Bool {
-        guard case .success(let current) = system_stat(path) else { return false }
-        return UInt64(current.st_ino) == inode.ino && UInt64(current.st_dev) == inode.dev
+    private func stillOurs() -> Bool {
+        guard let index = try? store.blobs.directories.folder(.index),
+            case .success(let current) = index.status(writerID + ".jsonl")
+        else { return false }
+        return current.inode == inode.ino && current.device == inode.dev
     }
 }

@@ -191,17 +191,21 @@ public struct JSONParser {
         mutating func string() throws(SyntaxError) -> String {
             position += 1
             let start = position
+            var ascii = true
             // Fast path: no escapes.
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(
-                        decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+                    let text = String(decoding: raw, as: UTF8.self)
+                    // Validated, never repaired: "k\xff" and "k\xfe" must not both become "k\u{FFFD}".
+                    if !ascii && !text.utf8.elementsEqual(raw) { throw error("invalid UTF-8 in a string") }
                     position += 1
                     return text
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw error("control character in a string") }
+                if byte >= 0x80 { ascii = false }
                 position += 1
             }
             var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
@@ -210,7 +214,9 @@ public struct JSONParser {
                 switch byte {
                 case UInt8(ascii: "\""):
                     position += 1
-                    return String(decoding: out, as: UTF8.self)
+                    let text = String(decoding: out, as: UTF8.self)
+                    if !text.utf8.elementsEqual(out) { throw error("invalid UTF-8 in a string") }
+                    return text
                 case UInt8(ascii: "\\"):
                     position += 1
                     guard position < bytes.count else { throw error("unterminated escape") }
@@ -238,7 +244,10 @@ public struct JSONParser {
                                 throw error("invalid surrogate pair")
                             }
                         }
-                        let character = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                        // A lone surrogate is no Unicode text, so no UTF-8 byte string: refused, not replaced.
+                        guard let character = Unicode.Scalar(scalar) else {
+                            throw error("lone surrogate \\u\(String(scalar, radix: 16)) in a string")
+                        }
                         out.append(contentsOf: String(Character(character)).utf8)
                     default: throw error("invalid escape")
                     }

@@ -14,6 +14,20 @@ public enum JSONValue: Sendable, Equatable {
     /// An object, fields in their order of appearance.
     case object(JSONObject)
 
+    /// Structural equality; strings compare as their UTF-8 bytes (keys, file names and values are byte
+    /// strings: `String ==` would make "café" in NFC and NFD one value).
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.number(let a), .number(let b)): return a.sameBytes(as: b)
+        case (.string(let a), .string(let b)): return a.sameBytes(as: b)
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)): return a == b
+        default: return false
+        }
+    }
+
     /// A number from an integer.
     public static func int<I: BinaryInteger>(_ value: I) -> JSONValue { .number(String(value)) }
 
@@ -70,9 +84,9 @@ public struct JSONObject: Sendable, Equatable, Sequence {
 
     /// The value of the first field named `key`; setting replaces it in place or appends it.
     public subscript(key: String) -> JSONValue? {
-        get { fields.first { $0.key == key }?.value }
+        get { fields.first { $0.key.sameBytes(as: key) }?.value }
         set {
-            if let index = fields.firstIndex(where: { $0.key == key }) {
+            if let index = fields.firstIndex(where: { $0.key.sameBytes(as: key) }) {
                 if let newValue { fields[index].value = newValue } else { fields.remove(at: index) }
             } else if let newValue {
                 fields.append((key, newValue))
@@ -86,6 +100,6 @@ public struct JSONObject: Sendable, Equatable, Sequence {
     /// Field-by-field equality, order included.
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.fields.count == rhs.fields.count
-            && zip(lhs.fields, rhs.fields).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+            && zip(lhs.fields, rhs.fields).allSatisfy { $0.key.sameBytes(as: $1.key) && $0.value == $1.value }
     }
 }

@@ -43,19 +43,22 @@ extension BlobStore {
         _ body: (BlobFile) throws(CasketError) -> Void,
         debris: (String) throws(CasketError) -> Void = { (_) throws(CasketError) in }
     ) throws(CasketError) {
+        let blobs = try directories.folder(.blobs)
         var fanouts: [String] = []
-        try forEachEntry(in: layout.blobs) { (name, _) throws(CasketError) in fanouts.append(name) }
+        try blobs.forEachEntry { (name, _) throws(CasketError) in fanouts.append(name) }
         for fanout in fanouts.sorted() {
-            let directory = layout.blobs + "/" + fanout
-            guard fanout.utf8.count == 2, case .success(let st) = system_stat(directory), st.isDirectory else {
+            let directory = blobs.path(of: fanout)
+            // A link or file in the place of a fan-out folder is debris, never followed.
+            guard fanout.utf8.count == 2, case .success(let st) = blobs.status(fanout), st.isDirectory else {
                 try debris(directory)
                 continue
             }
-            try forEachEntry(in: directory) { (name, _) throws(CasketError) in
+            let folder = try blobs.directory(fanout)
+            try folder.forEachEntry { (name, _) throws(CasketError) in
                 let path = directory + "/" + name
                 let compressed = name.hasSuffix(StoreLayout.compressedSuffix)
                 let hex = compressed ? String(name.dropLast(StoreLayout.compressedSuffix.count)) : name
-                guard let digest = Digest(hex), hex.hasPrefix(fanout), case .success(let st) = system_lstat(path),
+                guard let digest = Digest(hex), hex.hasPrefix(fanout), case .success(let st) = folder.status(name),
                     st.isRegularFile
                 else {
                     try debris(path)
@@ -97,7 +100,9 @@ extension BlobStore {
                     // A blob kept in both forms (a race between writers) counts once, as its raw form.
                     if mappablePath(file.digest) == nil {
                         stats.blobs += 1
-                        let header = try? readFrameHeader(file.path)
+                        let header = try directories.fanout(file.digest).flatMap {
+                            try? readFrameHeader(file.digest, in: $0)
+                        }
                         stats.payloadBytes += header?.contentSize ?? file.storedBytes
                     }
                 } else {
@@ -105,22 +110,24 @@ extension BlobStore {
                     stats.payloadBytes += file.storedBytes
                 }
             }, debris: { (_) throws(CasketError) in stats.debrisFiles += 1 })
-        try forEachEntry(in: layout.tmp) { (_, _) throws(CasketError) in stats.debrisFiles += 1 }
+        try directories.folder(.tmp).forEachEntry { (_, _) throws(CasketError) in stats.debrisFiles += 1 }
         return stats
     }
 
     /// Removes a blob in both forms (for garbage collection). Returns the number of files removed.
     @discardableResult
     public func remove(_ digest: Digest) throws(CasketError) -> Int {
+        guard let fanout = try directories.fanout(digest) else { return 0 }
         var removed = 0
-        for path in [layout.rawPath(digest), layout.compressedPath(digest)] {
-            switch system_unlink(path) {
+        for compressed in [false, true] {
+            switch fanout.remove(blobName(digest, compressed: compressed)) {
             case .success: removed += 1
             case .failure(.noSuchFileOrDirectory): break
-            case .failure(let errno): throw CasketError.remove(path, errno: errno)
+            case .failure(let errno):
+                throw CasketError.remove(layout.path(digest, compressed: compressed), errno: errno)
             }
         }
-        if removed > 0 && durable { try syncDirectory(layout.fanout(digest)) }
+        if removed > 0 && durable { try fanout.sync() }
         return removed
     }
 }

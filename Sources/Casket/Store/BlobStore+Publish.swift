@@ -1,48 +1,14 @@
 import Synchronization
 
 extension BlobStore {
-    /// The state of a blob on disk.
-    enum Inspection {
-        /// Stored and sound (right size, plausible frame).
-        case sound(BlobLocation)
-        /// A file is there but cannot be the payload (wrong size, empty, not a frame): it is replaced.
-        case unsound(path: String)
-        /// Neither form exists.
-        case absent
+    /// A blob's file name in its fan-out folder: the hash, plus `.lz4` for the compressed form.
+    func blobName(_ digest: Digest, compressed: Bool) -> String {
+        compressed ? digest.hex + StoreLayout.compressedSuffix : digest.hex
     }
 
-    /// Looks for a blob in both forms, raw first, checking what can be checked without reading it all.
-    func inspect(_ digest: Digest, size: Int64?) -> Inspection {
-        var unsound: String? = nil
-        let rawPath = layout.rawPath(digest)
-        if case .success(let st) = system_stat(rawPath) {
-            let emptyDebris = st.size == 0 && digest != .empty
-            if st.isRegularFile && !emptyDebris && (size == nil || st.size == size) {
-                return .sound(
-                    BlobLocation(
-                        digest: digest, path: rawPath, compressed: false, storedBytes: st.size, size: st.size,
-                        mtimeNanoseconds: st.mtimeNanoseconds))
-            }
-            unsound = rawPath
-        }
-        let compressedPath = layout.compressedPath(digest)
-        if case .success(let st) = system_stat(compressedPath) {
-            if st.isRegularFile, let header = try? readFrameHeader(compressedPath),
-                size == nil || header.contentSize == nil || header.contentSize == size
-            {
-                return .sound(
-                    BlobLocation(
-                        digest: digest, path: compressedPath, compressed: true, storedBytes: st.size,
-                        size: header.contentSize, mtimeNanoseconds: st.mtimeNanoseconds))
-            }
-            unsound = unsound ?? compressedPath
-        }
-        if let unsound { return .unsound(path: unsound) }
-        return .absent
-    }
-
-    func readFrameHeader(_ path: String) throws(CasketError) -> LZ4FrameHeader? {
-        let handle = try FileHandle.openForReading(path)
+    /// The size a frame's header declares, `nil` when it declares none or is not a frame header.
+    func readFrameHeader(_ digest: Digest, in fanout: Directory) throws(CasketError) -> LZ4FrameHeader? {
+        let handle = try fanout.openForReading(blobName(digest, compressed: true))
         var bytes = [UInt8](repeating: 0, count: 19)
         let io = handle.io
         let n = try typed { try bytes.withUnsafeMutableBytes { try io.readFully(into: $0) } }
@@ -61,55 +27,21 @@ extension BlobStore {
             storedBytes: staged.storedBytes)
         // A racing writer (possibly of the other form) may have finished while this one was writing.
         if lookFirst, let hit = deduplicate(digest, size: staged.size) { return hit }
-        if durable { try staged.temp.handle.io.sync() }
-        let finalPath = layout.path(digest, compressed: staged.compressed)
-        let tempPath = staged.temp.path
-        var createdFanout = false
-        while true {
-            let method = PublishMethod(rawValue: publishMethod.load(ordering: .relaxed)) ?? .rename
-            let result: Result<Void, Errno>
-            switch method {
-            case .renameNoReplace: result = system_renameNoReplace(tempPath, finalPath)
-            case .link: result = system_link(tempPath, finalPath)
-            case .rename: result = system_rename(tempPath, finalPath)
-            }
-            switch result {
-            case .success:
-                if method == .link { _ = system_unlink(tempPath) }
-                staged.temp.markGone()
-                if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
-                if durable { try syncDirectory(layout.fanout(digest)) }
-                return newResult
-            case .failure(.fileExists):
-                if case .sound(let location) = inspect(digest, size: staged.size), freshen(location.path) {
-                    if location.compressed { removeUnsoundRaw(digest, size: staged.size) }
-                    return PutResult(
-                        digest: digest, size: staged.size, deduplicated: true, compressed: location.compressed,
-                        storedBytes: location.storedBytes)
-                }
-                // Unsound, or not ours to freshen: replace it with bytes known to be right.
-                if case .failure(let errno) = system_rename(tempPath, finalPath) {
-                    throw CasketError.publish(tempPath, to: finalPath, errno: errno)
-                }
-                staged.temp.markGone()
-                if staged.compressed { removeUnsoundRaw(digest, size: staged.size) }
-                if durable { try syncDirectory(layout.fanout(digest)) }
-                return newResult
-            case .failure(.noSuchFileOrDirectory) where !createdFanout:
-                try makeDirectory(layout.fanout(digest), existingIsFine: true)
-                if durable { try syncDirectory(layout.blobs) }
-                createdFanout = true
-            case .failure(let errno) where BlobStore.isUnsupported(errno) && method != .rename:
-                // The file system lacks this primitive (renameat2 flags on NFS, hard links elsewhere).
-                publishMethod.store(method.rawValue + 1, ordering: .relaxed)
-            case .failure(let errno):
-                throw CasketError.publish(tempPath, to: finalPath, errno: errno)
-            }
+        let finalName = blobName(digest, compressed: staged.compressed)
+        guard let fanout = try directories.fanout(digest, create: true, durable: durable) else {
+            let path = layout.path(digest, compressed: staged.compressed)
+            throw CasketError(.notFound, "cannot create the fan-out folder of \(path)", path: path)
         }
+        let published = try staged.temp.publish(
+            to: fanout, as: finalName, .exclusive(replaceIfUnsupported: true), durable: durable,
+            capabilities: publishCapabilities)
+        if published == .nameTaken {
+            if let hit = deduplicate(digest, size: staged.size) { return hit }
+            // Unsound, or not ours to freshen: replace it with bytes known to be right.
+            _ = try staged.temp.publish(to: fanout, as: finalName, .replace, durable: durable)
+        }
+        removeUnsoundTwin(digest, of: staged.compressed, size: staged.size)
+        return newResult
     }
 
-    static func isUnsupported(_ errno: Errno) -> Bool {
-        errno == .invalidArgument || errno == .notImplemented || errno == .notSupported || errno == .notPermitted
-            || errno == .tooManyLinks
-    }
 }

@@ -74,78 +74,90 @@ extension BlobStore {
         return try put(streaming: { (buffer) throws(CasketError) in try io.read(into: buffer) })
     }
 
-    /// A dedup hit: the blob exists, is sound, and its mtime was refreshed. A failed freshen is a miss.
+    /// A dedup hit: a sound form of the blob exists (docs/FORMAT.md 3.4) and its mtime was refreshed. A
+    /// failed freshen is a miss. The form is judged and freshened through one descriptor opened without
+    /// following symlinks, so what is trusted is what was checked.
     func deduplicate(_ digest: Digest, size: Int64) -> PutResult? {
-        guard case .sound(let location) = inspect(digest, size: size), freshen(location.path) else { return nil }
-        if location.compressed { removeUnsoundRaw(digest, size: size) }
-        return PutResult(
-            digest: digest, size: size, deduplicated: true, compressed: location.compressed,
-            storedBytes: location.storedBytes)
+        guard let fanout = try? directories.fanout(digest) else { return nil }
+        for compressed in [false, true] {
+            guard let handle = try? fanout.openForReading(blobName(digest, compressed: compressed)),
+                case .sound(let location) = judge(opened: handle.io, digest: digest, compressed: compressed, size: size)
+            else { continue }
+            guard case .success = handle.io.touch() else { return nil }
+            removeUnsoundTwin(digest, of: compressed, size: size)
+            return PutResult(
+                digest: digest, size: size, deduplicated: true, compressed: compressed,
+                storedBytes: location.storedBytes)
+        }
+        return nil
     }
 
-    /// Removes a file under a blob's raw name that cannot be its payload (wrong size, empty), once the
-    /// compressed form is known to be sound: readers open the raw form first, so such debris would hide
-    /// the frame and make every read fail as corrupt. A raw blob's size is exactly the payload's, so a
-    /// file of another size is never a valid blob; a racing raw writer that replaces it meanwhile loses
-    /// nothing, since the frame stays.
-    func removeUnsoundRaw(_ digest: Digest, size: Int64) {
-        let rawPath = layout.rawPath(digest)
-        guard case .success(let st) = system_stat(rawPath), st.isRegularFile, st.size != size else { return }
-        _ = system_unlink(rawPath)
-    }
-
-    /// Sets a blob's mtime to the file system's now; false when that is refused.
-    func freshen(_ path: String) -> Bool {
-        if case .success = system_touch(path) { return true }
-        return false
+    /// Removes the other form of a blob when it is unsound, once the form `kept` is known to be sound:
+    /// readers and garbage collection must never prefer such a file to the sound one. A racing writer that
+    /// replaces it meanwhile with a sound file loses nothing, since the kept form stays.
+    func removeUnsoundTwin(_ digest: Digest, of kept: Bool, size: Int64) {
+        guard case .unsound = judge(digest, compressed: !kept, size: size),
+            let fanout = try? directories.fanout(digest)
+        else { return }
+        _ = fanout.remove(blobName(digest, compressed: !kept))
     }
 
     /// Writes a payload to a temp file, hashing it and compressing it when the store asks for it.
     ///
-    /// `produce` calls `feed` with consecutive pieces of the payload.
+    /// `produce` calls `feed` with consecutive pieces of the payload. With `compression: lz4` the first
+    /// ``compressionSample`` bytes are held back until the form is chosen from them
+    /// (``worthCompressing(_:)``), so the choice depends on the payload only, never on how it was cut.
     func stage(
         knownSize: Int64?,
         _ produce: (_ feed: (UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Void
     ) throws(CasketError) -> StagedBlob {
-        let temp = try TempFile(in: layout.tmp)
-        let out = temp.handle.io
+        let temp = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
+        let out = temp.io
         var hasher = StreamingHasher()
         var encoder: LZ4FrameEncoder? = nil
-        var decided = config.compression == .none
+        var sample: [UInt8]? = config.compression == .none ? nil : []
         var size: Int64 = 0
         var stored: Int64 = 0
         let write: (UnsafeRawBufferPointer) throws(CasketError) -> Void = { (bytes) throws(CasketError) in
             try out.writeAll(bytes)
             stored += Int64(bytes.count)
         }
+        func pass(_ chunk: UnsafeRawBufferPointer) throws(CasketError) {
+            if encoder != nil { try encoder!.update(chunk, write) } else { try write(chunk) }
+        }
+        func decide() throws(CasketError) {
+            guard let held = sample else { return }
+            sample = nil
+            if held.withUnsafeBytes({ BlobStore.worthCompressing($0) }) {
+                encoder = try LZ4FrameEncoder(contentSize: knownSize)
+                try encoder!.begin(write)
+            }
+            try typed { try held.withUnsafeBytes { try pass($0) } }
+        }
         try produce { (chunk) throws(CasketError) in
             hasher.update(chunk)
             size += Int64(chunk.count)
-            if !decided {
-                decided = true
-                if BlobStore.worthCompressing(chunk) {
-                    encoder = try LZ4FrameEncoder(contentSize: knownSize)
-                    try encoder!.begin(write)
-                }
-            }
-            if encoder != nil { try encoder!.update(chunk, write) } else { try write(chunk) }
+            guard sample != nil else { return try pass(chunk) }
+            let room = min(BlobStore.compressionSample - sample!.count, chunk.count)
+            sample!.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[..<room]))
+            guard sample!.count == BlobStore.compressionSample else { return }
+            try decide()
+            if room < chunk.count { try pass(UnsafeRawBufferPointer(rebasing: chunk[room...])) }
         }
-        var compressed = false
-        if encoder != nil {
-            try encoder!.end(write)
-            compressed = true
-        }
-        let staged = StagedBlob(
+        try decide()
+        let compressed = encoder != nil
+        if compressed { try encoder!.end(write) }
+        return StagedBlob(
             temp: temp, digest: hasher.finalize(), size: size, compressed: compressed, storedBytes: stored)
-        if compressed && Double(stored) > Double(size) * (1 - StoreConfig.minimumCompressionSaving) {
-            return try decompressStaged(staged)
-        }
-        return staged
     }
 
-    /// Whether a sample (the payload's first piece) compresses by at least the minimum saving.
-    static func worthCompressing(_ chunk: UnsafeRawBufferPointer) -> Bool {
-        let sample = UnsafeRawBufferPointer(rebasing: chunk[..<min(chunk.count, 1 << 20)])
+    /// How many leading bytes of a payload decide its form (docs/FORMAT.md 3.2).
+    static let compressionSample = 1 << 20
+
+    /// The form rule (docs/FORMAT.md 3.2): the sample (the payload's first `min(size, 1 MiB)` bytes) is
+    /// compressed as one LZ4 block (`LZ4_compress_default`); the payload is kept compressed iff the sample
+    /// has at least 64 bytes and that block is at most 90 % of it. Python applies the same rule.
+    static func worthCompressing(_ sample: UnsafeRawBufferPointer) -> Bool {
         guard sample.count >= 64 else { return false }
         let bound = Int(LZ4_compressBound(Int32(sample.count)))
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 16)
@@ -153,25 +165,6 @@ extension BlobStore {
         let n = LZ4_compress_default(
             sample.baseAddress!.assumingMemoryBound(to: CChar.self),
             scratch.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(sample.count), Int32(bound))
-        return n > 0 && Double(n) <= Double(sample.count) * (1 - StoreConfig.minimumCompressionSaving)
-    }
-
-    /// Rewrites a compressed temp file as raw bytes, when the whole payload compressed worse than its sample.
-    func decompressStaged(_ staged: consuming StagedBlob) throws(CasketError) -> StagedBlob {
-        let raw = try TempFile(in: layout.tmp)
-        let out = raw.handle.io
-        let source = try FileHandle.openForReading(staged.temp.path)
-        var decoder = try LZ4FrameDecoder()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.chunkSize, alignment: 64)
-        defer { buffer.deallocate() }
-        while true {
-            let n = try source.io.read(into: buffer)
-            if n == 0 { break }
-            try decoder.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { (bytes) throws(CasketError) in
-                try out.writeAll(bytes)
-            }
-        }
-        return StagedBlob(
-            temp: raw, digest: staged.digest, size: staged.size, compressed: false, storedBytes: staged.size)
+        return n > 0 && 10 * Int(n) <= 9 * sample.count
     }
 }

@@ -129,8 +129,8 @@ extension BlobStore {
         _ io: FileRef, offset: Int64, length: Int64, expected: Digest? = nil
     ) throws(CasketError) -> StagedBlob {
         if config.compression == .none, length > 0 {
-            let temp = try TempFile(in: layout.tmp)
-            let out = temp.handle.io
+            let temp = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
+            let out = temp.io
             if try BlobStore.kernelCopy(io, offset: offset, length: length, into: out) {
                 let digest = try BlobStore.hashOwnFile(out, length: length)
                 try BlobStore.expectUnchanged(io, offset: offset, length: length, expected: expected, actual: digest)

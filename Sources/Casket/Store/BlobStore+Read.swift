@@ -1,53 +1,103 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension BlobStore {
-    /// Whether a blob is stored, in either form.
-    public func contains(_ digest: Digest) -> Bool {
-        if case .sound = inspect(digest, size: nil) { return true }
-        return false
-    }
+    /// Whether a blob is stored, in a sound form (docs/FORMAT.md 3.4).
+    public func contains(_ digest: Digest) -> Bool { locate(digest) != nil }
 
-    /// Where a blob is stored, or `nil` when it is not.
-    public func locate(_ digest: Digest) -> BlobLocation? {
-        if case .sound(let location) = inspect(digest, size: nil) { return location }
-        return nil
-    }
+    /// Whether a blob of `size` payload bytes is stored in a sound form.
+    public func contains(_ digest: Digest, size: Int64) -> Bool { locate(digest, size: size) != nil }
 
-    /// The path of a blob stored as raw bytes, for memory-mapping; `nil` when it is absent or compressed.
+    /// Where a blob is stored in a sound form (the raw one when both are), or `nil` when it is not.
     ///
-    /// Mapped bytes are not verified: use ``read(_:verify:to:)`` or ``verify(_:)`` when that matters.
-    public func mappablePath(_ digest: Digest) -> String? {
-        let path = layout.rawPath(digest)
-        if case .success(let st) = system_stat(path), st.isRegularFile { return path }
-        return nil
+    /// - Parameter size: The payload size when known (an index entry's `blobs`): a form of another size is
+    ///   not the blob.
+    public func locate(_ digest: Digest, size: Int64? = nil) -> BlobLocation? {
+        let forms = judgeForms(digest, size: size)
+        return forms.raw.location ?? forms.compressed.location
     }
+
+    /// The path of a blob stored as sound raw bytes, for memory-mapping; `nil` when it is absent or compressed.
+    ///
+    /// Mapped bytes are not verified: use ``read(_:size:verify:to:)`` or ``verify(_:)`` when that matters.
+    public func mappablePath(_ digest: Digest) -> String? { judgeForms(digest, size: nil).raw.location?.path }
 
     /// Streams a blob's payload to `sink`, decompressing as needed and verifying its hash at the end.
     ///
-    /// The sink receives bytes before verification completes: a caller that must not expose unverified
-    /// data writes them somewhere private and publishes only after this returns.
+    /// The form read is the raw one if sound, else the compressed one if sound; a form found corrupt before
+    /// any byte reached the sink gives way to a sound twin. The sink receives bytes before verification
+    /// completes: a caller that must not expose unverified data writes them somewhere private and publishes
+    /// only after this returns (``readAll(_:size:)`` and the exports also fall back after bytes were given).
     ///
     /// - Parameters:
     ///   - digest: The blob.
+    ///   - size: The payload size when known (an index entry's `blobs`).
     ///   - verify: Whether to check the hash (default true).
     ///   - sink: Receives consecutive pieces of the payload.
     /// - Returns: The payload size.
     /// - Throws: ``CasketError/Code/notFound``; ``CasketError/Code/corrupt`` naming the blob file with the
-    ///   expected and actual hash.
+    ///   expected and actual hash, or each unsound form and why.
     @discardableResult
     public func read(
         _ digest: Digest,
+        size: Int64? = nil,
         verify: Bool = true,
         to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
     ) throws(CasketError) -> Int64 {
-        let handle = try openBlob(digest)
+        var delivered = false
+        do {
+            return try read(digest, size: size, excluding: nil, verify: verify) { (bytes) throws(CasketError) in
+                delivered = true
+                try sink(bytes)
+            }
+        } catch  where error.code == .corrupt && !delivered {
+            guard let failed = failedForm(digest, error, size: size) else { throw error }
+            return try read(digest, size: size, excluding: failed, verify: verify, to: sink)
+        }
+    }
+
+    /// Reads one sound form of a blob, never the one `excluding` names (compressed or not).
+    func read(
+        _ digest: Digest, size: Int64?, excluding: Bool?, verify: Bool,
+        to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
+    ) throws(CasketError) -> Int64 {
+        let handle = try openSoundForm(digest, size: size, excluding: excluding)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.readChunk, alignment: 64)
         defer { buffer.deallocate() }
-        return try read(opened: handle, digest: digest, verify: verify, buffer: buffer, to: sink)
+        do {
+            return try read(opened: handle, digest: digest, verify: verify, buffer: buffer, to: sink)
+        } catch  where error.code == .corrupt && excluding == nil {
+            // Say so when the other form could serve the read: fsck quarantines this file.
+            let other = !handle.path.hasSuffix(StoreLayout.compressedSuffix)
+            guard let twin = judge(digest, compressed: other, size: size).location else { throw error }
+            var error = error
+            error.message += "; its other form '\(twin.path)' is sound (fsck quarantines this file)"
+            throw error
+        }
+    }
+
+    /// Runs `attempt` on the preferred sound form of a blob; when that form turns out corrupt and the other
+    /// form is sound, runs it once more, excluding the corrupt one. `attempt` must start its output over.
+    func withFallback<R>(
+        _ digest: Digest, size: Int64?, _ attempt: (_ excluding: Bool?) throws(CasketError) -> R
+    ) throws(CasketError) -> R {
+        do {
+            return try attempt(nil)
+        } catch  where error.code == .corrupt {
+            guard let failed = failedForm(digest, error, size: size) else { throw error }
+            return try attempt(failed)
+        }
+    }
+
+    /// The form (compressed or not) that a corrupt error is about, if the other form is sound.
+    func failedForm(_ digest: Digest, _ error: CasketError, size: Int64?) -> Bool? {
+        guard let path = error.path else { return nil }
+        let failed: Bool
+        if path == layout.compressedPath(digest) {
+            failed = true
+        } else if path == layout.rawPath(digest) {
+            failed = false
+        } else {
+            return nil
+        }
+        return judge(digest, compressed: !failed, size: size).location == nil ? nil : failed
     }
 
     /// Raw blobs at least this large are read one chunk ahead on a second thread.
@@ -111,35 +161,22 @@ extension BlobStore {
         return size
     }
 
-    /// Reads a whole blob into memory, verified. Meant for small payloads; stream large ones with
-    /// ``read(_:verify:to:)``.
-    public func readAll(_ digest: Digest) throws(CasketError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        try read(digest) { (chunk) throws(CasketError) in bytes.append(contentsOf: chunk) }
-        return bytes
+    /// Reads a whole blob into memory, verified; a corrupt form gives way to a sound twin. Meant for small
+    /// payloads; stream large ones with ``read(_:size:verify:to:)``.
+    public func readAll(_ digest: Digest, size: Int64? = nil) throws(CasketError) -> [UInt8] {
+        try withFallback(digest, size: size) { (excluding) throws(CasketError) in
+            var bytes: [UInt8] = []
+            _ = try read(digest, size: size, excluding: excluding, verify: true) { (chunk) throws(CasketError) in
+                bytes.append(contentsOf: chunk)
+            }
+            return bytes
+        }
     }
 
-    /// Checks a blob's hash by reading it whole.
+    /// Checks a blob's hash by reading the form readers take (raw first) whole.
     ///
     /// - Throws: ``CasketError/Code/corrupt`` or ``CasketError/Code/notFound``.
     public func verify(_ digest: Digest) throws(CasketError) {
         try read(digest) { (_) throws(CasketError) in }
-    }
-
-    /// Opens a blob's file, raw form first; the path's suffix tells which form it is.
-    func openBlob(_ digest: Digest) throws(CasketError) -> FileHandle {
-        let rawPath = layout.rawPath(digest)
-        switch system_open(rawPath, O_RDONLY) {
-        case .success(let fd): return FileHandle(fd: fd, path: rawPath)
-        case .failure(.noSuchFileOrDirectory): break
-        case .failure(let errno): throw CasketError.open(rawPath, errno: errno)
-        }
-        let compressedPath = layout.compressedPath(digest)
-        switch system_open(compressedPath, O_RDONLY) {
-        case .success(let fd): return FileHandle(fd: fd, path: compressedPath)
-        case .failure(.noSuchFileOrDirectory):
-            throw CasketError(.notFound, "blob \(digest) is not in the store '\(root)'", path: rawPath)
-        case .failure(let errno): throw CasketError.open(compressedPath, errno: errno)
-        }
     }
 }

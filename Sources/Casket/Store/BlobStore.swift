@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
 
 /// A content-addressed blob store in a folder: every payload kept once, under its XXH3-128 hash.
@@ -22,18 +17,16 @@ public final class BlobStore: Sendable {
     public let config: StoreConfig
     let layout: StoreLayout
     /// Which publish primitive works on this file system; moves down the list on EINVAL/ENOSYS/EPERM.
-    let publishMethod = Atomic<UInt8>(PublishMethod.renameNoReplace.rawValue)
+    let publishCapabilities = AtomicFile.Capabilities()
 
-    enum PublishMethod: UInt8 {
-        case renameNoReplace = 0
-        case link = 1
-        case rename = 2
-    }
+    /// The store's folders, open: every file operation goes through them (none follows a link).
+    let directories: StoreDirectories
 
-    init(root: String, config: StoreConfig) {
+    init(root: String, config: StoreConfig, directories: StoreDirectories) {
         self.root = root
         self.config = config
         self.layout = StoreLayout(root: root)
+        self.directories = directories
     }
 
     /// Opens an existing store.
@@ -42,59 +35,93 @@ public final class BlobStore: Sendable {
     /// - Throws: ``CasketError/Code/notAStore`` when the folder has no `casket.json`,
     ///   ``CasketError/Code/unsupportedVersion`` when a newer casket created it.
     public static func open(at root: String) throws(CasketError) -> BlobStore {
-        let layout = StoreLayout(root: root)
+        let directory: Directory
+        do {
+            directory = try Directory.open(root)
+        } catch let error where error.code == .notFound {
+            throw CasketError(.notFound, "store folder '\(root)' does not exist", path: root, errno: error.errno)
+        }
         let bytes: [UInt8]
         do {
-            bytes = try readSmallFile(layout.config, limit: 1 << 16)
+            bytes = try directory.readSmallFile(StoreConfig.fileName, limit: 1 << 16)
         } catch let error where error.code == .notFound {
-            if case .failure = system_stat(root) {
-                throw CasketError(.notFound, "store folder '\(root)' does not exist", path: root)
-            }
             throw CasketError(
                 .notAStore,
                 "'\(root)' is not a Casket store (it has no \(StoreConfig.fileName)); create one with 'casket init \(root)'",
                 path: root
             )
         }
-        return BlobStore(root: root, config: try StoreConfig(parsing: bytes, root: root))
+        return BlobStore(
+            root: root, config: try StoreConfig(parsing: bytes, root: root),
+            directories: StoreDirectories(root: directory))
     }
 
     /// Creates a new store in `root` (created if missing; it may exist but must not be a store already).
     ///
+    /// Folders and files are created with modes 0777 and 0666 (0444 for blobs) less the process's umask,
+    /// so a store made with umask 002 under a setgid folder can be written by every member of its group
+    /// (docs/FORMAT.md, section 1).
+    ///
     /// - Parameters:
     ///   - root: The folder to make a store of.
     ///   - config: Its settings.
-    /// - Throws: ``CasketError/Code/alreadyExists`` when `root` is already a store.
+    /// - Throws: ``CasketError/Code/alreadyExists`` when `root` is already a store, or when one of the
+    ///   store's folder names (`blobs`, `tmp`, `index`, ...) is already taken by something that is not an
+    ///   empty folder: a store never adopts files it did not write, which its garbage collector would
+    ///   then delete.
     @discardableResult
     public static func create(at root: String, config: StoreConfig = StoreConfig()) throws(CasketError) -> BlobStore {
         let layout = StoreLayout(root: root)
         try makeDirectory(root, existingIsFine: true)
-        if case .success = system_stat(layout.config) {
+        let directory = try Directory.open(root)
+        if try directory.statusIfPresent(StoreConfig.fileName) != nil {
             throw CasketError(.alreadyExists, "'\(root)' is already a Casket store", path: layout.config)
         }
-        for directory in [layout.blobs, layout.tmp, layout.index, layout.gc, layout.quarantine, layout.claims] {
-            try makeDirectory(directory, existingIsFine: true)
-        }
+        try refuseForeignContent(in: directory)
+        let directories = StoreDirectories(root: directory)
+        for folder in StoreDirectories.Folder.allCases { _ = try directories.folder(folder, create: true) }
         // All 256 fan-out folders now, so that no put pays for a mkdir (and a directory flush) later.
+        let blobs = try directories.folder(.blobs)
         let digits = Array("0123456789abcdef")
         for high in digits {
-            for low in digits { try makeDirectory(layout.blobs + "/" + String([high, low]), existingIsFine: true) }
+            for low in digits { _ = try blobs.makeDirectory(String([high, low])) }
         }
-        let store = BlobStore(root: root, config: config)
-        // The config is published like a blob: a temp file, flushed, linked without replacing.
-        let temp = try TempFile(in: layout.tmp)
-        let out = temp.handle.io
+        let store = BlobStore(root: root, config: config, directories: directories)
+        // The config is published like a blob: a temp file, flushed, linked without replacing, so that of
+        // two racing inits exactly one wins and the other is told.
+        var file = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
+        let out = file.io
         try typed { try config.encoded().withUnsafeBytes { try out.writeAll($0) } }
-        try out.sync()
-        switch system_link(temp.path, layout.config) {
-        case .success: break
-        case .failure(.fileExists):
+        if try file.publish(
+            to: directory, as: StoreConfig.fileName, .exclusive(replaceIfUnsupported: false), durable: true)
+            == .nameTaken
+        {
             throw CasketError(.alreadyExists, "'\(root)' is already a Casket store", path: layout.config)
-        case .failure(let errno): throw CasketError.publish(temp.path, to: layout.config, errno: errno)
         }
-        _ = temp
-        try syncDirectory(root)
         return store
+    }
+
+    /// Throws when a store folder name is taken by anything but an empty folder (finding: `init` over a
+    /// folder holding `blobs/` or `tmp/` adopted them, and the next GC deleted their files).
+    static func refuseForeignContent(in root: Directory) throws(CasketError) {
+        for folder in StoreDirectories.Folder.allCases {
+            guard let status = try root.statusIfPresent(folder.rawValue) else { continue }
+            let path = root.path(of: folder.rawValue)
+            guard status.kind == .directory else {
+                throw CasketError(
+                    .alreadyExists,
+                    "'\(path)' exists and is \(status.kind); a store needs that name for its own folder",
+                    path: path)
+            }
+            var entries = 0
+            try root.directory(folder.rawValue).forEachEntry { (_, _) throws(CasketError) in entries += 1 }
+            if entries > 0 {
+                throw CasketError(
+                    .alreadyExists,
+                    "'\(path)' already holds \(entries) entr\(entries == 1 ? "y" : "ies") that no Casket store wrote; move them away or choose another folder",
+                    path: path)
+            }
+        }
     }
 
     var durable: Bool { config.durability == .fsync }
@@ -107,18 +134,12 @@ public final class BlobStore: Sendable {
     public func withDurability(_ durability: StoreConfig.Durability) -> BlobStore {
         var config = self.config
         config.durability = durability
-        return BlobStore(root: root, config: config)
+        return BlobStore(root: root, config: config, directories: directories)
     }
 
     /// Flushes everything written to the file system that holds the store (`syncfs(2)`): one flush for a
     /// whole batch of blobs and their directories.
     public func syncFileSystem() throws(CasketError) {
-        switch system_open(root, O_RDONLY | O_DIRECTORY) {
-        case .success(let fd):
-            defer { system_close(fd) }
-            if case .failure(let errno) = system_syncfs(fd) { throw CasketError.sync(root, errno: errno) }
-        case .failure(let errno):
-            throw CasketError.open(root, errno: errno)
-        }
+        if case .failure(let errno) = system_syncfs(directories.root.fd) { throw CasketError.sync(root, errno: errno) }
     }
 }

@@ -15,46 +15,78 @@ extension StoreConfig {
     }
 
     /// Parses `casket.json`, refusing anything that is not a store of a version this code knows.
+    ///
+    /// The one validation of docs/FORMAT.md section 2, the same as the Python client's (the shared table
+    /// `Tools/python/conformance/configs.json` holds the cases both test suites check): each refusal names
+    /// the file, the field and what is wrong with it.
     init(parsing bytes: [UInt8], root: String) throws(CasketError) {
         let path = root + "/" + StoreConfig.fileName
-        let object: [String: Any]
+        func invalid(_ what: String) -> CasketError { CasketError(.invalidConfig, "'\(path)' \(what)", path: path) }
+        let object: JSONObject
         do {
-            guard let parsed = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-                throw CasketError(.invalidConfig, "'\(path)' is not a JSON object", path: path)
-            }
+            guard let parsed = try JSONParser.parse(bytes).objectValue else { throw invalid("is not a JSON object") }
             object = parsed
-        } catch let error as CasketError {
-            throw error
+        } catch let error as JSONParser.SyntaxError {
+            throw invalid("is not valid JSON: \(error)")
         } catch {
-            throw CasketError(.invalidConfig, "'\(path)' is not valid JSON: \(error.localizedDescription)", path: path)
+            throw error as! CasketError
         }
-        guard object["format"] as? String == "casket" else {
+        var seen = Set<String>()
+        for field in object.fields where !seen.insert(field.key).inserted {
+            throw invalid("has the field \"\(field.key)\" twice")
+        }
+        guard object["format"] == .string("casket") else {
             throw CasketError(
                 .notAStore, "'\(root)' is not a Casket store: '\(path)' lacks \"format\":\"casket\"", path: root)
         }
-        guard let version = object["version"] as? Int else {
-            throw CasketError(.invalidConfig, "'\(path)' has no integer \"version\"", path: path)
+        func field(_ name: String, _ value: JSONValue?, must rule: String) -> CasketError {
+            invalid("has an invalid \"\(name)\": \(value.map { $0.encoded } ?? "missing"); it must be \(rule)")
         }
-        guard version <= StoreConfig.currentVersion, version >= 1 else {
+        let versionRule = "an integer from 1 to \(StoreConfig.currentVersion)"
+        guard let versionValue = object["version"], let version = StoreConfig.integer(versionValue) else {
+            throw field("version", object["version"], must: versionRule)
+        }
+        guard version >= 1 else { throw field("version", versionValue, must: versionRule) }
+        guard version <= StoreConfig.currentVersion else {
             throw CasketError(
                 .unsupportedVersion,
-                "'\(root)' is a Casket store of format version \(version); this casket reads versions up to "
-                    + "\(StoreConfig.currentVersion): upgrade casket",
+                "'\(path)' has \"version\": \(version): the store is of format version \(version), newer than "
+                    + "this casket reads (up to \(StoreConfig.currentVersion)): upgrade casket",
                 path: path
             )
         }
-        guard (object["hash"] as? String ?? "xxh3-128") == "xxh3-128" else {
-            throw CasketError(.invalidConfig, "'\(path)' names an unknown hash \(object["hash"] ?? "")", path: path)
+        if let hash = object["hash"], hash != .string("xxh3-128") {
+            throw field("hash", hash, must: "\"xxh3-128\"")
         }
-        let compressionName = object["compression"] as? String ?? "none"
-        guard let compression = Compression(rawValue: compressionName) else {
-            throw CasketError(.invalidConfig, "'\(path)' names an unknown compression '\(compressionName)'", path: path)
+        func named<T: RawRepresentable & CaseIterable>(_ name: String, _: T.Type, default value: T) throws(CasketError)
+            -> T where T.RawValue == String
+        {
+            guard let given = object[name] else { return value }
+            guard let text = given.stringValue, let known = T(rawValue: text) else {
+                let names = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+                throw field(name, given, must: names)
+            }
+            return known
         }
-        let durabilityName = object["durability"] as? String ?? "fsync"
-        guard let durability = Durability(rawValue: durabilityName) else {
-            throw CasketError(.invalidConfig, "'\(path)' names an unknown durability '\(durabilityName)'", path: path)
+        let compression = try named("compression", Compression.self, default: .none)
+        let durability = try named("durability", Durability.self, default: .fsync)
+        var inlineMax = 0
+        if let given = object["inline_max"] {
+            guard let value = StoreConfig.integer(given), value >= 0, value <= Int64(StoreConfig.maximumInlineMax)
+            else {
+                throw field("inline_max", given, must: "an integer from 0 to \(StoreConfig.maximumInlineMax)")
+            }
+            inlineMax = Int(value)
         }
-        self.init(compression: compression, durability: durability, inlineMax: object["inline_max"] as? Int ?? 0)
-        self.version = version
+        self.init(compression: compression, durability: durability, inlineMax: inlineMax)
+        self.version = Int(version)
+    }
+
+    /// The value of a JSON number written as an integer (no fraction, no exponent) that fits in 64 bits;
+    /// `nil` for anything else, Booleans included.
+    static func integer(_ value: JSONValue) -> Int64? {
+        guard case .number(let text) = value, text.utf8.allSatisfy({ $0 == 0x2D || ($0 >= 0x30 && $0 <= 0x39) })
+        else { return nil }
+        return Int64(text)
     }
 }

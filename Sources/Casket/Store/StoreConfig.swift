@@ -4,7 +4,8 @@ public struct StoreConfig: Sendable, Equatable {
     public enum Compression: String, Sendable, CaseIterable {
         /// Raw bytes only: every blob can be memory-mapped.
         case none
-        /// An LZ4 frame when that saves at least 10 %, raw bytes otherwise.
+        /// An LZ4 frame when the payload's first MiB compresses by at least 10 % (docs/FORMAT.md 3.2), raw
+        /// bytes otherwise.
         case lz4
     }
 
@@ -18,6 +19,10 @@ public struct StoreConfig: Sendable, Equatable {
 
     /// The newest format version this implementation reads and writes.
     public static let currentVersion = 1
+
+    /// The largest `inline_max` a store may have (docs/FORMAT.md section 2): inlined payloads live in
+    /// index lines, which every reader loads.
+    public static let maximumInlineMax = 1 << 20
 
     /// The format version of the store.
     public var version: Int
@@ -40,7 +45,4 @@ public struct StoreConfig: Sendable, Equatable {
         self.durability = durability
         self.inlineMax = inlineMax
     }
-
-    /// The fraction a compressed blob must save to be kept compressed.
-    static let minimumCompressionSaving = 0.10
 }

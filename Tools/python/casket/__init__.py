@@ -4,8 +4,8 @@ See docs/FORMAT.md in the Casket repository for the on-disk contract.
 """
 
 from .cachedict import CacheDict
-from .claims import ClaimBoard, ClaimRecord, ClaimTimeout, HeldClaim
-from .index import Entry, IndexReader, IndexWriter, MalformedLineWarning
+from .claims import ClaimBoard, ClaimRecord, ClaimSurvey, ClaimTimeout, HeldClaim
+from .index import Entry, IndexDebrisWarning, IndexReader, IndexWriter, MalformedLineWarning
 from .store import (
     EMPTY_HASH,
     FORMAT_VERSION,
@@ -28,6 +28,7 @@ __all__ = [
     "CacheDict",
     "ClaimBoard",
     "ClaimRecord",
+    "ClaimSurvey",
     "ClaimTimeout",
     "HeldClaim",
     "Store",
@@ -36,6 +37,7 @@ __all__ = [
     "IndexWriter",
     "Entry",
     "MalformedLineWarning",
+    "IndexDebrisWarning",
     "hash_bytes",
     "is_well_formed_hash",
     "check_hash",

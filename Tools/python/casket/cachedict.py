@@ -9,7 +9,7 @@ import typing as tp
 from pathlib import Path
 
 from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
-from .store import Store
+from .store import CasketError, Store
 from .values import Payload, decode, encode
 
 __all__ = ["CacheDict"]
@@ -173,6 +173,7 @@ class CacheDict(tp.Generic[X]):
             raise RuntimeError("Cannot write outside of a write() context")
         if not self._read_once:
             self._refresh()
+        # as exca: judged on the view as last read (concurrent writers of one key all succeed)
         if self._reader.get(key) is not None or key in self._ram_data:
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
         node, payloads = encode(self.store, value, self.cache_type)
@@ -186,7 +187,11 @@ class CacheDict(tp.Generic[X]):
         def make(ts: int) -> bytes:
             return entry_line(key, ts, node, blobs)
 
-        ts = writer.append(make, blobs, republish)
+        # read what is new (without changing the view the check above uses): this line is stamped later than
+        # the key's winner, even if its writer's clock ran ahead (FORMAT 5.4)
+        if not (self._frozen and self._frozen_read):
+            self._reader.peek()
+        ts = writer.append(make, blobs, republish, after=self._winner_ts(key))
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(
             Entry(key=key, ts=ts, writer=wid, line=line, deleted=False, value=node, blobs=[list(b) for b in blobs])
@@ -202,9 +207,18 @@ class CacheDict(tp.Generic[X]):
         if self._reader.get(key) is None and key not in self._ram_data:
             raise KeyError(key)
         self._ram_data.pop(key, None)
-        ts = writer.append(lambda ts: tombstone_line(key, ts))
+        ts = writer.append(lambda ts: tombstone_line(key, ts), after=self._winner_ts(key))
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(Entry(key=key, ts=ts, writer=wid, line=line, deleted=True))
+
+    def _winner_ts(self, key: str) -> tp.Optional[int]:
+        """The ts of the key's winner (tombstones included) among the lines read: a write must be later."""
+        ts = self._reader.latest_ts(key)
+        if ts is not None and ts >= (1 << 63) - 1:
+            raise CasketError(
+                f"key {key!r} has an entry with ts {ts}, the greatest a timestamp can be: no write can come "
+                "after it (its writer's clock is wrong; docs/FORMAT.md 5.4)")
+        return ts
 
     # ------------------------------------------------------------------ compute once
 

@@ -1,26 +1,26 @@
-"""Compute-once claims: the protocol of docs/CLAIMS.md, shared with the Swift implementation.
+"""Compute-once claims: the protocol of docs/CLAIMS.md and docs/FORMAT.md section 8, shared with Swift.
 
-A claim on key K is the file ``claims/<xxh3-128(K)>.<generation>``, created by writing a unique file and
-``os.link``-ing it into place (atomic on NFS), whose mtime is the holder's heartbeat. A claim whose
-heartbeat is older than the TTL, measured against the file system's now (the mtime of a file just
-written), is stale and is taken over by creating the next generation.
+A claim on key K is the lease (``lease.py``, FORMAT.md section 7) ``claims/<xxh3-128(K)>`` whose record
+carries ``"key"``. A stale claim (heartbeat older than the TTL in the file system's time, or a holder of
+this host, boot and PID namespace whose pid is gone) is taken over; an empty or unparseable claim file is
+judged by its mtime alone. Anything else in ``claims/`` is a stray: listed, never fatal.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import os
+import re
 import secrets
-import threading
-import time
 import typing as tp
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import xxhash
 
-from .store import CasketError, Store, sanitized_host
+from .lease import Lease, LeaseHolder, _check_positive, _unlink, observe
+from .store import CasketError, Store, check_real_dir, sanitized_host
+
+_HASH = re.compile(r"[0-9a-f]{32}")
 
 
 class ClaimTimeout(CasketError):
@@ -29,58 +29,61 @@ class ClaimTimeout(CasketError):
 
 @dataclass
 class ClaimRecord:
-    """What a claim file says about its holder."""
+    """A claim file as it was seen: the key it names (None when unreadable) and the lease behind it."""
 
-    key: str
-    host: str
-    pid: int
-    token: str
-    started: int
-    generation: int
-    heartbeat: int  # the claim file's mtime, nanoseconds
+    path: Path
+    key: tp.Optional[str]
+    lease: LeaseHolder
 
-    def encoded(self) -> bytes:
-        fields = {"key": self.key, "host": self.host, "pid": self.pid, "token": self.token,
-                  "started": self.started, "generation": self.generation}
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    @classmethod
+    def of(cls, lease: LeaseHolder) -> "ClaimRecord":
+        key = lease.record.fields.get("key") if lease.record is not None else None
+        return cls(lease.path, key if isinstance(key, str) else None, lease)
+
+    @property
+    def host(self) -> tp.Optional[str]:
+        return self.lease.record.host if self.lease.record is not None else None
+
+    @property
+    def pid(self) -> tp.Optional[int]:
+        return self.lease.record.pid if self.lease.record is not None else None
+
+    @property
+    def age(self) -> float:
+        """Seconds since the last heartbeat, file-system time."""
+        return self.lease.age / 1e9
+
+    @property
+    def stale(self) -> bool:
+        return self.lease.is_stale
+
+
+@dataclass
+class ClaimSurvey:
+    """Everything in ``claims/``: claim files, and strays as ``(path, reason)``."""
+
+    claims: list[ClaimRecord] = field(default_factory=list)
+    strays: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class HeldClaim:
-    """A claim this process holds, kept alive by a heartbeat thread until :meth:`release`."""
+    """A claim this process holds, kept alive by its lease's heartbeat until :meth:`release`."""
 
-    def __init__(self, board: "ClaimBoard", key: str, generation: int, path: Path, token: str) -> None:
-        self.board, self.key, self.generation, self.path, self.token = board, key, generation, path, token
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="casket-claim-heartbeat", daemon=True)
-        self._thread.start()
+    def __init__(self, key: str, lease: Lease) -> None:
+        self.key, self.lease = key, lease
 
-    def _beat(self) -> None:
-        interval = max(self.board.ttl / 4, 0.05)
-        while not self._stop.wait(interval):
-            if self.board.path(self.key, self.generation + 1).exists():
-                self.lost = True  # taken over: another worker may compute the key too
-            try:
-                os.utime(self.path)
-            except OSError:
-                self.lost = True
+    @property
+    def lost(self) -> bool:
+        """True when another worker took the claim over or its file vanished: the work may be done twice."""
+        return self.lease.lost
+
+    @property
+    def path(self) -> Path:
+        return self.lease.path
 
     def release(self) -> None:
-        """Removes the claim and the stale generations below it; stops the heartbeat. Idempotent."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        record = self.board.read(self.path)
-        if record is not None and record.token == self.token:
-            _unlink(self.path)
-        if self.generation == 0:
-            return
-        now = self.board.fs_now()
-        for lower in range(self.generation - 1, -1, -1):
-            path = self.board.path(self.key, lower)
-            record = self.board.read(path)
-            if record is not None and not self.board.is_live(record, now):
-                _unlink(path)
+        """Removes the claim file if it is still this holder's; stops the heartbeat. Idempotent."""
+        self.lease.release()
 
     def __enter__(self) -> "HeldClaim":
         return self
@@ -90,15 +93,23 @@ class HeldClaim:
 
 
 class ClaimBoard:
-    """Claims in a store's ``claims/`` folder; ``ttl`` in seconds (default 60)."""
+    """Claims in a store's ``claims/`` folder; ``ttl`` in seconds (default 60, must be positive)."""
 
     def __init__(self, store: Store, ttl: float = 60.0) -> None:
+        _check_positive(ttl, ttl)
         self.store = store
         self.ttl = ttl
+        self.heartbeat = max(ttl / 4, 0.05)
         self.directory = Path(store.root) / "claims"
 
-    def path(self, key: str, generation: int) -> Path:
-        return self.directory / f"{xxhash.xxh3_128_hexdigest(key.encode('utf-8'))}.{generation}"
+    def path(self, key: str) -> Path:
+        return self.directory / xxhash.xxh3_128_hexdigest(key.encode("utf-8"))
+
+    def _ensure_directory(self) -> None:
+        """``claims/``, created if missing; a link in its place raises, never followed (FORMAT 1.1)."""
+        if not check_real_dir(self.directory):
+            self.directory.mkdir(exist_ok=True)
+            check_real_dir(self.directory)
 
     def fs_now(self) -> int:
         """The file system's now: the mtime of a probe file written in the store's tmp/."""
@@ -110,78 +121,40 @@ class ClaimBoard:
             os.close(fd)
             _unlink(probe)
 
-    def is_live(self, record: ClaimRecord, now: int) -> bool:
-        return now - record.heartbeat < int(self.ttl * 1e9)
-
-    def read(self, path: Path) -> tp.Optional[ClaimRecord]:
-        try:
-            mtime = os.stat(path).st_mtime_ns
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except ValueError as e:
-            raise CasketError(f"claim file '{path}' is not a claim record: {e}") from None
-        return ClaimRecord(key=data["key"], host=data["host"], pid=int(data["pid"]), token=data["token"],
-                           started=int(data["started"]), generation=int(data["generation"]), heartbeat=mtime)
-
     def try_claim(self, key: str) -> tp.Union[HeldClaim, ClaimRecord]:
         """Claims ``key`` once, taking over a stale claim. Returns the held claim, or the live holder's
         record. An I/O error raises: it is never taken for a claim."""
-        self.directory.mkdir(exist_ok=True)
-        generation = 0
-        while True:
-            token = secrets.token_hex(8)
-            target = self.path(key, generation)
-            record = ClaimRecord(key, sanitized_host(), os.getpid(), token, time.time_ns(), generation, 0)
-            unique = Path(f"{target}.{sanitized_host()}.{os.getpid()}.{token}.tmp")
-            fd = os.open(unique, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, record.encoded())
-                if self.store.durability == "fsync":
-                    os.fsync(fd)
-                now = os.fstat(fd).st_mtime_ns  # the unique file is also the clock probe
-                try:
-                    os.link(unique, target)
-                    ours = True
-                except FileExistsError:
-                    ours = os.fstat(fd).st_nlink == 2  # a lost NFS reply: the link happened
-            finally:
-                os.close(fd)
-                _unlink(unique)
-            if ours:
-                if generation > 0:
-                    for lower in range(generation):
-                        other = self.read(self.path(key, lower))
-                        if other is not None and self.is_live(other, now):
-                            _unlink(target)  # a lower generation came back to life: back off
-                            return other
-                return HeldClaim(self, key, generation, target, token)
-            existing = self.read(target)
-            if existing is None:
-                continue  # released meanwhile: try again
-            if self.is_live(existing, now):
-                return existing
-            generation += 1
+        self._ensure_directory()
+        got = Lease.acquire(self.path(key), {"key": key}, self.ttl, self.heartbeat, self.store.durability == "fsync")
+        if isinstance(got, Lease):
+            return HeldClaim(key, got)
+        return ClaimRecord.of(got)
 
-    def list(self) -> list[tuple[ClaimRecord, float, bool]]:
-        """Every claim with its age in seconds (file-system time) and whether it is stale."""
-        self.directory.mkdir(exist_ok=True)
+    def survey(self) -> ClaimSurvey:
+        """Every claim file (readable or not) and every stray entry with its reason; never fails on one."""
+        self._ensure_directory()
         now = self.fs_now()
-        out = []
+        out = ClaimSurvey()
         for path in sorted(self.directory.iterdir()):
-            if path.name.endswith(".tmp"):
+            name = path.name
+            digest = name.split(".", 1)[0]
+            if _HASH.fullmatch(digest) and (name.endswith(".tmp") or name == digest + ".takeover"):
+                continue  # the unique file behind a link, a takeover in progress: protocol files
+            if not _HASH.fullmatch(digest) or name != digest:
+                reason = "a folder, not a claim file" if path.is_dir() and not path.is_symlink() else (
+                    "not a claim file name (a claim is named by a key's hash)")
+                out.strays.append((path, reason))
                 continue
-            record = self.read(path)
-            if record is not None:
-                out.append((record, (now - record.heartbeat) / 1e9, not self.is_live(record, now)))
+            try:
+                lease = observe(path, now, self.ttl)
+            except (CasketError, OSError) as e:
+                out.strays.append((path, str(e)))
+                continue
+            if lease is not None:
+                out.claims.append(ClaimRecord.of(lease))
+        out.claims.sort(key=lambda c: (c.key or "", str(c.path)))
         return out
 
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise
+    def list(self) -> list[ClaimRecord]:
+        """Every claim file, with its age (file-system time) and whether it is stale."""
+        return self.survey().claims

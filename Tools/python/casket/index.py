@@ -13,21 +13,27 @@ import gc
 import os
 import re
 import secrets
+import stat as _stat
 import threading
 import time
 import typing as tp
 import warnings
 from pathlib import Path
 
-from .store import CasketError, Store, _fsync_dir, is_well_formed_hash, sanitized_host
+from .store import CasketError, Store, _fsync_dir, check_real_dir, is_well_formed_hash, sanitized_host
 
-__all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "entry_line"]
+__all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "IndexDebrisWarning", "entry_line"]
 
 READ_CHUNK = 1 << 20
 
 
 class MalformedLineWarning(UserWarning):
     """An index line was skipped because it is malformed (message: ``file:line: reason``)."""
+
+
+class IndexDebrisWarning(UserWarning):
+    """An entry of ``index/`` is not an index file (a symlink, a directory, a FIFO, a hidden name):
+    skipped, never read (message: ``'path' is KIND: not an index file, skipped``)."""
 
 
 def _dumps(obj: tp.Any) -> bytes:
@@ -48,8 +54,88 @@ def seal_line(ts: int) -> bytes:
 
 
 def is_index_name(name: str) -> bool:
-    """Index files: ``*.jsonl`` and, during compaction, ``*.jsonl.folding`` (FORMAT 5.6)."""
+    """An index file's name (FORMAT 5.1): no leading ``.``, ends in ``.jsonl`` or, during compaction,
+    ``.jsonl.folding`` (FORMAT 5.6). Its entry must also be a regular file (:func:`list_index_dir`)."""
     return (name.endswith(".jsonl") or name.endswith(".jsonl.folding")) and not name.startswith(".")
+
+
+def is_compaction_temp(name: str) -> bool:
+    """Compaction's unpublished output, ``compact-*.jsonl.tmp``: neither an index file nor debris."""
+    return name.startswith("compact-") and name.endswith(".jsonl.tmp")
+
+
+_KINDS = (
+    (_stat.S_ISDIR, "a directory"),
+    (_stat.S_ISLNK, "a symbolic link"),
+    (_stat.S_ISFIFO, "a FIFO"),
+    (_stat.S_ISSOCK, "a socket"),
+    (_stat.S_ISCHR, "a character device"),
+    (_stat.S_ISBLK, "a block device"),
+)
+
+
+def describe_kind(mode: int) -> str:
+    """What a directory entry is, in the words the Swift CLI uses."""
+    if _stat.S_ISREG(mode):
+        return "a regular file"
+    for test, word in _KINDS:
+        if test(mode):
+            return word
+    return "an unknown kind of file"
+
+
+def list_index_dir(directory: tp.Union[str, Path]) -> tuple[dict[str, os.stat_result], list[tuple[str, str]]]:
+    """The one rule for which entries of ``index/`` are index files (FORMAT 5.1), as Swift applies it.
+
+    Returns ``({name: lstat}, [(path, kind), ...])``: index files are entries with an index file's name
+    whose own entry (``lstat``) is a regular file. Symlinks (dangling or not) are never followed,
+    directories, FIFOs and devices never opened; they and other names are debris. Compaction's temp
+    files and ``.nfs*`` files are neither. A name that vanishes meanwhile is simply not listed."""
+    if not check_real_dir(directory):  # a link in the place of index/ raises: never followed (FORMAT 1.1)
+        return {}, []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}, []
+    files: dict[str, os.stat_result] = {}
+    debris: list[tuple[str, str]] = []
+    base = str(directory)
+    for name in names:
+        if is_compaction_temp(name) or name.startswith(".nfs"):
+            continue
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # folded or deleted while listing
+        if is_index_name(name) and _stat.S_ISREG(st.st_mode):
+            files[name] = st
+        elif not _stat.S_ISREG(st.st_mode):
+            debris.append((path, describe_kind(st.st_mode)))
+        elif name.startswith("."):
+            debris.append((path, "a hidden file (its name starts with '.')"))
+        else:
+            debris.append((path, "a file without an index file's name"))
+    debris.sort()
+    return files, debris
+
+
+def open_index_file(path: tp.Union[str, Path]) -> tp.Optional[int]:
+    """Opens an index file for reading without following a symlink (``O_NOFOLLOW``) or blocking on a
+    FIFO (``O_NONBLOCK``); None when it vanished or is no longer a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV):  # a symlink, a socket, a device
+            return None
+        raise
+    if not _stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
 def writer_id_of(name: str) -> str:
@@ -87,22 +173,28 @@ class IndexWriter:
     def path(self) -> tp.Optional[Path]:
         return self._path
 
-    def next_ts(self) -> int:
-        ts = time.time_ns()
-        if ts <= self._last_ts:
-            ts = self._last_ts + 1
+    def next_ts(self, after: tp.Optional[int] = None) -> int:
+        """Later than the clock, than this writer's last line and than ``after`` (the ts of the key's
+        current winner, FORMAT 5.4), so a host whose clock ran ahead cannot freeze a key."""
+        floor = self._last_ts if after is None else max(self._last_ts, after)
+        if floor >= _I64_END - 1:
+            raise CasketError(
+                f"an entry has ts {floor}, the greatest a timestamp can be: no write can come after it "
+                "(its writer's clock is wrong; docs/FORMAT.md 5.4)")
+        ts = max(time.time_ns(), floor + 1)
         self._last_ts = ts
         return ts
 
     def _open_new(self) -> None:
         self._drop_fd()
         d = self.store.index_dir
-        d.mkdir(parents=True, exist_ok=True)
+        if not self.store.real_dir(d):
+            d.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         while True:
             name = f"{sanitized_host()}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
             try:
-                fd = os.open(d / name, flags, 0o644)
+                fd = os.open(d / name, flags, 0o666)
             except FileExistsError:  # pragma: no cover
                 continue
             break
@@ -154,8 +246,10 @@ class IndexWriter:
         line_fn: tp.Callable[[int], bytes],
         blobs: tp.Sequence[tp.Sequence[tp.Any]] = (),
         republish: tp.Optional[tp.Callable[[str, int], None]] = None,
+        after: tp.Optional[int] = None,
     ) -> int:
-        """Append the line ``line_fn(ts)``; returns ``ts``.
+        """Append the line ``line_fn(ts)``; returns ``ts``, greater than ``after`` (the ts of the key's
+        winner the caller has read: its write must win, FORMAT 5.4).
 
         Steps 2-4 of FORMAT 5.5: write + flush, re-append to a new file if the file was folded away
         by compaction, then check that each ``[hash, size]`` of ``blobs`` still exists and call
@@ -164,9 +258,14 @@ class IndexWriter:
         with self._lock:
             if self.closed:
                 raise CasketError("index writer is closed")
-            ts = self.next_ts()
+            ts = self.next_ts(after)
             line = line_fn(ts)
-            self._write_line(line)
+            try:
+                self._write_line(line)
+            except CasketError:
+                # FORMAT 5.5: the file may now end with part of the line and was abandoned; write the line
+                # once more, in a new file (a duplicate line is harmless)
+                self._write_line(line)
             for _ in range(10):
                 if not self._folded():
                     break
@@ -191,7 +290,7 @@ class IndexWriter:
             self.closed = True
             if self._fd is not None and self._pid == os.getpid():
                 try:
-                    self._write_line(seal_line(self.next_ts()))
+                    self._write_line(seal_line(min(max(time.time_ns(), self._last_ts + 1), _I64_END - 1)))
                 finally:
                     self._drop_fd()
             else:
@@ -256,12 +355,28 @@ def parse_line(raw: bytes) -> tp.Optional[dict]:
     if not raw.strip():
         return None
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        text = raw.decode("utf-8")
+        obj = json.loads(text, parse_constant=_no_constants)
     except _Malformed:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _Malformed(f"not valid JSON ({e})") from None
+    _check_unicode(text, obj)
     return validate(obj)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(text: str, obj: tp.Any) -> None:
+    """FORMAT 5.3: a string that is not Unicode text (a lone surrogate escape such as ``\\ud800``, which
+    ``json`` accepts) is no UTF-8 byte string, so the line is malformed, as in the Swift reader."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    try:
+        _dumps(obj)
+    except UnicodeEncodeError:
+        raise _Malformed("a string holds a lone surrogate (not Unicode text)") from None
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
@@ -329,7 +444,12 @@ class IndexReader:
         self.warn = warn
         self._files: dict[str, _FileState] = {}
         self._best: dict[str, Entry] = {}
+        # lines read by peek(): kept out of the view (get/keys) until the next refresh() merges them
+        self._pending: dict[str, Entry] = {}
+        self._peeking = False
         self.problems: list[str] = []  # "file:line: reason" of every malformed line seen
+        self.debris: list[str] = []  # entries of index/ that are not index files, as last listed
+        self._warned_debris: set[str] = set()
         self.bytes_read = 0  # total index bytes read (for tests / diagnostics)
         self.full_reads = 0  # number of full re-reads
         self._lock = threading.RLock()
@@ -338,12 +458,39 @@ class IndexReader:
 
     def refresh(self) -> None:
         with self._lock:
+            for entry in self._pending.values():
+                self._merge(entry)
+            self._pending.clear()
+            self._read_new()
+
+    def peek(self) -> None:
+        """Read what is new without changing what ``get``/``keys`` return until the next ``refresh()``
+        (except after a full re-read), so that :meth:`latest_ts` knows every line written so far."""
+        with self._lock:
+            self._peeking = True
+            try:
+                self._read_new()
+            finally:
+                self._peeking = False
+
+    def latest_ts(self, key: str) -> tp.Optional[int]:
+        """The ts of ``key``'s winner (tombstones included) among every line read, peeked ones too."""
+        best, pending = self._best.get(key), self._pending.get(key)
+        if best is None or pending is None:
+            e = best or pending
+            return None if e is None else e.ts
+        return max(best.ts, pending.ts)
+
+    def _read_new(self) -> None:
+        with self._lock:
             listing = self._list()
             if listing is None:
                 return
             if self._needs_full_read(listing):
                 self._files.clear()
                 self._best.clear()
+                self._pending.clear()
+                self._peeking = False  # everything is read again into the view
                 self.full_reads += 1
             # parsed lines are kept (winners): cyclic GC passes over them while loading a large
             # index cost ~40 % of the load and find nothing, so GC is paused meanwhile
@@ -390,21 +537,13 @@ class IndexReader:
     # ---------------------------------------------------------------- internals
 
     def _list(self) -> tp.Optional[dict[str, tuple[int, int, int]]]:
-        try:
-            names = os.listdir(self.store.index_dir)
-        except FileNotFoundError:
-            names = []
-        out: dict[str, tuple[int, int, int]] = {}
-        base = str(self.store.index_dir)
-        for name in names:
-            if not is_index_name(name):
-                continue
-            try:
-                st = os.stat(os.path.join(base, name))
-            except FileNotFoundError:
-                continue  # folded or deleted while listing
-            out[name] = (st.st_dev, st.st_ino, st.st_size)
-        return out
+        files, debris = list_index_dir(self.store.index_dir)
+        self.debris = [f"'{path}' is {kind}: not an index file, skipped" for path, kind in debris]
+        for msg in self.debris:
+            if self.warn and msg not in self._warned_debris:  # once per reader, not on every refresh
+                warnings.warn(msg, IndexDebrisWarning, stacklevel=4)
+            self._warned_debris.add(msg)
+        return {name: (st.st_dev, st.st_ino, st.st_size) for name, st in files.items()}
 
     def _needs_full_read(self, listing: dict[str, tuple[int, int, int]]) -> bool:
         by_inode = {(dev, ino): name for name, (dev, ino, _s) in listing.items()}
@@ -438,11 +577,10 @@ class IndexReader:
     def _read_file(self, state: _FileState) -> None:
         """Read complete lines appended since ``state.offset``; an unterminated tail stays unread."""
         path = self.store.index_dir / state.name
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            return
-        with f:
+        fd = open_index_file(path)
+        if fd is None:
+            return  # vanished, or replaced by something that is not an index file
+        with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if (st.st_dev, st.st_ino) != (state.dev, state.ino):
                 return  # replaced between listing and opening: the next refresh re-reads all
@@ -479,6 +617,8 @@ class IndexReader:
                 start = nl + 1
             return
         scan, find, ok = _SCAN, text.find, _LINE_END_OK
+        # lone surrogates come only from \\uD8xx-\\uDFxx escapes: look per line only if the block has one
+        escapes = _SURROGATE_ESCAPE.search(text) is not None
         start = 0
         n = len(text)
         while start < n:
@@ -497,6 +637,8 @@ class IndexReader:
                 self._line(state, wid, text[start:nl].encode("utf-8"), state.lines)
             else:
                 try:
+                    if escapes:
+                        _check_unicode(text[start:nl], obj)
                     self._add(state, wid, validate(obj), state.lines)
                 except _Malformed as e:
                     self._report(state.name, state.lines, str(e))
@@ -530,6 +672,7 @@ class IndexReader:
         self._merge(entry)
 
     def _merge(self, entry: Entry) -> None:
-        cur = self._best.get(entry.key)
+        table = self._pending if self._peeking else self._best
+        cur = table.get(entry.key)
         if cur is None or entry.order > cur.order:
-            self._best[entry.key] = entry
+            table[entry.key] = entry

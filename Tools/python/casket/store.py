@@ -20,6 +20,7 @@ import stat
 import typing as tp
 from pathlib import Path
 
+import lz4.block
 import lz4.frame
 import numpy as np
 import xxhash
@@ -42,6 +43,7 @@ __all__ = [
 FORMAT_VERSION = 1
 EMPTY_HASH = "99aa06d3014798d86001c324468d497f"
 CHUNK = 1 << 20  # 1 MiB streaming unit
+COMPRESSION_SAMPLE = 1 << 20  # the leading bytes that decide a payload's form (FORMAT 3.2)
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 _HASH_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -51,7 +53,15 @@ class CasketError(Exception):
 
 
 class StoreError(CasketError):
-    """The folder is not a usable Casket store (missing/invalid casket.json, newer version...)."""
+    """The folder is not a usable Casket store (missing/invalid casket.json, newer version...).
+
+    ``code`` is the Swift CLI's error code for the same refusal: ``"not_a_store"``, ``"invalid_config"``,
+    ``"unsupported_version"``, ``"unsafe_path"`` (a link where a store folder belongs, FORMAT 1.1) or
+    ``"already_exists"`` (None when there is none)."""
+
+    def __init__(self, message: str, code: tp.Optional[str] = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class BlobError(CasketError):
@@ -94,6 +104,35 @@ def sanitized_host() -> str:
     raw = socket.gethostname().encode("utf-8", "surrogateescape")
     ok = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
     return "".join(chr(b) if b in ok else "_" for b in raw) or "_"
+
+
+STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims")  # FORMAT 1
+
+
+def _kind_of(mode: int) -> str:
+    for test, what in (
+        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return what
+    return "a file of unknown type"
+
+
+def check_real_dir(path: tp.Union[str, Path]) -> bool:
+    """The Python side of FORMAT 1.1: a store folder is a real folder, never a link to one. True when it
+    exists, False when it does not; a link or anything else raises ``StoreError`` (``unsafe_path``)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    if stat.S_ISLNK(st.st_mode):
+        raise StoreError(
+            f"'{path}' is a symbolic link where a directory is expected; Casket never follows links inside "
+            "the folders it manages", "unsafe_path")
+    raise StoreError(f"'{path}' is {_kind_of(st.st_mode)}, not a directory", "unsafe_path")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,20 +196,36 @@ def init_store(
 ) -> "Store":
     """Create a store at ``path`` exactly as ``casket init`` does (FORMAT 2) and open it.
 
-    ``casket.json`` is written through a temp file and an atomic rename. Refuses an existing store.
+    ``casket.json`` is written through a temp file in ``tmp/`` and linked into place, which never replaces
+    a racing init's file. Refuses an existing store.
     """
     if compression not in ("none", "lz4"):
         raise ValueError(f"compression must be 'none' or 'lz4', got {compression!r}")
     if durability not in ("fsync", "none"):
         raise ValueError(f"durability must be 'fsync' or 'none', got {durability!r}")
-    if not isinstance(inline_max, int) or isinstance(inline_max, bool) or inline_max < 0:
-        raise ValueError(f"inline_max must be a non-negative integer, got {inline_max!r}")
+    if _config_integer(inline_max) is None or not 0 <= inline_max <= MAX_INLINE_MAX:
+        raise ValueError(f"inline_max must be an integer from 0 to {MAX_INLINE_MAX}, got {inline_max!r}")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / "casket.json"
-    if cfg_path.exists():
-        raise StoreError(f"{root}: already a Casket store (casket.json exists)")
-    for sub in ("blobs", "tmp", "index", "gc", "quarantine", "claims"):
+    if os.path.lexists(cfg_path):
+        raise StoreError(f"{root}: already a Casket store (casket.json exists)", "already_exists")
+    # FORMAT 1.1: a store never adopts files it did not write (the first GC would delete them).
+    for sub in STORE_FOLDERS:
+        folder = root / sub
+        if not os.path.lexists(folder):
+            continue
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode):
+            raise StoreError(
+                f"'{folder}' exists and is {_kind_of(st.st_mode)}; a store needs that name for its own folder",
+                "already_exists")
+        entries = len(os.listdir(folder))
+        if entries:
+            raise StoreError(
+                f"'{folder}' already holds {entries} entr{'y' if entries == 1 else 'ies'} that no Casket store "
+                "wrote; move them away or choose another folder", "already_exists")
+    for sub in STORE_FOLDERS:
         (root / sub).mkdir(exist_ok=True)
     import datetime
 
@@ -183,20 +238,19 @@ def init_store(
     ).encode()
     # published like a blob (as `casket init` does): a temp file in tmp/, flushed, linked without replacing
     tmp = root / "tmp" / f"{sanitized_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     try:
+        # link, never rename: a racing init's casket.json is never replaced (FORMAT 2)
         os.link(tmp, cfg_path)
     except FileExistsError:
         raise StoreError(f"{root}: already a Casket store (casket.json exists)") from None
     except OSError as e:
-        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK, errno.ENOSYS):
-            raise
-        os.rename(tmp, cfg_path)
+        raise StoreError(f"{root}: cannot publish {cfg_path} (link from {tmp}): {e}") from e
     finally:
         try:
             os.unlink(tmp)
@@ -206,6 +260,79 @@ def init_store(
     return Store(root)
 
 
+MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
+
+
+def _config_integer(value: tp.Any) -> tp.Optional[int]:
+    """A JSON number written as an integer (json gives int; never a bool or a float) in signed 64 bits."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 63):
+        return value
+    return None
+
+
+def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
+    """The one validation of ``casket.json`` (FORMAT 2), the same as Swift's ``StoreConfig(parsing:)``.
+
+    Each refusal is a StoreError naming the file, the field and what is wrong, with the Swift CLI's code;
+    the cases both test suites check are in ``conformance/configs.json``.
+    """
+    path = str(path)
+
+    def invalid(what: str) -> StoreError:
+        return StoreError(f"'{path}' {what}", "invalid_config")
+
+    def enc(value: tp.Any) -> str:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    top: list = []
+
+    def pairs_hook(pairs: list) -> dict:
+        top[:] = [pairs]  # objects close inner first: the last one is the top-level object
+        return dict(pairs)
+
+    def no_constant(name: str) -> tp.Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        cfg = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs_hook, parse_constant=no_constant)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise invalid(f"is not valid JSON: {e}") from e
+    if not isinstance(cfg, dict):
+        raise invalid("is not a JSON object")
+    seen: set = set()
+    for key, _ in top[0]:
+        if key in seen:
+            raise invalid(f'has the field "{key}" twice')
+        seen.add(key)
+    root = os.path.dirname(path)
+    if cfg.get("format") != "casket" or not isinstance(cfg.get("format"), str):
+        raise StoreError(f"'{root}' is not a Casket store: '{path}' lacks \"format\":\"casket\"", "not_a_store")
+
+    def field(name: str, must: str) -> StoreError:
+        given = enc(cfg[name]) if name in cfg else "missing"
+        return invalid(f'has an invalid "{name}": {given}; it must be {must}')
+
+    version = _config_integer(cfg.get("version"))
+    if version is None or version < 1:
+        raise field("version", f"an integer from 1 to {FORMAT_VERSION}")
+    if version > FORMAT_VERSION:
+        raise StoreError(
+            f"'{path}' has \"version\": {version}: the store is of format version {version}, newer than "
+            f"this casket reads (up to {FORMAT_VERSION}): upgrade casket",
+            "unsupported_version",
+        )
+    if "hash" in cfg and cfg["hash"] != "xxh3-128":
+        raise field("hash", '"xxh3-128"')
+    for name, known in (("compression", ("none", "lz4")), ("durability", ("fsync", "none"))):
+        if name in cfg and (not isinstance(cfg[name], str) or cfg[name] not in known):
+            raise field(name, " or ".join(f'"{k}"' for k in known))
+    if "inline_max" in cfg:
+        inline_max = _config_integer(cfg["inline_max"])
+        if inline_max is None or not 0 <= inline_max <= MAX_INLINE_MAX:
+            raise field("inline_max", f"an integer from 0 to {MAX_INLINE_MAX}")
+    return cfg
+
+
 class Store:
     """An open Casket store: blob reads and writes (FORMAT sections 2-4)."""
 
@@ -213,43 +340,22 @@ class Store:
         self.root = Path(path)
         cfg_path = self.root / "casket.json"
         try:
-            raw = cfg_path.read_bytes()
+            raw = _read_regular(cfg_path)
         except FileNotFoundError:
-            raise StoreError(f"{self.root} is not a Casket store: {cfg_path} is missing") from None
+            raise StoreError(f"{self.root} is not a Casket store: {cfg_path} is missing", "not_a_store") from None
         except OSError as e:
             raise StoreError(f"{self.root}: cannot read casket.json: {e}") from e
-        try:
-            cfg = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise StoreError(f"{self.root} is not a Casket store: casket.json is not valid JSON ({e})") from e
-        if not isinstance(cfg, dict) or cfg.get("format") != "casket":
-            raise StoreError(f"{self.root} is not a Casket store: casket.json has no \"format\":\"casket\"")
-        version = cfg.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise StoreError(f"{self.root}: casket.json has an invalid version {version!r}")
-        if version > FORMAT_VERSION:
-            raise StoreError(
-                f"{self.root}: store format version {version} is newer than this casket "
-                f"(knows up to {FORMAT_VERSION}); refusing to open it"
-            )
-        if cfg.get("hash", "xxh3-128") != "xxh3-128":
-            raise StoreError(f"{self.root}: unsupported hash {cfg.get('hash')!r} (expected 'xxh3-128')")
+        cfg = parse_config(raw, cfg_path)
         self.config: dict[str, tp.Any] = cfg
         self.compression: str = cfg.get("compression", "none")
-        if self.compression not in ("none", "lz4"):
-            raise StoreError(f"{self.root}: casket.json names an unknown compression {self.compression!r}")
         self.durability: str = cfg.get("durability", "fsync")
-        if self.durability not in ("fsync", "none"):
-            raise StoreError(f"{self.root}: casket.json names an unknown durability {self.durability!r}")
-        inline_max = cfg.get("inline_max", 0)
-        if not isinstance(inline_max, int) or isinstance(inline_max, bool) or inline_max < 0:
-            raise StoreError(f"{self.root}: casket.json has an invalid inline_max {inline_max!r}")
-        self.inline_max: int = inline_max
+        self.inline_max: int = cfg.get("inline_max", 0)
         self.blobs_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.index_dir = self.root / "index"
         self._blobs_str = os.path.abspath(self.blobs_dir)
         self._host = sanitized_host()
+        self._real_dirs: set[str] = set()  # folders already seen to be real (not links): FORMAT 1.1
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -260,69 +366,112 @@ class Store:
 
     # ------------------------------------------------------------------ paths
 
+    def real_dir(self, path: Path) -> bool:
+        """Whether a store folder exists, once seen to be a real folder; a link raises (FORMAT 1.1)."""
+        key = str(path)
+        if key in self._real_dirs:
+            return True
+        if check_real_dir(path):
+            self._real_dirs.add(key)
+            return True
+        return False
+
     def blob_path(self, h: str, compressed: bool = False) -> Path:
+        """A blob file's path, after checking that ``blobs/`` and its fan-out folder are not links."""
         check_hash(h)
         name = h + ".lz4" if compressed else h
-        return self.blobs_dir / h[:2] / name
+        fan = self.blobs_dir / h[:2]
+        if self.real_dir(self.blobs_dir):
+            self.real_dir(fan)
+        return fan / name
 
-    def find_blob(self, h: str) -> tp.Optional[tuple[Path, bool]]:
-        """(path, compressed) of the blob file for ``h``, raw form first; None if absent."""
-        for compressed in (False, True):
-            p = self.blob_path(h, compressed)
-            if os.path.lexists(p):
-                return p, compressed
+    def find_blob(self, h: str, size: tp.Optional[int] = None) -> tp.Optional[tuple[Path, bool]]:
+        """(path, compressed) of the form a reader takes: the raw form if sound, else the compressed one
+        if sound (FORMAT 3.4); None when no form is sound."""
+        raw, comp = self.judge_forms(h, size)
+        for compressed, judgement in ((False, raw), (True, comp)):
+            if judgement.sound:
+                return self.blob_path(h, compressed), compressed
         return None
 
     # ------------------------------------------------------------------ existence
 
-    def _sound(self, path: Path, compressed: bool, size: int) -> bool:
-        """FORMAT 3.4 soundness check of an existing blob file."""
+    def judge(self, h: str, compressed: bool, size: tp.Optional[int]) -> "FormJudgement":
+        """The one soundness rule of a blob form (FORMAT 3.4), the same as Swift's ``BlobStore.judge``."""
+        path = self.blob_path(h, compressed)
         try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        if not stat.S_ISREG(st.st_mode):
-            return False
-        if not compressed:
-            return st.st_size == size
-        if st.st_size < 7:
-            return False
+            fd = _open_form(path)
+        except FileNotFoundError:
+            return FormJudgement(path, "absent")
+        except _FormFlaw as e:
+            return FormJudgement(path, str(e))
+        except OSError as e:
+            return FormJudgement(path, _open_flaw(e))
         try:
-            with open(path, "rb") as f:
-                head = f.read(32)
-        except OSError:
-            return False
-        if head[:4] != LZ4_MAGIC:
-            return False
-        content_size = _lz4_content_size(head)
-        return content_size is None or content_size == size
+            return _judge_fd(fd, path, h, compressed, size)
+        finally:
+            os.close(fd)
 
-    def has_blob(self, h: str, size: int) -> bool:
-        """True if a sound blob (either form) of ``size`` uncompressed bytes exists for ``h``."""
+    def judge_forms(self, h: str, size: tp.Optional[int]) -> tuple["FormJudgement", "FormJudgement"]:
+        """Both forms; without a size the raw form is judged against the size a sound frame declares."""
         check_hash(h)
-        return any(self._sound(self.blob_path(h, c), c, size) for c in (False, True))
+        if size is not None:
+            return self.judge(h, False, size), self.judge(h, True, size)
+        comp = self.judge(h, True, None)
+        expected = comp.size if comp.sound else None
+        if comp.sound and expected is None and os.path.lexists(self.blob_path(h)):
+            # a frame without a content size beside a raw file: only decoding tells the payload's size
+            expected = _decoded_size(comp.path)
+            if expected is None:
+                comp = FormJudgement(comp.path, "its LZ4 frame does not decode")
+        return self.judge(h, False, expected), comp
+
+    def has_blob(self, h: str, size: tp.Optional[int] = None) -> bool:
+        """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists."""
+        return self.find_blob(h, size) is not None
+
+    def _remove_unsound_twin(self, h: str, kept: bool, size: int) -> None:
+        """Once the form ``kept`` is known sound, remove the other form if it is unsound (readers and GC
+        must never prefer it); a racing writer that replaces it meanwhile loses nothing."""
+        twin = self.judge(h, not kept, size)
+        if not twin.sound and twin.reason != "absent":
+            try:
+                os.unlink(twin.path)
+            except OSError:
+                pass
 
     def _freshen_existing(self, h: str, size: int) -> bool:
-        """Dedup check + freshen (FORMAT 3.4). True only if a sound blob was freshened."""
+        """Dedup check + freshen (FORMAT 3.4). True only if a sound form was freshened; the form is judged
+        and freshened through one descriptor opened without following symlinks."""
         for compressed in (False, True):
-            p = self.blob_path(h, compressed)
-            if self._sound(p, compressed, size):
+            path = self.blob_path(h, compressed)
+            try:
+                fd = _open_form(path)
+            except (OSError, _FormFlaw):
+                continue
+            try:
+                if not _judge_fd(fd, path, h, compressed, size).sound:
+                    continue
                 try:
-                    os.utime(p)
+                    os.utime(fd)
                 except OSError:
                     return False  # a failed freshen is not a hit
-                return True
+            finally:
+                os.close(fd)
+            self._remove_unsound_twin(h, compressed, size)
+            return True
         return False
 
     # ------------------------------------------------------------------ temp files
 
     def _new_tmp(self) -> tuple[Path, int]:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        if not self.real_dir(self.tmp_dir):
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         for _ in range(100):
             p = self.tmp_dir / f"{self._host}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
             try:
-                return p, os.open(p, flags, 0o644)
+                return p, os.open(p, flags, 0o666)
             except FileExistsError:  # pragma: no cover - 64 random bits
                 continue
         raise BlobError(f"cannot create a temp file in {self.tmp_dir}")  # pragma: no cover
@@ -370,19 +519,11 @@ class Store:
             try:
                 os.link(tmp, final)
             except FileExistsError:
-                # step 5: already stored: sound + freshened => keep it, else replace
-                if self._sound(final, compressed, size):
-                    try:
-                        os.utime(final)
-                        fresh = True
-                    except OSError:
-                        fresh = False
-                    if fresh:
-                        self._unlink_quiet(tmp)
-                    else:
-                        os.rename(tmp, final)
-                else:
-                    os.rename(tmp, final)
+                # step 5: already stored: a sound form freshened => keep it, else replace
+                if self._freshen_existing(h, size):
+                    self._unlink_quiet(tmp)
+                    return final
+                os.rename(tmp, final)
             except OSError as e:
                 if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK, errno.ENOSYS):
                     os.rename(tmp, final)  # no hard links here: plain rename (same payload)
@@ -391,12 +532,19 @@ class Store:
                     raise
             else:
                 self._unlink_quiet(tmp)
+        self._remove_unsound_twin(h, compressed, size)
         if self.fsync:
             _fsync_dir(fan)
         return final
 
-    def _want_compressed(self, size: int, compressed_size: int) -> bool:
-        return self.compression == "lz4" and 10 * (size - compressed_size) >= size and size > 0
+    def _want_compressed(self, sample: tp.Any) -> bool:
+        """The form rule (FORMAT 3.2), the same as Swift's: with ``compression: lz4``, keep a payload as an
+        LZ4 frame iff its sample (first ``min(size, 1 MiB)`` bytes) has at least 64 bytes and compresses
+        as one LZ4 block (``LZ4_compress_default``) to at most 90 % of itself."""
+        n = len(sample)
+        if self.compression != "lz4" or n < 64:
+            return False
+        return 10 * len(lz4.block.compress(sample, mode="default", store_size=False)) <= 9 * n
 
     # ------------------------------------------------------------------ writes
 
@@ -407,19 +555,10 @@ class Store:
         size = view.nbytes
         if self._freshen_existing(h, size):
             return h
-        existing = self.find_blob(h)  # exists but unsound or could not be freshened
-        replace = existing is not None
+        compressed, replace = self._choose_form(h, size, view[:COMPRESSION_SAMPLE])
         payload: tp.Any = view
-        compressed = False
-        if existing is not None:
-            # replace the existing file in its own form (never leave an old copy beside a new one)
-            if existing[1]:
-                payload = lz4.frame.compress(view, content_checksum=True, store_size=True)
-                compressed = True
-        elif self.compression == "lz4" and size > 0:
-            frame = lz4.frame.compress(view, content_checksum=True, store_size=True)
-            if self._want_compressed(size, len(frame)):
-                payload, compressed = frame, True
+        if compressed:
+            payload = lz4.frame.compress(view, content_checksum=True, store_size=True)
         tmp, fd = self._new_tmp()
         try:
             try:
@@ -434,6 +573,15 @@ class Store:
             raise
         return h
 
+    def _choose_form(self, h: str, size: int, sample: tp.Any) -> tuple[bool, bool]:
+        """(compressed, replace) for a payload that was not a dedup hit, as Swift decides: the form rule
+        gives the form; a sound file of that form that could not be freshened (another user's) is replaced
+        with plain rename, and a sound file of the other form is left beside the new one (GC keeps the
+        newer of two sound forms)."""
+        compressed = self._want_compressed(sample)
+        found = self.find_blob(h, size)
+        return compressed, found is not None and found[1] == compressed
+
     def put_file(self, path: tp.Union[str, Path]) -> str:
         """Store the content of a file, streaming (hashes it first to deduplicate). Returns the hash."""
         hasher = xxhash.xxh3_128()
@@ -446,16 +594,16 @@ class Store:
         if self._freshen_existing(h, size):
             return h
         with open(path, "rb") as f:
-            return self._put_stream(f, replace=self.find_blob(h) is not None)
+            return self._put_stream(f)
 
     def put_stream(self, source: tp.Any) -> str:
         """Store the bytes of a binary file object or an iterable of buffers, streaming.
 
         Memory use is bounded by the chunk size, whatever the payload size.
         """
-        return self._put_stream(source, replace=False)
+        return self._put_stream(source)
 
-    def _put_stream(self, source: tp.Any, replace: bool) -> str:
+    def _put_stream(self, source: tp.Any) -> str:
         tmp, fd = self._new_tmp()
         tmps = [tmp]
         fd_open = True
@@ -472,35 +620,28 @@ class Store:
         try:
             hasher = xxhash.xxh3_128()
             size = 0
+            sample = bytearray()  # the first COMPRESSION_SAMPLE bytes decide the form (FORMAT 3.2)
             for chunk in _iter_source(source):
                 hasher.update(chunk)
                 _write_all(fd, chunk)
-                size += memoryview(chunk).nbytes
+                view = _as_byte_view(chunk)
+                size += view.nbytes
+                if len(sample) < COMPRESSION_SAMPLE:
+                    sample += view[: COMPRESSION_SAMPLE - len(sample)]
             h = hasher.hexdigest()
             # dedup after learning the hash while writing (FORMAT 3.4)
-            if not replace and self._freshen_existing(h, size):
+            if self._freshen_existing(h, size):
                 close_fd()
                 self._unlink_quiet(tmp)
                 return h
-            existing = self.find_blob(h)
-            replace = replace or existing is not None
-            compressed = False
-            if existing is not None:
-                want: tp.Optional[bool] = existing[1]  # replace in the existing form
-            elif self.compression == "lz4" and size > 0:
-                want = None  # decide by the size of the frame
-            else:
-                want = False
-            if want is not False:
+            compressed, replace = self._choose_form(h, size, sample)
+            if compressed:
                 ctmp = self._compress_file(tmp, size)
                 tmps.append(ctmp)
-                if want or self._want_compressed(size, os.stat(ctmp).st_size):
-                    close_fd()
-                    self._unlink_quiet(tmp)
-                    tmp, compressed = ctmp, True
-                else:
-                    self._unlink_quiet(ctmp)
-            if not compressed:
+                close_fd()
+                self._unlink_quiet(tmp)
+                tmp = ctmp
+            else:
                 close_fd(finish=True)
             self._publish(tmp, h, size, compressed, replace)
             return h
@@ -534,24 +675,46 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
-    def _locate(self, h: str) -> tuple[Path, bool]:
-        found = self.find_blob(check_hash(h))
-        if found is None:
-            raise BlobMissingError(f"blob {h} is missing (looked for {self.blob_path(h)} and {self.blob_path(h, True)})")
-        return found
+    def _locate(self, h: str, size: tp.Optional[int] = None, exclude: tp.Optional[bool] = None) -> tuple[Path, bool]:
+        """The form a reader takes: raw if sound, else compressed if sound (never the ``exclude`` form)."""
+        raw, comp = self.judge_forms(check_hash(h), size)
+        if exclude is True:
+            raw = self.judge(h, False, size)
+        flaws = []
+        for compressed, judgement in ((False, raw), (True, comp)):
+            if compressed is exclude:
+                continue
+            if judgement.sound:
+                return judgement.path, compressed
+            if judgement.reason != "absent":
+                flaws.append(f"{judgement.path}: {judgement.reason}")
+        if flaws:
+            raise BlobCorruptError(f"blob {h} has no sound form: " + "; ".join(flaws))
+        raise BlobMissingError(f"blob {h} is missing (looked for {self.blob_path(h)} and {self.blob_path(h, True)})")
 
     def iter_blob(self, h: str, expected_size: tp.Optional[int] = None) -> tp.Iterator[bytes]:
         """Verified streaming read: yields chunks of the payload; raises BlobCorruptError at the end
         (before returning normally) if the bytes do not hash to ``h``. Consumers must not trust the
         chunks until the iterator is exhausted without error."""
-        path, compressed = self._locate(h)
+        path, compressed = self._locate(h, expected_size)
+        try:
+            yield from self._iter_form(path, compressed, h, expected_size)
+        except BlobCorruptError as e:
+            twin = self.judge(h, not compressed, expected_size)
+            if twin.sound:  # fsck quarantines the corrupt file; get_bytes falls back on its own
+                raise BlobCorruptError(f"{e}; its other form {twin.path} is sound") from e
+            raise
+
+    def _iter_form(self, path: Path, compressed: bool, h: str, expected_size: tp.Optional[int]) -> tp.Iterator[bytes]:
         hasher = xxhash.xxh3_128()
         size = 0
         try:
-            f = open(path, "rb")
+            fd = _open_form(path)
         except FileNotFoundError:
             raise BlobMissingError(f"blob file {path} disappeared") from None
-        with f:
+        except _FormFlaw as e:
+            raise BlobCorruptError(f"blob file {path}: {e}") from e
+        with os.fdopen(fd, "rb") as f:
             if compressed:
                 dec = lz4.frame.LZ4FrameDecompressor()
                 try:
@@ -581,11 +744,15 @@ class Store:
             raise BlobCorruptError(f"blob file {path}: expected {expected_size} bytes, got {size}")
 
     def get_bytes(self, h: str, expected_size: tp.Optional[int] = None) -> bytes:
-        """The payload of blob ``h``, verified."""
-        buf = io.BytesIO()
-        for chunk in self.iter_blob(h, expected_size):
-            buf.write(chunk)
-        return buf.getvalue()
+        """The payload of blob ``h``, verified; a corrupt form gives way to a sound twin (FORMAT 3.5)."""
+        path, compressed = self._locate(h, expected_size)
+        try:
+            return b"".join(self._iter_form(path, compressed, h, expected_size))
+        except BlobCorruptError:
+            twin = self.judge(h, not compressed, expected_size)
+            if not twin.sound:
+                raise
+            return b"".join(self._iter_form(twin.path, not compressed, h, expected_size))
 
     def copy_blob(self, h: str, dest: tp.BinaryIO) -> int:
         """Stream the verified payload of ``h`` into ``dest``; returns the byte count.
@@ -599,71 +766,73 @@ class Store:
     def read_array(
         self, h: str, dtype: tp.Any, shape: tp.Sequence[int], verify: bool = True
     ) -> np.ndarray:
-        """The blob as an array. A raw blob is memory-mapped read-only (no copy, ``np.memmap``);
-        a compressed one is decompressed into a new array. With ``verify`` (default) the bytes are
-        hashed before the array is returned."""
+        """The blob as an array. A sound raw blob is memory-mapped read-only (no copy, ``np.memmap``);
+        otherwise a sound compressed one is decompressed into a new array. With ``verify`` (default) the
+        bytes are hashed before the array is returned, and a raw form that fails gives way to a sound frame."""
         dt = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
         nbytes = math.prod(shape) * dt.itemsize
         if nbytes:
-            # hot path: the raw form, opened once (no separate existence check and stat)
+            # hot path: the raw form, opened once without following a symlink, judged by fstat
             raw = os.path.join(self._blobs_str, check_hash(h)[:2], h)
             try:
-                f = open(raw, "rb")
-            except FileNotFoundError:
-                pass
-            else:
-                with f:
-                    st_size = os.fstat(f.fileno()).st_size
-                    if st_size != nbytes:
-                        raise BlobCorruptError(
-                            f"blob file {raw}: {st_size} bytes, expected {nbytes} for a {dt} array of shape {list(shape)}"
-                        )
-                    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                if verify:
-                    actual = hash_bytes(mm)
-                    if actual != h:
-                        mm.close()
-                        raise BlobCorruptError(f"blob file {raw} is corrupt: expected hash {h}, actual hash {actual}")
-                # what np.memmap(raw, mode="r") builds, without its path resolution and second open
-                arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=mm, offset=0, order="C")
-                arr._mmap = mm
-                arr.offset = 0
-                arr.mode = "r"
-                arr.filename = raw
-                return arr
-        path, compressed = self._locate(h)
+                fd = _open_form(raw)
+            except (OSError, _FormFlaw):
+                fd = -1
+            if fd >= 0:
+                try:
+                    st = os.fstat(fd)
+                    mm = None
+                    if stat.S_ISREG(st.st_mode) and st.st_size == nbytes:
+                        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                finally:
+                    os.close(fd)
+                if mm is not None:
+                    if verify:
+                        actual = hash_bytes(mm)
+                        if actual != h:
+                            mm.close()
+                            if not self.judge(h, True, nbytes).sound:
+                                raise BlobCorruptError(
+                                    f"blob file {raw} is corrupt: expected hash {h}, actual hash {actual}"
+                                )
+                            return self._decompress_array(h, dt, shape, nbytes, exclude_raw=True)
+                    # what np.memmap(raw, mode="r") builds, without its path resolution and second open
+                    arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=mm, offset=0, order="C")
+                    arr._mmap = mm
+                    arr.offset = 0
+                    arr.mode = "r"
+                    arr.filename = raw
+                    return arr
+        path, compressed = self._locate(h, nbytes)
         if compressed:
-            out = np.empty(shape, dtype=dt)
-            target = memoryview(out.reshape(-1).view(np.uint8)) if nbytes else memoryview(b"")
-            pos = 0
-            for chunk in self.iter_blob(h):
-                end = pos + len(chunk)
-                if end > nbytes:
-                    raise BlobCorruptError(f"blob file {path}: more than the {nbytes} bytes of a {dt} array of shape {list(shape)}")
-                target[pos:end] = chunk
-                pos = end
-            if pos != nbytes:
-                raise BlobCorruptError(f"blob file {path}: {pos} bytes, expected {nbytes} for a {dt} array of shape {list(shape)}")
-            return out
-        st_size = os.stat(path).st_size
-        if st_size != nbytes:
-            raise BlobCorruptError(f"blob file {path}: {st_size} bytes, expected {nbytes} for a {dt} array of shape {list(shape)}")
+            return self._decompress_array(h, dt, shape, nbytes, exclude_raw=False)
         if nbytes == 0:
             if verify and h != EMPTY_HASH:
                 raise BlobCorruptError(f"blob file {path} is corrupt: expected hash {h}, actual hash {EMPTY_HASH}")
             return np.empty(shape, dtype=dt)
+        # a sound raw form appeared after the hot path looked
         arr = np.memmap(path, dtype=dt, mode="r", shape=shape, order="C")
         if verify:
-            with open(path, "rb") as f:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                actual = hash_bytes(mm)
-            finally:
-                mm.close()
+            actual = hash_bytes(arr.view(np.uint8).reshape(-1))
             if actual != h:
                 raise BlobCorruptError(f"blob file {path} is corrupt: expected hash {h}, actual hash {actual}")
         return arr
+
+    def _decompress_array(self, h: str, dt: np.dtype, shape: tuple, nbytes: int, exclude_raw: bool) -> np.ndarray:
+        path, _ = self._locate(h, nbytes, exclude=False if exclude_raw else None)
+        out = np.empty(shape, dtype=dt)
+        target = memoryview(out.reshape(-1).view(np.uint8)) if nbytes else memoryview(b"")
+        pos = 0
+        for chunk in self._iter_form(path, True, h, nbytes):
+            end = pos + len(chunk)
+            if end > nbytes:
+                raise BlobCorruptError(f"blob file {path}: more than the {nbytes} bytes of a {dt} array of shape {list(shape)}")
+            target[pos:end] = chunk
+            pos = end
+        if pos != nbytes:
+            raise BlobCorruptError(f"blob file {path}: {pos} bytes, expected {nbytes} for a {dt} array of shape {list(shape)}")
+        return out
 
     def verify_blob(self, h: str) -> None:
         """Raise BlobCorruptError / BlobMissingError unless blob ``h`` is sound."""
@@ -671,13 +840,156 @@ class Store:
             pass
 
 
-def _lz4_content_size(head: bytes) -> tp.Optional[int]:
-    """Content size field of an LZ4 frame header, or None when absent/unparseable."""
-    if len(head) < 6 or head[:4] != LZ4_MAGIC:
+def _read_regular(path: Path, limit: int = 1 << 16) -> bytes:
+    """A small regular file's bytes, opened without following a link or blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"'{path}' is {_kind_of(st.st_mode)}, not a regular file", "invalid_config")
+        return os.read(fd, limit + 1)[: limit + 1]
+    finally:
+        os.close(fd)
+
+
+class FormJudgement(tp.NamedTuple):
+    """What one form of a blob on disk is worth (FORMAT 3.4). ``reason`` is ``""`` for a sound form,
+    ``"absent"`` when no file has the form's name, else why the file cannot be the payload."""
+
+    path: Path
+    reason: str
+    size: tp.Optional[int] = None  # the payload size, when sound and known
+
+    @property
+    def sound(self) -> bool:
+        return self.reason == ""
+
+
+def _open_flaw(e: OSError) -> str:
+    return "it is a symbolic link" if e.errno == errno.ELOOP else f"it cannot be opened ({e})"
+
+
+def _kind(mode: int) -> str:
+    """A phrase for a file type, as Swift's FileStatus.Kind says it."""
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a file of unknown type"
+
+
+class _FormFlaw(Exception):
+    """A file under a form's name that cannot be opened as one (its message says why)."""
+
+
+_FORM_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_form(path: tp.Union[str, Path]) -> int:
+    """Open a blob form read-only for judging or reading: ``lstat`` first, so that a symlink is never
+    followed and a FIFO or device never opened, then ``O_NOFOLLOW | O_NONBLOCK`` (a name swapped in between
+    is caught by ``fstat`` on the descriptor). FileNotFoundError when nothing has the name."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _FormFlaw(f"it is {_kind(st.st_mode)}, not a regular file")
+    try:
+        return os.open(path, _FORM_OPEN)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise _FormFlaw(_open_flaw(e)) from e
+
+
+def _judge_fd(fd: int, path: Path, h: str, compressed: bool, size: tp.Optional[int]) -> FormJudgement:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return FormJudgement(path, "it cannot be examined")
+    if not stat.S_ISREG(st.st_mode):
+        return FormJudgement(path, "it is not a regular file")
+    if not compressed:
+        if size is not None and st.st_size != size:
+            return FormJudgement(path, f"it holds {st.st_size} bytes, the payload {size}")
+        if st.st_size == 0 and h != EMPTY_HASH:
+            return FormJudgement(path, "it is empty and the blob is not the empty payload")
+        return FormJudgement(path, "", st.st_size)
+    try:
+        flaw, declared = _walk_lz4_frame(fd, st.st_size)
+    except OSError as e:
+        return FormJudgement(path, f"it cannot be read ({e})")
+    if flaw:
+        return FormJudgement(path, flaw)
+    if size is not None and declared is not None and declared != size:
+        return FormJudgement(path, f"its LZ4 frame declares {declared} bytes, the payload {size}")
+    return FormJudgement(path, "", declared if declared is not None else size)
+
+
+def _decoded_size(path: Path) -> tp.Optional[int]:
+    """The number of bytes an LZ4 frame decodes to; None when it does not decode to its end."""
+    try:
+        fd = _open_form(path)
+    except (OSError, _FormFlaw):
         return None
-    flg = head[4]
-    if not flg & 0x08:
+    dec = lz4.frame.LZ4FrameDecompressor()
+    size = 0
+    try:
+        with os.fdopen(fd, "rb") as f:
+            for chunk in _iter_source(f):
+                if dec.eof:
+                    return None
+                size += len(dec.decompress(chunk))
+    except (OSError, RuntimeError, EOFError):
         return None
-    if len(head) < 14:
-        return None
-    return int.from_bytes(head[6:14], "little")
+    return size if dec.eof and not dec.unused_data else None
+
+
+def _walk_lz4_frame(fd: int, file_size: int) -> tuple[str, tp.Optional[int]]:
+    """Check that a file holds exactly one complete LZ4 frame without decoding it (FORMAT 3.4): header
+    fields and checksum, then each block's 4-byte header, skipping block data by offset, to the end mark,
+    the content checksum when flagged, and the end of the file. Returns (flaw or "", declared size)."""
+    head = os.pread(fd, 19, 0)
+    if len(head) < 4 or head[:4] != LZ4_MAGIC:
+        return "it does not start with the LZ4 frame magic", None
+    if len(head) < 7:
+        return f"its LZ4 frame is truncated at byte {len(head)}", None
+    flg, bd = head[4], head[5]
+    if flg >> 6 != 1:
+        return f"its LZ4 frame header is invalid (version {flg >> 6})", None
+    if flg & 0x02 or bd & 0x8F:
+        return "its LZ4 frame header is invalid (reserved bits set)", None
+    if flg & 0x01:  # no reader of the store has the dictionary such a frame needs
+        return "its LZ4 frame header is invalid (it needs a dictionary)", None
+    size_id = (bd >> 4) & 0x07
+    if size_id < 4:
+        return f"its LZ4 frame header is invalid (block size id {size_id})", None
+    block_limit = 1 << (8 + 2 * size_id)
+    header_len = 7 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0)
+    if len(head) < header_len:
+        return f"its LZ4 frame is truncated at byte {len(head)}", None
+    if head[header_len - 1] != (xxhash.xxh32_intdigest(head[4 : header_len - 1]) >> 8) & 0xFF:
+        return "its LZ4 frame header is invalid (header checksum)", None
+    declared = int.from_bytes(head[6:14], "little") if flg & 0x08 else None
+    if declared is not None and declared >= 1 << 63:
+        return f"its LZ4 frame header is invalid (content size {declared})", None
+    offset = header_len
+    block_checksum = 4 if flg & 0x10 else 0
+    while True:
+        word = os.pread(fd, 4, offset)
+        if len(word) < 4:
+            return f"its LZ4 frame is truncated at byte {offset + len(word)}", None
+        block = int.from_bytes(word, "little") & 0x7FFFFFFF
+        if block == 0:  # liblz4 reads a size of 0, whatever the uncompressed bit, as the end mark
+            break
+        if block > block_limit:
+            return f"the LZ4 block at byte {offset} declares {block} bytes, more than the frame's {block_limit}", None
+        offset += 4 + block + block_checksum
+        if offset > file_size:
+            return f"its LZ4 frame is truncated at byte {file_size}", None
+    offset += 4 + (4 if flg & 0x04 else 0)
+    if offset > file_size:
+        return f"its LZ4 frame is truncated at byte {file_size}", None
+    if offset != file_size:
+        return f"{file_size - offset} bytes follow the end of its LZ4 frame at byte {offset}", None
+    return "", declared

@@ -33,7 +33,8 @@ Hand-written lines (blobs through the Python store):
   origins, a tombstone winning and losing a tie, a ``.jsonl.folding`` file, a ``.jsonl.tmp`` file that
   is not an index file, and malformed lines (float ``ts``, 2**63, bad hash, negative size, missing
   ``blobs``, not an object, invalid JSON, ``NaN``) that both readers must skip and report by line; a
-  blank line and an unterminated last line that they must skip silently.
+  blank line and an unterminated last line that they must skip silently. Keys in NFC and NFD that
+  are two keys (one of them deleted), and lines with a lone surrogate escape, which are malformed.
 
 ``expected.json``::
 
@@ -476,6 +477,15 @@ def make_crafted(out: Path, binary: str) -> dict:
         ],
         # not an index file: ignored whatever it holds
         "compact-00000000000000000001-deadbeef.jsonl.tmp": [entry("ignored/tmp", T + 100, "v5")],
+        # keys are byte strings: NFC and NFD forms are two keys; a lone surrogate makes a line malformed
+        "d-5-00000005.jsonl": [
+            entry("norm/caf\u00e9", T, "v1"),
+            entry("norm/cafe\u0301", T, "v2"),
+            entry("norm/\u00f1", T, "v3"),
+            tomb("norm/n\u0303", T + 1),  # deletes the NFD form only
+            '{"key":"bad/surrogate\\ud800","ts":5,"deleted":true}',
+            '{"key":"bad/surrogate-value","ts":5,"value":{"#type":"Json","content":"\\udfff"},"blobs":[]}',
+        ],
     }
     files["b-2-00000002.jsonl"].insert(4, tomb("tomb/set-wins", T - 1))  # older than the set in B-3
     unterminated = {"a-1-00000001.jsonl": None, "B-3-00000003.jsonl": '{"key":"partial","ts":1,'}
@@ -502,12 +512,16 @@ def make_crafted(out: Path, binary: str) -> dict:
         "tomb/set-wins": rec("tomb/set-wins", T, "B-3-00000003", 2, "v6"),
         "origin/wn": rec("origin/wn", T + 3, "zz-origin-writer", 42, "v3"),
         "after-bad-lines": rec("after-bad-lines", T + 2, "b-2-00000002", 16, "v7"),
+        "norm/caf\u00e9": rec("norm/caf\u00e9", T, "d-5-00000005", 1, "v1"),
+        "norm/cafe\u0301": rec("norm/cafe\u0301", T, "d-5-00000005", 2, "v2"),
+        "norm/\u00f1": rec("norm/\u00f1", T, "d-5-00000005", 3, "v3"),
     }
     # check the hand-computed line number of after-bad-lines
     assert files["b-2-00000002.jsonl"][15]["key"] == "after-bad-lines"
     tombstones = {
         "tomb/wins": {"ts": T + 1, "origin": {"writer": "a-1-00000001", "line": 5}},
         "tomb/loses": {"ts": T, "origin": {"writer": "b-2-00000002", "line": 3 + 1}},
+        "norm/n\u0303": {"ts": T + 1, "origin": {"writer": "d-5-00000005", "line": 4}},
     }
     assert files["b-2-00000002.jsonl"][3]["key"] == "tomb/loses"
     absent = ["bad/float-ts", "bad/ts-overflow", "bad/hash", "bad/size", "bad/no-blobs", "bad/json", "bad/nan",

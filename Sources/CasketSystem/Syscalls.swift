@@ -1,16 +1,16 @@
 import CCasketShims
 
 #if canImport(Glibc)
-import Glibc
+package import Glibc
 #elseif canImport(Darwin)
-import Darwin
+package import Darwin
 #endif
 
 // Every system call Casket makes goes through this file: one place that retries EINTR and turns the C
 // convention (-1 and errno) into `Result<_, Errno>`.
 
 @inline(__always)
-internal func valueOrErrno<I: FixedWidthInteger>(
+package func valueOrErrno<I: FixedWidthInteger>(
     retryOnInterrupt: Bool = true,
     _ call: () -> I
 ) -> Result<I, Errno> {
@@ -24,36 +24,36 @@ internal func valueOrErrno<I: FixedWidthInteger>(
 }
 
 @inline(__always)
-internal func nothingOrErrno<I: FixedWidthInteger>(
+package func nothingOrErrno<I: FixedWidthInteger>(
     retryOnInterrupt: Bool = true,
     _ call: () -> I
 ) -> Result<Void, Errno> {
     valueOrErrno(retryOnInterrupt: retryOnInterrupt, call).map { _ in () }
 }
 
-internal func system_open(_ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno> {
+package func system_open(_ path: String, _ flags: CInt, _ mode: mode_t = 0) -> Result<CInt, Errno> {
     valueOrErrno { open(path, flags | O_CLOEXEC, mode) }
 }
 
-internal func system_close(_ fd: CInt) {
+package func system_close(_ fd: CInt) {
     // close(2) must not be retried on EINTR on Linux: the descriptor is released either way.
     _ = close(fd)
 }
 
-internal func system_read(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
+package func system_read(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
     valueOrErrno { read(fd, buffer.baseAddress, buffer.count) }
 }
 
-internal func system_pread(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ offset: Int64) -> Result<Int, Errno> {
+package func system_pread(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ offset: Int64) -> Result<Int, Errno> {
     valueOrErrno { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
 }
 
-internal func system_write(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Result<Int, Errno> {
+package func system_write(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Result<Int, Errno> {
     valueOrErrno { write(fd, buffer.baseAddress, buffer.count) }
 }
 
 /// Copies up to `count` bytes in the kernel from `input` at `offset` (advanced) to `output`'s position.
-internal func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ output: CInt, _ count: Int) -> Result<
+package func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ output: CInt, _ count: Int) -> Result<
     Int, Errno
 > {
     var position = offset
@@ -62,75 +62,75 @@ internal func system_copyFileRange(_ input: CInt, _ offset: inout Int64, _ outpu
     return result.map { Int($0) }
 }
 
-internal func system_syncfs(_ fd: CInt) -> Result<Void, Errno> {
+package func system_syncfs(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { casket_syncfs(fd) }
 }
 
 /// Maps a file read-only and shared (`mmap(2)`), or fails with the errno.
-internal func system_mmapReadOnly(_ fd: CInt, _ length: Int) -> Result<UnsafeRawPointer, Errno> {
+package func system_mmapReadOnly(_ fd: CInt, _ length: Int) -> Result<UnsafeRawPointer, Errno> {
     let pointer = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0)
     if pointer == MAP_FAILED || pointer == nil { return .failure(Errno(rawValue: casket_errno())) }
     return .success(UnsafeRawPointer(pointer!))
 }
 
-internal func system_munmap(_ pointer: UnsafeRawPointer, _ length: Int) {
+package func system_munmap(_ pointer: UnsafeRawPointer, _ length: Int) {
     _ = munmap(UnsafeMutableRawPointer(mutating: pointer), length)
 }
 
-internal func system_fsync(_ fd: CInt) -> Result<Void, Errno> {
+package func system_fsync(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { fsync(fd) }
 }
 
-internal func system_fdatasync(_ fd: CInt) -> Result<Void, Errno> {
+package func system_fdatasync(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { fdatasync(fd) }
 }
 
-internal func system_fstat(_ fd: CInt) -> Result<stat, Errno> {
+package func system_fstat(_ fd: CInt) -> Result<stat, Errno> {
     var st = stat()
     return nothingOrErrno { fstat(fd, &st) }.map { st }
 }
 
-internal func system_stat(_ path: String) -> Result<stat, Errno> {
+package func system_stat(_ path: String) -> Result<stat, Errno> {
     var st = stat()
     return nothingOrErrno { stat(path, &st) }.map { st }
 }
 
-internal func system_lstat(_ path: String) -> Result<stat, Errno> {
+package func system_lstat(_ path: String) -> Result<stat, Errno> {
     var st = stat()
     return nothingOrErrno { lstat(path, &st) }.map { st }
 }
 
-internal func system_fchmod(_ fd: CInt, _ mode: mode_t) -> Result<Void, Errno> {
+package func system_fchmod(_ fd: CInt, _ mode: mode_t) -> Result<Void, Errno> {
     nothingOrErrno { fchmod(fd, mode) }
 }
 
-internal func system_mkdir(_ path: String, _ mode: mode_t) -> Result<Void, Errno> {
+package func system_mkdir(_ path: String, _ mode: mode_t) -> Result<Void, Errno> {
     nothingOrErrno { mkdir(path, mode) }
 }
 
-internal func system_unlink(_ path: String) -> Result<Void, Errno> {
+package func system_unlink(_ path: String) -> Result<Void, Errno> {
     nothingOrErrno { unlink(path) }
 }
 
-internal func system_link(_ from: String, _ to: String) -> Result<Void, Errno> {
+package func system_link(_ from: String, _ to: String) -> Result<Void, Errno> {
     nothingOrErrno { link(from, to) }
 }
 
-internal func system_rename(_ from: String, _ to: String) -> Result<Void, Errno> {
+package func system_rename(_ from: String, _ to: String) -> Result<Void, Errno> {
     nothingOrErrno { rename(from, to) }
 }
 
-internal func system_renameNoReplace(_ from: String, _ to: String) -> Result<Void, Errno> {
+package func system_renameNoReplace(_ from: String, _ to: String) -> Result<Void, Errno> {
     nothingOrErrno { casket_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) }
 }
 
 /// Sets atime and mtime to the file system's "now" (`utimensat(path, NULL)`), as git's freshen does.
-internal func system_touch(_ path: String) -> Result<Void, Errno> {
+package func system_touch(_ path: String) -> Result<Void, Errno> {
     nothingOrErrno { utimensat(AT_FDCWD, path, nil, 0) }
 }
 
 /// Sets atime and mtime to explicit times, nanoseconds since the epoch (tests age files with it).
-internal func system_setTimes(_ path: String, accessNanoseconds: Int64, modificationNanoseconds: Int64)
+package func system_setTimes(_ path: String, accessNanoseconds: Int64, modificationNanoseconds: Int64)
     -> Result<Void, Errno>
 {
     var times = [
@@ -141,11 +141,11 @@ internal func system_setTimes(_ path: String, accessNanoseconds: Int64, modifica
     return nothingOrErrno { utimensat(AT_FDCWD, path, &times, 0) }
 }
 
-internal func system_kill(_ pid: pid_t, _ signal: CInt) -> Result<Void, Errno> {
+package func system_kill(_ pid: pid_t, _ signal: CInt) -> Result<Void, Errno> {
     nothingOrErrno { kill(pid, signal) }
 }
 
-internal func system_posixFadviseSequential(_ fd: CInt) {
+package func system_posixFadviseSequential(_ fd: CInt) {
     #if os(Linux)
     _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
     #endif
@@ -153,7 +153,7 @@ internal func system_posixFadviseSequential(_ fd: CInt) {
 
 /// Lists a directory's entry names, excluding `.` and `..`, calling `body` for each without building
 /// an array (a fan-out folder of a large store holds many thousands of names).
-internal func system_forEachDirectoryEntry(
+package func system_forEachDirectoryEntry(
     _ path: String,
     _ body: (_ name: String, _ type: UInt8) throws -> Void
 ) throws -> Result<Void, Errno> {
@@ -169,23 +169,23 @@ internal func system_forEachDirectoryEntry(
     return .success(())
 }
 
-internal func system_hostname() -> String {
+package func system_hostname() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
     guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
     return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
-internal func system_getpid() -> pid_t { getpid() }
+package func system_getpid() -> pid_t { getpid() }
 
 /// Fills `buffer` with random bytes from the kernel (`getrandom(2)`).
-internal func system_random(_ buffer: UnsafeMutableRawBufferPointer) {
+package func system_random(_ buffer: UnsafeMutableRawBufferPointer) {
     if casket_random(buffer.baseAddress, UInt(buffer.count)) != 0 {
         fatalError("getrandom failed: \(Errno(rawValue: casket_errno()))")
     }
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`).
-internal func system_wallClockNanoseconds() -> Int64 {
+package func system_wallClockNanoseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

@@ -50,4 +50,11 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringCo
     public static let noSuchProcess = Errno(rawValue: ESRCH)
     /// Too many links. The corresponding C error is `EMLINK`.
     public static let tooManyLinks = Errno(rawValue: EMLINK)
+    /// Too many levels of symbolic links; what `O_NOFOLLOW` returns for a link. The C error is `ELOOP`.
+    public static let tooManySymbolicLinks = Errno(rawValue: ELOOP)
+    /// No such device or address; what a non-blocking open for writing of a FIFO without a reader
+    /// returns. The C error is `ENXIO`.
+    public static let noSuchDevice = Errno(rawValue: ENXIO)
+    /// Directory not empty. The C error is `ENOTEMPTY`.
+    public static let directoryNotEmpty = Errno(rawValue: ENOTEMPTY)
 }

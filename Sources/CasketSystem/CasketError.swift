@@ -23,6 +23,7 @@ public struct CasketError: Error, Sendable, CustomStringConvertible {
             case unsupportedValue = "unsupported_value"
             case busy = "busy"
             case clockSkew = "clock_skew"
+            case unsafePath = "unsafe_path"
         }
         private let wrapped: Wrapped
         private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
@@ -65,6 +66,9 @@ public struct CasketError: Error, Sendable, CustomStringConvertible {
         /// This host's clock and the file system's differ too much for a time-based decision (garbage
         /// collection) to be safe.
         public static let clockSkew = Code(.clockSkew)
+        /// A path would leave the folder it must stay in, or passes through a symbolic link inside the
+        /// store (or a migrated cache), which Casket never follows.
+        public static let unsafePath = Code(.unsafePath)
     }
 
     /// What kind of failure this is.

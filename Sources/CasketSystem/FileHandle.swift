@@ -1,25 +1,25 @@
 #if canImport(Glibc)
-import Glibc
+package import Glibc
 #elseif canImport(Darwin)
-import Darwin
+package import Darwin
 #endif
 
 /// An open file descriptor that closes itself, with the path it was opened from for error messages.
 ///
 /// `~Copyable` so that exactly one owner closes it; not `Sendable`, since a descriptor's offset is
 /// shared state.
-struct FileHandle: ~Copyable {
-    let fd: CInt
-    let path: String
+package struct FileHandle: ~Copyable {
+    package let fd: CInt
+    package let path: String
 
-    init(fd: CInt, path: String) {
+    package init(fd: CInt, path: String) {
         self.fd = fd
         self.path = path
     }
 
     deinit { system_close(fd) }
 
-    static func openForReading(_ path: String) throws(CasketError) -> FileHandle {
+    package static func openForReading(_ path: String) throws(CasketError) -> FileHandle {
         switch system_open(path, O_RDONLY) {
         case .success(let fd): return FileHandle(fd: fd, path: path)
         case .failure(let errno): throw .open(path, errno: errno)
@@ -27,33 +27,38 @@ struct FileHandle: ~Copyable {
     }
 
     /// Creates a new file that must not exist yet (`O_CREAT | O_EXCL`), open for reading and writing.
-    static func createExclusive(_ path: String, mode: mode_t = 0o644) throws(CasketError) -> FileHandle {
+    package static func createExclusive(_ path: String, mode: mode_t = 0o666) throws(CasketError) -> FileHandle {
         switch system_open(path, O_RDWR | O_CREAT | O_EXCL, mode) {
         case .success(let fd): return FileHandle(fd: fd, path: path)
         case .failure(let errno): throw .open(path, forWriting: true, errno: errno)
         }
     }
 
-    static func openForAppending(_ path: String, create: Bool) throws(CasketError) -> FileHandle {
+    package static func openForAppending(_ path: String, create: Bool) throws(CasketError) -> FileHandle {
         let flags = O_WRONLY | O_APPEND | (create ? O_CREAT : 0)
-        switch system_open(path, flags, 0o644) {
+        switch system_open(path, flags, 0o666) {
         case .success(let fd): return FileHandle(fd: fd, path: path)
         case .failure(let errno): throw .open(path, forWriting: true, errno: errno)
         }
     }
 
     /// A non-owning view used for I/O; valid while this handle lives.
-    var io: FileRef { FileRef(fd: fd, path: path) }
+    package var io: FileRef { FileRef(fd: fd, path: path) }
 }
 
 /// A borrowed descriptor and its path: the I/O operations, usable from closures while a ``FileHandle``
 /// (the owner) stays alive.
-struct FileRef {
-    let fd: CInt
-    let path: String
+package struct FileRef {
+    package let fd: CInt
+    package let path: String
+
+    package init(fd: CInt, path: String) {
+        self.fd = fd
+        self.path = path
+    }
 
     /// Reads up to `buffer.count` bytes; returns 0 at end of file.
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(CasketError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(CasketError) -> Int {
         switch system_read(fd, buffer) {
         case .success(let n): return n
         case .failure(let errno): throw .read(path, errno: errno)
@@ -61,7 +66,7 @@ struct FileRef {
     }
 
     /// Reads until `buffer` is full or the file ends; returns the number of bytes read.
-    func readFully(into buffer: UnsafeMutableRawBufferPointer) throws(CasketError) -> Int {
+    package func readFully(into buffer: UnsafeMutableRawBufferPointer) throws(CasketError) -> Int {
         var filled = 0
         while filled < buffer.count {
             let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
@@ -72,7 +77,7 @@ struct FileRef {
     }
 
     /// Reads at an absolute offset until `buffer` is full or the file ends.
-    func pread(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(CasketError) -> Int {
+    package func pread(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(CasketError) -> Int {
         var filled = 0
         while filled < buffer.count {
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])
@@ -86,7 +91,7 @@ struct FileRef {
     }
 
     /// Writes all of `buffer`, looping over short writes.
-    func writeAll(_ buffer: UnsafeRawBufferPointer) throws(CasketError) {
+    package func writeAll(_ buffer: UnsafeRawBufferPointer) throws(CasketError) {
         var written = 0
         while written < buffer.count {
             switch system_write(fd, UnsafeRawBufferPointer(rebasing: buffer[written...])) {
@@ -96,25 +101,28 @@ struct FileRef {
         }
     }
 
-    func sync(dataOnly: Bool = false) throws(CasketError) {
+    package func sync(dataOnly: Bool = false) throws(CasketError) {
         let result = dataOnly ? system_fdatasync(fd) : system_fsync(fd)
         if case .failure(let errno) = result { throw .sync(path, errno: errno) }
     }
 
-    func stat() throws(CasketError) -> stat {
+    package func stat() throws(CasketError) -> stat {
         switch system_fstat(fd) {
         case .success(let st): return st
         case .failure(let errno): throw .stat(path, errno: errno)
         }
     }
 
-    func adviseSequential() { system_posixFadviseSequential(fd) }
+    /// `fstat` as a ``FileStatus``.
+    package func status() throws(CasketError) -> FileStatus { FileStatus(try stat()) }
+
+    package func adviseSequential() { system_posixFadviseSequential(fd) }
 }
 
 extension stat {
-    var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
-    var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
-    var size: Int64 { Int64(st_size) }
+    package var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
+    package var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
+    package var size: Int64 { Int64(st_size) }
     /// Modification time in nanoseconds since the epoch.
-    var mtimeNanoseconds: Int64 { Int64(st_mtim.tv_sec) * 1_000_000_000 + Int64(st_mtim.tv_nsec) }
+    package var mtimeNanoseconds: Int64 { Int64(st_mtim.tv_sec) * 1_000_000_000 + Int64(st_mtim.tv_nsec) }
 }

@@ -18,7 +18,7 @@ import Darwin
 /// leaves nothing. It is named `.casket-export.<host>.<pid>.<random>.tmp` only for the instant between
 /// naming and renaming, or for the whole write where the file system has no `O_TMPFILE`; the next export
 /// into that folder removes such files of this host whose process is gone.
-enum ExportFile {
+package enum ExportFile {
     static let prefix = ".casket-export."
     static let suffix = ".tmp"
 
@@ -29,7 +29,7 @@ enum ExportFile {
     }
 
     /// Writes what `produce` sends to its sink to `path`.
-    static func write(
+    package static func write(
         _ path: String, durable: Bool,
         _ produce: ((UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Int64
     ) throws(CasketError) -> Int64 {
@@ -95,10 +95,10 @@ enum ExportFile {
         let unique = (slash == nil ? "" : directory + "/") + name
         var named = false
         let handle: FileHandle
-        switch system_openUnnamed(inDirectory: folder, mode: 0o644) {
+        switch system_openUnnamed(inDirectory: folder, mode: 0o666) {
         case .success(let fd): handle = FileHandle(fd: fd, path: unique)
         case .failure:
-            handle = try FileHandle.createExclusive(unique, mode: 0o644)
+            handle = try FileHandle.createExclusive(unique, mode: 0o666)
             named = true
         }
         do throws(CasketError) {

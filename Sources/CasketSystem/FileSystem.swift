@@ -7,7 +7,7 @@ import Darwin
 // Small file-system helpers built on the syscall layer, throwing CasketError that names the path.
 
 /// Reads a whole small file (configuration, lock, report); refuses files over `limit` bytes.
-func readSmallFile(_ path: String, limit: Int) throws(CasketError) -> [UInt8] {
+package func readSmallFile(_ path: String, limit: Int) throws(CasketError) -> [UInt8] {
     let handle = try FileHandle.openForReading(path)
     let st = try handle.io.stat()
     guard st.size <= Int64(limit) else {
@@ -21,9 +21,9 @@ func readSmallFile(_ path: String, limit: Int) throws(CasketError) -> [UInt8] {
     return bytes
 }
 
-/// Creates a directory (mode 0755); an existing directory is fine when `existingIsFine`.
-func makeDirectory(_ path: String, existingIsFine: Bool) throws(CasketError) {
-    switch system_mkdir(path, 0o755) {
+/// Creates a directory (mode 0777 less the umask); an existing directory is fine when `existingIsFine`.
+package func makeDirectory(_ path: String, existingIsFine: Bool) throws(CasketError) {
+    switch system_mkdir(path, 0o777) {
     case .success: return
     case .failure(.fileExists) where existingIsFine:
         if case .success(let st) = system_stat(path), st.isDirectory { return }
@@ -33,7 +33,7 @@ func makeDirectory(_ path: String, existingIsFine: Bool) throws(CasketError) {
 }
 
 /// Flushes a directory, so that a rename or link into it survives a power loss.
-func syncDirectory(_ path: String) throws(CasketError) {
+package func syncDirectory(_ path: String) throws(CasketError) {
     let fd: CInt
     switch system_open(path, O_RDONLY | O_DIRECTORY) {
     case .success(let value): fd = value
@@ -47,7 +47,9 @@ func syncDirectory(_ path: String) throws(CasketError) {
 }
 
 /// Writes `bytes` to `path` through a temp file in `tmpDirectory` and an atomic rename (replacing).
-func writeFileAtomically(_ path: String, _ bytes: [UInt8], tmpDirectory: String, durable: Bool) throws(CasketError) {
+package func writeFileAtomically(_ path: String, _ bytes: [UInt8], tmpDirectory: String, durable: Bool)
+    throws(CasketError)
+{
     var temp = try TempFile(in: tmpDirectory)
     let out = temp.handle.io
     try typed { try bytes.withUnsafeBytes { try out.writeAll($0) } }
@@ -59,7 +61,7 @@ func writeFileAtomically(_ path: String, _ bytes: [UInt8], tmpDirectory: String,
 }
 
 /// Calls `body` for each entry of a directory, with a clear error when the directory cannot be listed.
-func forEachEntry(
+package func forEachEntry(
     in path: String,
     _ body: (_ name: String, _ isDirectory: Bool?) throws(CasketError) -> Void
 ) throws(CasketError) {

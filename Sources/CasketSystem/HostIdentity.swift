@@ -1,9 +1,9 @@
 /// Names that identify this host and process in temp, index, lock and claim file names.
-enum HostIdentity {
+package enum HostIdentity {
     /// The host name with every byte outside `[A-Za-z0-9_-]` replaced by `_` (docs/FORMAT.md, section 4).
-    static let host: String = sanitize(system_hostname())
+    package static let host: String = sanitize(system_hostname())
 
-    static func sanitize(_ name: String) -> String {
+    package static func sanitize(_ name: String) -> String {
         let bytes = name.utf8.map { byte -> UInt8 in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -17,10 +17,10 @@ enum HostIdentity {
     }
 
     /// The current process id, read at each call so that a forked child gets its own.
-    static var pid: Int32 { system_getpid() }
+    package static var pid: Int32 { system_getpid() }
 
     /// `count` random bytes as lowercase hex.
-    static func randomHex(bytes count: Int) -> String {
+    package static func randomHex(bytes count: Int) -> String {
         var raw = [UInt8](repeating: 0, count: count)
         raw.withUnsafeMutableBytes { system_random($0) }
         let digits = Array("0123456789abcdef".utf8)

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Two buffers take turns: the reader fills one while the consumer works on the other. Every hand-over
 /// goes through a semaphore, which orders the buffer's bytes and its result between the two threads.
-final class ReadAhead: @unchecked Sendable {
+package final class ReadAhead: @unchecked Sendable {
     private let io: FileRef
     private let buffers: [UnsafeMutableRawBufferPointer]
     /// One result per buffer; raw memory, not an array, so that the two threads' accesses (ordered by the
@@ -26,7 +26,7 @@ final class ReadAhead: @unchecked Sendable {
 
     /// Starts reading `io` in chunks of `chunk` bytes: from its current offset to its end, or, when
     /// `range` is given, exactly that range with `pread` (a short read is then an error: the file shrank).
-    init(_ io: FileRef, chunk: Int, range: (offset: Int64, length: Int64)? = nil) {
+    package init(_ io: FileRef, chunk: Int, range: (offset: Int64, length: Int64)? = nil) {
         self.io = io
         self.start = range?.offset ?? 0
         self.length = range?.length
@@ -73,7 +73,7 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     /// The next chunk, or `nil` at the end of the file. The chunk stays valid until the next call.
-    func next() throws(CasketError) -> UnsafeRawBufferPointer? {
+    package func next() throws(CasketError) -> UnsafeRawBufferPointer? {
         if consumed > 0 { free.signal() }  // the previous chunk's buffer can be refilled
         filled.wait()
         let slot = consumed & 1
@@ -83,7 +83,7 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     /// Stops the reader thread and waits for it. Call exactly once, on every path.
-    func finish() {
+    package func finish() {
         guard !finished else { return }
         finished = true
         stopping.store(true, ordering: .releasing)

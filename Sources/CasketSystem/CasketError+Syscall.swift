@@ -2,7 +2,7 @@
 // See the "ERRORS" section of each call's man page.
 
 extension CasketError {
-    static func code(for errno: Errno) -> Code {
+    package static func code(for errno: Errno) -> Code {
         switch errno {
         case .noSuchFileOrDirectory, .notDirectory: return .notFound
         case .permissionDenied, .notPermitted: return .permissionDenied
@@ -13,47 +13,51 @@ extension CasketError {
         }
     }
 
-    static func syscall(_ what: String, path: String, errno: Errno) -> CasketError {
+    package static func syscall(_ what: String, path: String, errno: Errno) -> CasketError {
         CasketError(code(for: errno), "cannot \(what) '\(path)'", path: path, errno: errno)
     }
 
     // man 2 open
-    static func open(_ path: String, forWriting: Bool = false, errno: Errno) -> CasketError {
+    package static func open(_ path: String, forWriting: Bool = false, errno: Errno) -> CasketError {
         syscall(forWriting ? "create" : "open", path: path, errno: errno)
     }
 
     // man 2 read
-    static func read(_ path: String, errno: Errno) -> CasketError { syscall("read", path: path, errno: errno) }
+    package static func read(_ path: String, errno: Errno) -> CasketError { syscall("read", path: path, errno: errno) }
 
     // man 2 write; ENOSPC/EDQUOT/EFBIG are the full-disk cases a caller must see clearly.
-    static func write(_ path: String, errno: Errno) -> CasketError { syscall("write to", path: path, errno: errno) }
+    package static func write(_ path: String, errno: Errno) -> CasketError {
+        syscall("write to", path: path, errno: errno)
+    }
 
     // man 2 fsync
-    static func sync(_ path: String, errno: Errno) -> CasketError { syscall("flush", path: path, errno: errno) }
+    package static func sync(_ path: String, errno: Errno) -> CasketError { syscall("flush", path: path, errno: errno) }
 
     // man 2 stat
-    static func stat(_ path: String, errno: Errno) -> CasketError { syscall("stat", path: path, errno: errno) }
+    package static func stat(_ path: String, errno: Errno) -> CasketError { syscall("stat", path: path, errno: errno) }
 
     // man 2 rename, man 2 link
-    static func publish(_ from: String, to: String, errno: Errno) -> CasketError {
+    package static func publish(_ from: String, to: String, errno: Errno) -> CasketError {
         CasketError(code(for: errno), "cannot publish '\(from)' as '\(to)'", path: to, errno: errno)
     }
 
     // man 2 unlink
-    static func remove(_ path: String, errno: Errno) -> CasketError { syscall("remove", path: path, errno: errno) }
+    package static func remove(_ path: String, errno: Errno) -> CasketError {
+        syscall("remove", path: path, errno: errno)
+    }
 
     // man 2 mkdir
-    static func mkdir(_ path: String, errno: Errno) -> CasketError {
+    package static func mkdir(_ path: String, errno: Errno) -> CasketError {
         syscall("create directory", path: path, errno: errno)
     }
 
     // man 3 opendir
-    static func list(_ path: String, errno: Errno) -> CasketError { syscall("list", path: path, errno: errno) }
+    package static func list(_ path: String, errno: Errno) -> CasketError { syscall("list", path: path, errno: errno) }
 }
 
 /// Runs a closure through a standard-library API that only `rethrows` (untyped), restoring the typed error.
 @inline(__always)
-func typed<R>(_ body: () throws -> R) throws(CasketError) -> R {
+package func typed<R>(_ body: () throws -> R) throws(CasketError) -> R {
     do {
         return try body()
     } catch let error as CasketError {

@@ -1,0 +1,69 @@
+import Synchronization
+
+/// The store's folders, each opened once, never through a symbolic link, and kept open: every blob and
+/// temp-file operation is made relative to one of them (docs/FORMAT.md, section 1).
+///
+/// A link planted as `blobs/`, `tmp/` or a fan-out folder is refused as
+/// ``CasketError/Code/unsafePath`` the first time the folder is needed, so no write, freshen or delete
+/// can reach the folder it points to.
+final class StoreDirectories: Sendable {
+    /// The folders directly under the root.
+    enum Folder: String, CaseIterable, Sendable {
+        case blobs, tmp, index, gc, quarantine, claims
+    }
+
+    let root: Directory
+    private let folders = Mutex<[Folder: Directory]>([:])
+    /// Fan-out folders by the digest's first byte, opened on first use.
+    private let fanouts = Mutex<[Directory?]>(Array(repeating: nil, count: 256))
+
+    init(root: Directory) {
+        self.root = root
+    }
+
+    /// Opens a folder of the store, creating it first when `create` (the umask applies).
+    func folder(_ folder: Folder, create: Bool = false) throws(CasketError) -> Directory {
+        if let open = folders.withLock({ $0[folder] }) { return open }
+        let directory = create ? try root.makeDirectory(folder.rawValue).0 : try root.directory(folder.rawValue)
+        return folders.withLock { cache in
+            if let raced = cache[folder] { return raced }
+            cache[folder] = directory
+            return directory
+        }
+    }
+
+    /// The fan-out folder named `hh` (two lowercase hex digits); `nil` when it does not exist. Any other
+    /// name is not a fan-out folder and is opened as a plain sub-folder of `blobs/` by the caller.
+    func fanout(named name: String) throws(CasketError) -> Directory? {
+        guard name.utf8.count == 2, let byte = UInt8(name, radix: 16), name == name.lowercased() else {
+            return try folder(.blobs).directory(name)
+        }
+        return try fanout(Digest(high: UInt64(byte) << 56, low: 0))
+    }
+
+    /// The fan-out folder `blobs/<hh>/` of a digest. With `create`, a missing one is made (and `blobs/`
+    /// flushed when `durable`); without, a missing one is `nil`.
+    func fanout(_ digest: Digest, create: Bool = false, durable: Bool = false) throws(CasketError) -> Directory? {
+        let slot = Int(digest.high >> 56)
+        if let open = fanouts.withLock({ $0[slot] }) { return open }
+        let name = String(digest.hex.prefix(2))
+        let blobs = try folder(.blobs)
+        let directory: Directory
+        if create {
+            let (made, created) = try blobs.makeDirectory(name)
+            if created && durable { try blobs.sync() }
+            directory = made
+        } else {
+            do {
+                directory = try blobs.directory(name)
+            } catch let error where error.errno == .noSuchFileOrDirectory {
+                return nil
+            }
+        }
+        return fanouts.withLock { cache in
+            if let raced = cache[slot] { return raced }
+            cache[slot] = directory
+            return directory
+        }
+    }
+}
