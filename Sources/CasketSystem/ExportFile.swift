@@ -23,7 +23,7 @@ package enum ExportFile {
     static let suffix = ".tmp"
 
     /// How PATH is written.
-    enum Method: Equatable {
+    package enum Method: Equatable {
         case replace
         case writeThrough
     }
@@ -40,7 +40,7 @@ package enum ExportFile {
     }
 
     /// What `path` is, without following a symlink; throws for what is refused.
-    static func method(for path: String) throws(CasketError) -> Method {
+    package static func method(for path: String) throws(CasketError) -> Method {
         let st: stat
         switch system_lstat(path) {
         case .success(let value): st = value
