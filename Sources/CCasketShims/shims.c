@@ -35,3 +35,18 @@ int casket_random(void *buf, unsigned long len) {
     }
     return 0;
 }
+
+int casket_open_tmpfile(const char *dir, unsigned int mode) {
+#ifdef O_TMPFILE
+    return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, (mode_t)mode);
+#else
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
+int casket_link_tmpfile(int fd, const char *path) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}

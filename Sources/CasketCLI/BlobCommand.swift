@@ -68,7 +68,7 @@ extension BlobCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a blob's payload to standard output or a file, verifying its hash.",
             discussion: """
-                With -o the file appears only once the whole payload has been verified. On standard output \
+                With -o a regular file appears only once the whole payload has been verified. On standard output \
                 a corrupt blob is detected at the end: the exit code is then 1 and the message names the blob.
                 """
         )
@@ -78,7 +78,12 @@ extension BlobCommand {
         @Argument(help: "The blob's hash: 32 lowercase hex digits.")
         var hash: String
 
-        @Option(name: .shortAndLong, help: "Write to this file instead of standard output.")
+        @Option(
+            name: .shortAndLong,
+            help: """
+                Write to this file instead of standard output: a regular file is replaced only once verified, a \
+                device or FIFO is written through, a symlink, directory or socket is refused.
+                """)
         var output: String?
 
         func run() throws {

@@ -15,9 +15,11 @@ struct CasketCommand: ParsableCommand {
             shared file system. Commands find the store through --store, then $CASKET_STORE, then the \
             current folder.
 
-            Exit codes: 0 success, 1 failure (the message names the file or blob), 2 usage error; gc and \
-            fsck add 3 to 5 (see 'casket help gc' and 'casket help fsck'). \
-            With --json, results (and errors) are printed as JSON on standard output.
+            Exit codes: 0 success, 1 failure (the message names the file, blob or key), 2 usage error (also \
+            an invalid value, and an argument that is not valid UTF-8), 3 busy (a lock is held); gc and fsck \
+            add 4 and 5 (see 'casket help gc' and 'casket help fsck'). With --json, results are printed as JSON \
+            on standard output, and so are errors: {"error":{"code":...,"message":...,"path":...}}, with code \
+            "usage" for usage errors.
             """,
         version: "0.1.0",
         subcommands: [
@@ -32,12 +34,12 @@ struct CasketCommand: ParsableCommand {
 enum CasketMain {
     static func main() {
         let json = CommandLine.arguments.contains("--json")
+        if let message = Failure.invalidArgument() { exit(Failure.reportUsage(message, json: json)) }
         do {
             var command = try CasketCommand.parseAsRoot()
             try command.run()
         } catch let error as CasketError {
-            Output.failure(error, json: json)
-            exit(1)
+            exit(Failure.report(error, json: json))
         } catch let code as ExitCode {
             exit(code.rawValue)
         } catch {
@@ -47,8 +49,7 @@ enum CasketMain {
                 print(message)
                 exit(0)
             }
-            Output.standardError(message)
-            exit(2)
+            exit(Failure.reportUsage(message, json: json, short: CasketCommand.message(for: error)))
         }
     }
 }

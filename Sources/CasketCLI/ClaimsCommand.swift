@@ -17,7 +17,8 @@ struct ClaimsCommand: ParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Seconds without a heartbeat after which a claim counts as stale (positive).")
+    @Option(
+        parsing: .unconditional, help: "Seconds without a heartbeat after which a claim counts as stale (positive).")
     var ttl: Double = 60
 
     func validate() throws {

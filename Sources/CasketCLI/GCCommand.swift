@@ -12,13 +12,9 @@ enum MaintenanceExit {
     /// fsck found corrupt blobs, missing blobs or malformed index lines.
     static let damageFound: Int32 = 5
 
-    /// Prints a failure and exits with the code a scheduler should see.
+    /// Prints a failure and exits with the code a scheduler should see (``Failure`` decides it).
     static func fail(_ error: CasketError, json: Bool) -> ExitCode {
-        Output.failure(error, json: json)
-        if error.code == .busy { return ExitCode(lockHeld) }
-        if error.code == .clockSkew { return ExitCode(clockSkew) }
-        if error.code == .invalidArgument { return ExitCode(2) }
-        return ExitCode(1)
+        ExitCode(Failure.report(error, json: json))
     }
 }
 
@@ -42,7 +38,9 @@ struct GCCommand: ParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Keep unreferenced blobs younger than this (24h, 30m, 90s, 500ms; plain number = seconds).")
+    @Option(
+        parsing: .unconditional,
+        help: "Keep unreferenced blobs younger than this (24h, 30m, 90s, 500ms; plain number = seconds).")
     var grace = "24h"
 
     @Flag(help: "Promise that no writer is running; only then may --grace be 0.")
@@ -54,26 +52,37 @@ struct GCCommand: ParsableCommand {
     @Flag(help: "List the reports of past runs and exit.")
     var history = false
 
-    @Option(name: .customLong("lock-ttl"), help: "Take over another collector's lock once its heartbeat is this old.")
+    @Option(
+        name: .customLong("lock-ttl"), parsing: .unconditional,
+        help: "Take over another collector's lock once its heartbeat is this old.")
     var lockTTL = "5m"
 
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var heartbeat = "15s"
 
-    @Option(name: .customLong("max-clock-skew"), help: "Refuse to run when this host's clock is this far off.")
+    @Option(
+        name: .customLong("max-clock-skew"), parsing: .unconditional,
+        help: "Refuse to run when this host's clock is this far off.")
     var maxClockSkew = "5m"
 
-    @Option(name: .customLong("keep-reports"), help: "How many reports to keep in gc/reports/.")
+    @Option(
+        name: .customLong("keep-reports"), parsing: .unconditional,
+        help: "How many reports to keep in gc/reports/.")
     var keepReports = 200
 
     func validate() throws {
-        for (name, value) in [
-            ("--grace", grace), ("--lock-ttl", lockTTL), ("--heartbeat", heartbeat),
-            ("--max-clock-skew", maxClockSkew),
-        ]
-        where GCDuration.parse(value) == nil {
-            throw ValidationError("\(name) '\(value)' is not a duration (examples: 24h, 30m, 90s, 500ms)")
+        // Only the grace may be 0 (with --offline): a lock TTL, heartbeat or skew bound of 0 makes no sense.
+        for (name, value, zeroAllowed) in [
+            ("--grace", grace, true), ("--lock-ttl", lockTTL, false), ("--heartbeat", heartbeat, false),
+            ("--max-clock-skew", maxClockSkew, false),
+        ] {
+            if value.hasPrefix("-") { throw ValidationError("\(name) cannot be negative (got '\(value)')") }
+            guard let parsed = GCDuration.parse(value) else {
+                throw ValidationError("\(name) '\(value)' is not a duration (examples: 24h, 30m, 90s, 500ms)")
+            }
+            if parsed == 0 && !zeroAllowed { throw ValidationError("\(name) must be greater than 0 (got '\(value)')") }
         }
+        if keepReports < 0 { throw ValidationError("--keep-reports cannot be negative (got \(keepReports))") }
         if GCDuration.parse(grace) == 0 && !offline {
             throw ValidationError(
                 "--grace 0 would delete blobs that running writers are about to reference; add --offline only if "
@@ -181,7 +190,9 @@ struct FsckCommand: ParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Re-hash only N blob files chosen at random (the index checks always cover every key).")
+    @Option(
+        parsing: .unconditional,
+        help: "Re-hash only N blob files chosen at random (the index checks always cover every key).")
     var sample: Int?
 
     func validate() throws {
@@ -227,7 +238,7 @@ struct FsckCommand: ParsableCommand {
             for c in report.corrupt {
                 print("corrupt  \(c.path)" + (c.quarantinedAs.map { " -> \($0)" } ?? " (could not move it)"))
             }
-            for m in report.missing { print("missing  blob \(m.digest) of key '\(m.key)'") }
+            for m in report.missing { print("missing  blob \(m.digest) of key \(KeyDisplay.quoted(m.key))") }
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
             for debris in report.indexDebris { print("debris  \(debris)") }

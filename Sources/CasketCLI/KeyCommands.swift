@@ -86,7 +86,12 @@ struct GetCommand: ParsableCommand {
     @Argument(help: "The key.")
     var key: String
 
-    @Option(name: .shortAndLong, help: "Write to this file (created only after verification) instead of stdout.")
+    @Option(
+        name: .shortAndLong,
+        help: """
+            Write to this file instead of stdout: a regular file is replaced only once verified, a device or FIFO \
+            is written through, a symlink, directory or socket is refused.
+            """)
     var output: String?
 
     func run() throws {
@@ -116,7 +121,7 @@ struct ShowCommand: ParsableCommand {
         let cache = CacheStore(blobs: try options.openStore())
         defer { IndexWarnings.report(cache) }
         guard let entry = try cache.entry(key) else {
-            throw CasketError(.notFound, "key '\(key)' is not in the store '\(cache.blobs.root)'")
+            throw CasketError(.notFound, "key \(KeyDisplay.quoted(key)) is not in the store '\(cache.blobs.root)'")
         }
         Output.json(entry.json)
     }
@@ -127,7 +132,10 @@ struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
         abstract: "List live keys with the size of their values.",
-        discussion: "Prints 'SIZE  KEY' lines sorted by key; with --json an array of {key, size, type, blobs, ts}."
+        discussion: """
+            Prints 'SIZE<tab>KEY' lines sorted by key (SIZE counts blob and inline payload bytes); with --json \
+            an array of {key, size, type, blobs, ts}. Streamed: one key at a time.
+            """
     )
 
     @OptionGroup var options: StoreOptions
@@ -135,18 +143,28 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         let cache = CacheStore(blobs: try options.openStore())
         defer { IndexWarnings.report(cache) }
-        let entries = try cache.entries()
-        if options.json {
-            Output.json(
-                entries.map { entry -> [String: Any] in
-                    [
-                        "key": entry.key, "size": entry.payloadBytes, "blobs": entry.blobs.count,
-                        "type": entry.value?["#type"]?.stringValue ?? "", "ts": entry.timestamp,
-                    ]
-                })
-            return
+        // One entry at a time: the output of 10 million keys is never held in memory (issue 10, finding 20).
+        var out = BufferedOutput()
+        if options.json { out.append("[") }
+        var first = true
+        try cache.forEachEntry { (entry) throws(CasketError) in
+            if options.json {
+                if !first { out.append(",") }
+                let object: JSONValue = .object(
+                    JSONObject([
+                        ("blobs", .int(Int64(entry.blobs.count))), ("key", .string(entry.key)),
+                        ("size", .int(entry.payloadBytes)), ("ts", .int(entry.timestamp)),
+                        ("type", .string(entry.value?["#type"]?.stringValue ?? "")),
+                    ]))
+                object.encode(into: &out.bytes)
+            } else {
+                out.append("\(entry.payloadBytes)\t\(entry.key)\n")
+            }
+            first = false
+            try out.flushIfFull()
         }
-        for entry in entries { print("\(entry.payloadBytes)\t\(entry.key)") }
+        if options.json { out.append("]\n") }
+        try out.flush()
     }
 }
 
@@ -187,7 +205,9 @@ struct RemoveCommand: ParsableCommand {
         try session.close()
         if options.json { Output.json(["deleted": deleted, "missing": missing]) }
         if !force {
-            for key in missing { Output.standardError("casket: error: key '\(key)' is not in the store") }
+            for key in missing {
+                Output.standardError("casket: error: key \(KeyDisplay.quoted(key)) is not in the store")
+            }
             if !missing.isEmpty { throw ExitCode(1) }
         }
     }
@@ -209,11 +229,15 @@ struct CompactCommand: ParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Seconds an unsealed index file must be unmodified before it is folded.")
+    @Option(parsing: .unconditional, help: "Seconds an unsealed index file must be unmodified before it is folded.")
     var idle: Double = 3600
 
     @Flag(help: "Report what would be folded without changing anything.")
     var dryRun = false
+
+    func validate() throws {
+        if !(idle >= 0) { throw ValidationError("--idle cannot be negative (got \(idle))") }
+    }
 
     func run() throws {
         let report: Compactor.Report

@@ -14,8 +14,8 @@ public struct UnmigratableEntry: Sendable, CustomStringConvertible {
     /// The kind of failure (`not_found`, `unsafe_path`, `not_a_regular_file`, `unsupported_value`...).
     public var code: CasketError.Code
 
-    /// `key (file:line): reason`.
-    public var description: String { "\(key) (\(file):\(line)): \(reason)" }
+    /// `'key' (file:line): reason`, the key escaped and shortened.
+    public var description: String { "\(KeyDisplay.quoted(key)) (\(file):\(line)): \(reason)" }
 }
 
 /// The copy of a key chosen for migration, translated to a Casket value.

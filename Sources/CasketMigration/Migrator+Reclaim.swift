@@ -54,7 +54,7 @@ extension Migrator {
             var failure: String? = shard.refused.first
             for key in keys.sorted() where failure == nil {
                 if unmigratable.contains(key) {
-                    failure = "key '\(key)' could not be migrated"
+                    failure = "key \(KeyDisplay.quoted(key)) could not be migrated"
                     break
                 }
                 guard let item = byKey[key] else { continue }
@@ -117,13 +117,14 @@ extension Migrator {
         _ item: PlannedKey, store: CacheStore, folder: ConfinedFolder, identities: [IndexKey: FileStatus]
     ) -> Result<Void, Unmigratable> {
         guard let entry = try? store.entry(item.key), let value = entry.value else {
-            return .failure(Unmigratable(reason: "key '\(item.key)' is not in the store"))
+            return .failure(Unmigratable(reason: "key \(KeyDisplay.quoted(item.key)) is not in the store"))
         }
         guard entry.meta == item.meta else {
             return .failure(
                 Unmigratable(
                     reason:
-                        "key '\(item.key)' in the store was not migrated from \(item.winner.file):\(item.winner.line)"))
+                        "key \(KeyDisplay.quoted(item.key)) in the store was not migrated from \(item.winner.file):\(item.winner.line)"
+                ))
         }
         var digests: [Digest] = []
         for payload in item.payloads {
@@ -131,18 +132,23 @@ extension Migrator {
                 let file = try folder.open(payload.path, expecting: identities[IndexKey(payload.path)])
                 digests.append(try BlobStore.digest(of: file, offset: payload.offset, length: payload.length))
             } catch {
-                return .failure(Unmigratable(reason: "cannot hash '\(payload.path)' for key '\(item.key)': \(error)"))
+                return .failure(
+                    Unmigratable(
+                        reason: "cannot hash '\(payload.path)' for key \(KeyDisplay.quoted(item.key)): \(error)"))
             }
         }
         guard item.converted.node(digests: digests) == value else {
             return .failure(
-                Unmigratable(reason: "key '\(item.key)' in the store does not match the hash of its source bytes"))
+                Unmigratable(
+                    reason:
+                        "key \(KeyDisplay.quoted(item.key)) in the store does not match the hash of its source bytes"))
         }
         for ref in entry.blobs {
             guard let location = store.blobs.locate(ref.digest), location.size == nil || location.size == ref.size
             else {
                 return .failure(
-                    Unmigratable(reason: "blob \(ref.digest) of key '\(item.key)' is missing from the store"))
+                    Unmigratable(
+                        reason: "blob \(ref.digest) of key \(KeyDisplay.quoted(item.key)) is missing from the store"))
             }
         }
         return .success(())

@@ -157,7 +157,9 @@ public final class Migrator {
                 try session.set(entry.key, value: entry.node, meta: entry.meta) { (ref) throws(CasketError) in
                     guard let payload = entry.sources[ref.digest] else {
                         throw CasketError(
-                            .notFound, "blob \(ref.digest) of '\(entry.key)' vanished and has no known source")
+                            .notFound,
+                            "blob \(ref.digest) of key \(KeyDisplay.quoted(entry.key)) vanished and has no known source"
+                        )
                     }
                     let file = try folder.open(payload.path, expecting: plan.identities[IndexKey(payload.path)])
                     _ = try store.blobs.put(file, offset: payload.offset, length: payload.length)

@@ -18,4 +18,13 @@ int casket_errno(void);
 /// Fills buf with len random bytes from the kernel (getrandom(2)); returns 0, or -1 with errno set.
 int casket_random(void *buf, unsigned long len);
 
+/// open(2) of an unnamed file in the folder dir (O_TMPFILE | O_WRONLY): it has no name until
+/// casket_link_tmpfile gives it one, so a process killed while writing it leaves nothing behind.
+/// Returns the descriptor, or -1 with errno set (EOPNOTSUPP, EISDIR or EINVAL where unsupported).
+int casket_open_tmpfile(const char *dir, unsigned int mode);
+
+/// linkat(2) of an open O_TMPFILE descriptor to path (through /proc/self/fd, which needs no privilege).
+/// Returns 0, or -1 with errno set (EEXIST when path exists).
+int casket_link_tmpfile(int fd, const char *path);
+
 #endif

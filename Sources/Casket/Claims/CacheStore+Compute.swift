@@ -72,7 +72,8 @@ extension CacheStore {
                 let session = try writeSession()
                 for key in mine {
                     guard let value = values[IndexKey(key)] else {
-                        throw CasketError(.invalidArgument, "compute returned no value for '\(key)'")
+                        throw CasketError(
+                            .invalidArgument, "compute returned no value for key \(KeyDisplay.quoted(key))")
                     }
                     try session.set(key, bytes: value)
                     results[IndexKey(key)] = value

@@ -128,3 +128,19 @@ extension CacheStore {
         IndexDirectory.isCompactionTemp(name)
     }
 }
+
+extension CacheStore {
+    /// Calls `body` with every live winner in key order (bytes, as ``entries()``), one at a time (`casket ls` streams through it):
+    /// the winner table is the only per-key memory, plus one array of its keys to sort.
+    public func forEachEntry(_ body: (IndexEntry) throws(CasketError) -> Void) throws(CasketError) {
+        try refresh()
+        let winners = reader.winners
+        var keys: [IndexKey] = []
+        keys.reserveCapacity(winners.count)
+        for (key, entry) in winners where !entry.isDeleted { keys.append(key) }
+        keys.sort()
+        for key in keys {
+            if let entry = winners[key] { try body(entry) }
+        }
+    }
+}

@@ -105,14 +105,14 @@ public final class CacheStore {
     /// The payload of a value that has exactly one.
     public func singlePayload(_ key: String) throws(CasketError) -> ValueTree.Payload {
         guard let entry = try entry(key), let value = entry.value else {
-            throw CasketError(.notFound, "key '\(key)' is not in the store '\(blobs.root)'")
+            throw CasketError(.notFound, "key \(KeyDisplay.quoted(key)) is not in the store '\(blobs.root)'")
         }
         let payloads = try ValueTree.payloads(in: value)
         guard payloads.count == 1 else {
             let type = value["#type"]?.stringValue ?? "?"
             throw CasketError(
                 .unsupportedValue,
-                "the value of '\(key)' (\(type)) has \(payloads.count) payloads, not one; use 'casket show' to see it"
+                "the value of key \(KeyDisplay.quoted(key)) (\(type)) has \(payloads.count) payloads, not one; use 'casket show' to see it"
             )
         }
         return payloads[0]

@@ -78,6 +78,6 @@ public struct IndexEntry: Sendable, Equatable {
 
     /// The sum of the sizes of the referenced blobs, plus inline payloads.
     public var payloadBytes: Int64 {
-        blobs.reduce(0) { $0 + $1.size }
+        blobs.reduce(0) { $0 + $1.size } + (value.map(ValueTree.inlineBytes(in:)) ?? 0)
     }
 }

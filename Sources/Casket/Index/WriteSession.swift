@@ -51,9 +51,10 @@ public final class WriteSession {
         }
     }
 
-    /// Sets `key` to the contents of a file, streamed into a blob.
+    /// Sets `key` to the contents of a file, streamed into a blob (inlined when the store allows it).
     @discardableResult
     public func set(_ key: String, fileAt path: String) throws(CasketError) -> IndexEntry {
+        if let small = try smallFile(path) { return try set(key, bytes: small) }
         let put = try store.blobs.put(fileAt: path)
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
             (_) throws(CasketError) in _ = try self.store.blobs.put(fileAt: path)
@@ -70,11 +71,23 @@ public final class WriteSession {
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size)))
     }
 
-    /// Sets `key` to everything readable from a descriptor (for example 0, standard input).
+    /// Sets `key` to everything readable from a descriptor (for example 0, standard input), inlined when it
+    /// ends within `inline_max` bytes.
     @discardableResult
     public func set(_ key: String, readingDescriptor fd: Int32, name: String) throws(CasketError) -> IndexEntry {
         let io = FileRef(fd: fd, path: name)
-        return try set(key, streaming: { (buffer) throws(CasketError) in try io.read(into: buffer) })
+        let head = try readHead(io)
+        if head.complete { return try set(key, bytes: head.bytes) }
+        var pending = head.bytes[...]
+        return try set(
+            key,
+            streaming: { (buffer) throws(CasketError) in
+                guard !pending.isEmpty else { return try io.read(into: buffer) }
+                let n = min(buffer.count, pending.count)
+                buffer.copyBytes(from: pending.prefix(n))
+                pending = pending.dropFirst(n)
+                return n
+            })
     }
 
     /// Sets `key` to a value tree whose blobs are already stored.
@@ -95,7 +108,8 @@ public final class WriteSession {
     ) throws(CasketError) -> IndexEntry {
         guard !key.isEmpty else { throw CasketError(.invalidArgument, "a key must not be empty") }
         guard case .object(let object) = value, object["#type"]?.stringValue != nil else {
-            throw CasketError(.invalidArgument, "the value of '\(key)' is not a node (an object with \"#type\")")
+            throw CasketError(
+                .invalidArgument, "the value of key \(KeyDisplay.quoted(key)) is not a node (an object with \"#type\")")
         }
         let blobs = try ValueTree.blobs(in: value)
         let entry = try append(key: key, value: value, blobs: blobs, meta: meta)
@@ -105,7 +119,7 @@ public final class WriteSession {
             guard let republish else {
                 throw CasketError(
                     .notFound,
-                    "blob \(ref.digest) of '\(key)' was removed (by a concurrent garbage collection?) before its entry was committed; set the key again"
+                    "blob \(ref.digest) of key \(KeyDisplay.quoted(key)) was removed (by a concurrent garbage collection?) before its entry was committed; set the key again"
                 )
             }
             try republish(ref)

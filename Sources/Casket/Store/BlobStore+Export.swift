@@ -1,18 +1,24 @@
 extension BlobStore {
     /// Writes a blob's payload to a file, publishing it only after its hash has been verified.
     ///
-    /// The bytes go to a temp file beside `path` that is renamed over `path` at the end, so `path` never
-    /// holds a partial or unverified payload.
+    /// A regular `path` (or none) gets a temp file beside it that is renamed over it at the end, so it never
+    /// holds a partial or unverified payload; a device or FIFO is written through; a symlink, a directory
+    /// or a socket is refused (``ExportFile``).
     ///
     /// - Parameters:
     ///   - digest: The blob.
-    ///   - size: The payload size when known (an index entry's `blobs`).
-    ///   - path: The destination file, replaced if it exists.
+    ///   - path: The destination: a regular file (replaced), a device or FIFO (written through).
     /// - Returns: The payload size.
     @discardableResult
     public func export(_ digest: Digest, size: Int64? = nil, toFileAt path: String) throws(CasketError) -> Int64 {
+        // A device or FIFO cannot take back bytes written: one pass, a corrupt form reported as on stdout.
+        if try ExportFile.method(for: path) == .writeThrough {
+            return try exportStream(toFileAt: path) { (sink) throws(CasketError) in
+                try read(digest, size: size, excluding: nil, verify: true, to: sink)
+            }
+        }
         // A form found corrupt gives way to a sound twin: the export starts over in a new temp file.
-        try withFallback(digest, size: size) { (excluding) throws(CasketError) in
+        return try withFallback(digest, size: size) { (excluding) throws(CasketError) in
             try exportStream(toFileAt: path) { (sink) throws(CasketError) in
                 try read(digest, size: size, excluding: excluding, verify: true, to: sink)
             }
@@ -27,27 +33,13 @@ extension BlobStore {
         return try read(digest) { (bytes) throws(CasketError) in try out.writeAll(bytes) }
     }
 
-    /// Runs `produce` with a sink into a temp file beside `path`, then renames it over `path`; on any
-    /// error the temp file is removed and `path` is untouched.
+    /// Runs `produce` with a sink into `path`, as ``ExportFile`` decides by what `path` is: a regular file
+    /// (or nothing) is replaced by rename once verified, a device or FIFO written through, anything else
+    /// refused.
     func exportStream(
         toFileAt path: String,
         _ produce: ((UnsafeRawBufferPointer) throws(CasketError) -> Void) throws(CasketError) -> Int64
     ) throws(CasketError) -> Int64 {
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[..<$0]) } ?? "."
-        let tempPath = (directory.isEmpty ? "" : directory + "/") + ".casket-\(HostIdentity.randomHex(bytes: 8)).tmp"
-        let handle = try FileHandle.createExclusive(tempPath, mode: 0o666)
-        do throws(CasketError) {
-            let out = handle.io
-            let size = try produce { (bytes) throws(CasketError) in try out.writeAll(bytes) }
-            if durable { try out.sync() }
-            if case .failure(let errno) = system_rename(tempPath, path) {
-                throw CasketError.publish(tempPath, to: path, errno: errno)
-            }
-            return size
-        } catch {
-            _ = system_unlink(tempPath)
-            throw error
-        }
+        try ExportFile.write(path, durable: durable, produce)
     }
 }

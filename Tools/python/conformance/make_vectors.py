@@ -102,6 +102,12 @@ def payload_nodes(tree: tp.Any) -> list[dict]:
     return out
 
 
+def value_size(tree: tp.Any, blobs: list) -> int:
+    """A value's size (``casket ls``, ``show``): its blobs plus its inline payloads (FORMAT 6.3)."""
+    inline = sum(n["size"] for n in payload_nodes(tree) if "blob" not in n and isinstance(n.get("inline"), str))
+    return sum(s for _h, s in blobs) + inline
+
+
 def expected_get(tree: tp.Any) -> tp.Optional[dict]:
     """What ``casket get`` prints: the single payload of the value (None: no payload or several)."""
     nodes = payload_nodes(tree)
@@ -121,7 +127,7 @@ def live_record(ts: int, writer: str, line: int, value: dict, blobs: list, canon
         "origin": {"writer": writer, "line": line},
         "blobs": blobs,
         "value": value,
-        "size": sum(s for _h, s in blobs),
+        "size": value_size(value, blobs),
         "type": value.get("#type", ""),
         "canonical": canonical,
         "get": expected_get(value),
