@@ -11,6 +11,9 @@ export CASKET_BIN="$PWD/.build/debug/casket"
 printf '\033[1m==> swift format lint\033[0m\n'
 swift format lint --strict -r Sources Tests Package.swift
 
+printf '\033[1m==> one door to the file system\033[0m\n'
+Tools/check-door.sh
+
 printf '\033[1m==> swift test\033[0m\n'
 # Progress lines (build steps, started/passed tests) are dropped; failures, skips and summaries stay.
 swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^(✔|◇) (Test "|Test case|Suite .* started)'

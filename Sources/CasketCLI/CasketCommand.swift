@@ -1,9 +1,6 @@
 import ArgumentParser
+import Foundation
 import Casket
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The `casket` command: a content-addressed, deduplicating blob store.
 struct CasketCommand: ParsableCommand {

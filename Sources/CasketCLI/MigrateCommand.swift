@@ -3,10 +3,6 @@ import Casket
 import CasketMigration
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `casket migrate SRC --into DST`.
 struct MigrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,7 +40,7 @@ struct MigrateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let progress: (@Sendable (Int64, Int64) -> Void)? = isatty(2) == 1 ? ProgressBar().update : nil
+        let progress: (@Sendable (Int64, Int64) -> Void)? = system_isTerminal(2) ? ProgressBar().update : nil
         let migrator = Migrator(
             source: source, destination: into,
             options: Migrator.Options(verifyDuplicates: verifyDuplicates, progress: progress))

@@ -1,9 +1,6 @@
 import ArgumentParser
+import Foundation
 import Casket
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Options every command that works on a store takes.
 struct StoreOptions: ParsableArguments {
@@ -16,7 +13,7 @@ struct StoreOptions: ParsableArguments {
     /// The store folder chosen by the precedence --store, $CASKET_STORE, current folder.
     var storePath: String {
         if let store { return store }
-        if let env = getenv("CASKET_STORE"), env.pointee != 0 { return String(cString: env) }
+        if let env = ProcessInfo.processInfo.environment["CASKET_STORE"], !env.isEmpty { return env }
         return "."
     }
 

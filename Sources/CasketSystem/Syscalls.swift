@@ -190,3 +190,6 @@ package func system_wallClockNanoseconds() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }
+
+/// Whether a descriptor is a terminal (`isatty(3)`): progress bars draw only on one.
+package func system_isTerminal(_ fd: CInt) -> Bool { isatty(fd) == 1 }
