@@ -60,7 +60,7 @@ package struct AtomicFile: ~Copyable {
     package mutating func publish(
         to target: Directory, as name: String, _ mode: Publish, durable: Bool, capabilities: Capabilities? = nil
     ) throws(CasketError) -> Outcome {
-        guard let folder = temp.directory else { preconditionFailure("an AtomicFile lives in a Directory") }
+        let folder = temp.directory
         if durable { try temp.handle.io.sync() }
         let finalPath = target.path(of: name)
         let tempName = temp.name

@@ -34,14 +34,6 @@ package struct FileHandle: ~Copyable {
         }
     }
 
-    package static func openForAppending(_ path: String, create: Bool) throws(CasketError) -> FileHandle {
-        let flags = O_WRONLY | O_APPEND | (create ? O_CREAT : 0)
-        switch system_open(path, flags, 0o666) {
-        case .success(let fd): return FileHandle(fd: fd, path: path)
-        case .failure(let errno): throw .open(path, forWriting: true, errno: errno)
-        }
-    }
-
     /// A non-owning view used for I/O; valid while this handle lives.
     package var io: FileRef { FileRef(fd: fd, path: path) }
 }

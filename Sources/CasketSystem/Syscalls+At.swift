@@ -59,10 +59,6 @@ package func system_touchat(_ directory: CInt, _ name: String, nanoseconds: Int6
     return nothingOrErrno { utimensat(directory, name, &times, AT_SYMLINK_NOFOLLOW) }
 }
 
-package func system_fchown(_ fd: CInt, user: UInt32?, group: UInt32?) -> Result<Void, Errno> {
-    nothingOrErrno { fchown(fd, user.map { uid_t($0) } ?? uid_t.max, group.map { gid_t($0) } ?? gid_t.max) }
-}
-
 /// Clears `O_NONBLOCK` on a descriptor opened with it (regular files opened that way to avoid blocking on a
 /// FIFO, once `fstat` said they are regular).
 package func system_clearNonBlocking(_ fd: CInt) -> Result<Void, Errno> {

@@ -112,33 +112,8 @@ package func system_unlink(_ path: String) -> Result<Void, Errno> {
     nothingOrErrno { unlink(path) }
 }
 
-package func system_link(_ from: String, _ to: String) -> Result<Void, Errno> {
-    nothingOrErrno { link(from, to) }
-}
-
 package func system_rename(_ from: String, _ to: String) -> Result<Void, Errno> {
     nothingOrErrno { rename(from, to) }
-}
-
-package func system_renameNoReplace(_ from: String, _ to: String) -> Result<Void, Errno> {
-    nothingOrErrno { casket_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) }
-}
-
-/// Sets atime and mtime to the file system's "now" (`utimensat(path, NULL)`), as git's freshen does.
-package func system_touch(_ path: String) -> Result<Void, Errno> {
-    nothingOrErrno { utimensat(AT_FDCWD, path, nil, 0) }
-}
-
-/// Sets atime and mtime to explicit times, nanoseconds since the epoch (tests age files with it).
-package func system_setTimes(_ path: String, accessNanoseconds: Int64, modificationNanoseconds: Int64)
-    -> Result<Void, Errno>
-{
-    var times = [
-        timespec(tv_sec: Int(accessNanoseconds / 1_000_000_000), tv_nsec: Int(accessNanoseconds % 1_000_000_000)),
-        timespec(
-            tv_sec: Int(modificationNanoseconds / 1_000_000_000), tv_nsec: Int(modificationNanoseconds % 1_000_000_000)),
-    ]
-    return nothingOrErrno { utimensat(AT_FDCWD, path, &times, 0) }
 }
 
 package func system_kill(_ pid: pid_t, _ signal: CInt) -> Result<Void, Errno> {

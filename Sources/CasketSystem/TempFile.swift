@@ -4,8 +4,8 @@
 /// process is recognisable as debris and GC can remove it by age.
 package struct TempFile: ~Copyable {
     package let handle: FileHandle
-    /// The folder it was created in, when created through a ``Directory``.
-    package let directory: Directory?
+    /// The folder it was created in.
+    package let directory: Directory
     /// Its name in that folder.
     package let name: String
     package var path: String { handle.path }
@@ -15,13 +15,6 @@ package struct TempFile: ~Copyable {
 
     package static func uniqueName() -> String {
         "\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8))\(TempFile.suffix)"
-    }
-
-    package init(in directory: String) throws(CasketError) {
-        name = TempFile.uniqueName()
-        self.directory = nil
-        // Mode 0444 from the start: the descriptor is writable anyway, and a published blob must be read-only.
-        handle = try FileHandle.createExclusive(directory + "/" + name, mode: 0o444)
     }
 
     /// Creates the file in `directory`, relative to its descriptor.
@@ -36,6 +29,6 @@ package struct TempFile: ~Copyable {
 
     deinit {
         if published { return }
-        if let directory { _ = directory.remove(name) } else { _ = system_unlink(handle.path) }
+        _ = directory.remove(name)
     }
 }

@@ -20,7 +20,15 @@ import typing as tp
 import warnings
 from pathlib import Path
 
-from .store import CasketError, Store, _fsync_dir, check_real_dir, is_well_formed_hash, sanitized_host
+from .store import (
+    CasketError,
+    Store,
+    _fsync_dir,
+    check_real_dir,
+    describe_kind,
+    is_well_formed_hash,
+    sanitized_host,
+)
 
 __all__ = ["IndexWriter", "IndexReader", "Entry", "MalformedLineWarning", "IndexDebrisWarning", "entry_line"]
 
@@ -62,26 +70,6 @@ def is_index_name(name: str) -> bool:
 def is_compaction_temp(name: str) -> bool:
     """Compaction's unpublished output, ``compact-*.jsonl.tmp``: neither an index file nor debris."""
     return name.startswith("compact-") and name.endswith(".jsonl.tmp")
-
-
-_KINDS = (
-    (_stat.S_ISDIR, "a directory"),
-    (_stat.S_ISLNK, "a symbolic link"),
-    (_stat.S_ISFIFO, "a FIFO"),
-    (_stat.S_ISSOCK, "a socket"),
-    (_stat.S_ISCHR, "a character device"),
-    (_stat.S_ISBLK, "a block device"),
-)
-
-
-def describe_kind(mode: int) -> str:
-    """What a directory entry is, in the words the Swift CLI uses."""
-    if _stat.S_ISREG(mode):
-        return "a regular file"
-    for test, word in _KINDS:
-        if test(mode):
-            return word
-    return "an unknown kind of file"
 
 
 def list_index_dir(directory: tp.Union[str, Path]) -> tuple[dict[str, os.stat_result], list[tuple[str, str]]]:

@@ -109,10 +109,12 @@ def sanitized_host() -> str:
 STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims")  # FORMAT 1
 
 
-def _kind_of(mode: int) -> str:
+def describe_kind(mode: int) -> str:
+    """A phrase for a file type, the words of Swift's ``FileStatus.Kind`` ("a symbolic link", "a FIFO")."""
     for test, what in (
-        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+        (stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
     ):
         if test(mode):
             return what
@@ -132,7 +134,7 @@ def check_real_dir(path: tp.Union[str, Path]) -> bool:
         raise StoreError(
             f"'{path}' is a symbolic link where a directory is expected; Casket never follows links inside "
             "the folders it manages", "unsafe_path")
-    raise StoreError(f"'{path}' is {_kind_of(st.st_mode)}, not a directory", "unsafe_path")
+    raise StoreError(f"'{path}' is {describe_kind(st.st_mode)}, not a directory", "unsafe_path")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -218,7 +220,7 @@ def init_store(
         st = os.lstat(folder)
         if not stat.S_ISDIR(st.st_mode):
             raise StoreError(
-                f"'{folder}' exists and is {_kind_of(st.st_mode)}; a store needs that name for its own folder",
+                f"'{folder}' exists and is {describe_kind(st.st_mode)}; a store needs that name for its own folder",
                 "already_exists")
         entries = len(os.listdir(folder))
         if entries:
@@ -846,7 +848,7 @@ def _read_regular(path: Path, limit: int = 1 << 16) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"'{path}' is {_kind_of(st.st_mode)}, not a regular file", "invalid_config")
+            raise StoreError(f"'{path}' is {describe_kind(st.st_mode)}, not a regular file", "invalid_config")
         return os.read(fd, limit + 1)[: limit + 1]
     finally:
         os.close(fd)
@@ -869,17 +871,6 @@ def _open_flaw(e: OSError) -> str:
     return "it is a symbolic link" if e.errno == errno.ELOOP else f"it cannot be opened ({e})"
 
 
-def _kind(mode: int) -> str:
-    """A phrase for a file type, as Swift's FileStatus.Kind says it."""
-    for test, name in (
-        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return name
-    return "a file of unknown type"
-
-
 class _FormFlaw(Exception):
     """A file under a form's name that cannot be opened as one (its message says why)."""
 
@@ -893,7 +884,7 @@ def _open_form(path: tp.Union[str, Path]) -> int:
     is caught by ``fstat`` on the descriptor). FileNotFoundError when nothing has the name."""
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise _FormFlaw(f"it is {_kind(st.st_mode)}, not a regular file")
+        raise _FormFlaw(f"it is {describe_kind(st.st_mode)}, not a regular file")
     try:
         return os.open(path, _FORM_OPEN)
     except FileNotFoundError:
