@@ -215,7 +215,7 @@ struct GCLockTests {
             }
             let run = try Casket.run(["gc", "--store", store.root, "--lock-ttl", "0"])
             #expect(run.status == 2, "\(run)")
-            #expect(run.stderr.contains("must be positive"), "\(run)")
+            #expect(run.stderr.contains("--lock-ttl must be greater than 0 (got '0')"), "\(run)")
             #expect(!FileManager.default.fileExists(atPath: store.root + "/gc/lock"))
         }
     }
