@@ -66,4 +66,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The output is written and closed. Skip interpreter teardown: a handler library's C++ thread pool
+    # (pyarrow, loaded for parquet values) can abort there ("terminate called without an active
+    # exception", SIGABRT), which would fail a dump that succeeded.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
