@@ -1,0 +1,26 @@
+"""Writes then reads back N small float64 arrays through casket.CacheDict of the client tree given (A/B runs).
+
+    python3 bench_small_ab.py CLIENT_TREE COUNT SIZE [DURABILITY]    (appends a line to $PYBENCH_OUT or stdout)
+"""
+import os, shutil, sys, tempfile, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import casket
+n = int(sys.argv[2]); size = int(sys.argv[3])
+d = tempfile.mkdtemp(dir="/var/tmp")
+root = os.path.join(d, "s")
+casket.init_store(root, durability=sys.argv[4] if len(sys.argv) > 4 else "fsync")
+arrays = [np.random.default_rng(i).random(size // 8) for i in range(n)]
+cd = casket.CacheDict(folder=root)
+t0 = time.perf_counter()
+with cd.write():
+    for i, a in enumerate(arrays):
+        cd[f"k{i}"] = a
+t1 = time.perf_counter()
+cd2 = casket.CacheDict(folder=root)
+for i in range(n):
+    np.asarray(cd2[f"k{i}"]).sum()
+t2 = time.perf_counter()
+with open(os.environ.get("PYBENCH_OUT", "/dev/stdout"), "a") as f:
+    f.write(f"{sys.argv[1]} write {n/(t1-t0):.0f}/s read {n/(t2-t1):.0f}/s\n")
+shutil.rmtree(d)
