@@ -43,9 +43,11 @@ package struct AtomicFile: ~Copyable {
         }
     }
 
-    /// Creates the temp file in `folder`, which must be on the file system of the final name's folder.
-    package init(in folder: Directory, mode: UInt32 = 0o666) throws(CasketError) {
-        temp = try TempFile(in: folder, mode: mode)
+    /// Creates the temp file in `folder`, which must be on the file system of the final name's folder,
+    /// under a unique name, or under `name` where the format gives the temp file a name of its own
+    /// (compaction's `compact-*.jsonl.tmp`).
+    package init(in folder: Directory, named name: String? = nil, mode: UInt32 = 0o666) throws(CasketError) {
+        temp = try TempFile(in: folder, named: name, mode: mode)
     }
 
     /// Where the bytes go.

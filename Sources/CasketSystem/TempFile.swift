@@ -18,8 +18,9 @@ package struct TempFile: ~Copyable {
     }
 
     /// Creates the file in `directory`, relative to its descriptor.
-    package init(in directory: Directory, mode: UInt32 = 0o444) throws(CasketError) {
-        name = TempFile.uniqueName()
+    package init(in directory: Directory, named name: String? = nil, mode: UInt32 = 0o444) throws(CasketError) {
+        let name = name ?? TempFile.uniqueName()
+        self.name = name
         self.directory = directory
         handle = try directory.createExclusive(name, mode: mode)
     }

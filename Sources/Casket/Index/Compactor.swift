@@ -132,14 +132,13 @@ public struct Compactor {
         report.entriesRead = folded.entryCount
         let name =
             "compact-\(String(system_wallClockNanoseconds()).leftPadded(to: 20))-\(HostIdentity.randomHex(bytes: 4))"
-        let tempName = name + ".jsonl.tmp"
-        let tempPath = folder.path(of: tempName)
-        let handle = try folder.createExclusive(tempName, mode: 0o666)
-        do throws(CasketError) {
+        // The one durable publish (AtomicFile): removed again if anything below fails.
+        var file = try AtomicFile(in: folder, named: name + ".jsonl.tmp")
+        do {
             // Written in pieces: memory holds the winners, not a second copy of them as text.
             var out: [UInt8] = []
             out.reserveCapacity(1 << 20)
-            let io = handle.io
+            let io = file.io
             func flush() throws(CasketError) {
                 try typed { try out.withUnsafeBytes { try io.writeAll($0) } }
                 report.bytesAfter += Int64(out.count)
@@ -162,14 +161,8 @@ public struct Compactor {
             try flush()
             try io.sync()
             try lock?.check()
-            if case .failure(let errno) = folder.rename(tempName, to: folder, as: name + ".jsonl") {
-                throw CasketError.publish(tempPath, to: name + ".jsonl", errno: errno)
-            }
-        } catch {
-            _ = folder.remove(tempName)
-            throw error
         }
-        try folder.sync()
+        _ = try file.publish(to: folder, as: name + ".jsonl", .replace, durable: true)
         report.output = name + ".jsonl"
         try lock?.check()
         for name in folding {
