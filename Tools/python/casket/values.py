@@ -75,7 +75,7 @@ class _Encoder:
         self.nodes += 1
         head = {"#type": node["#type"]}
         rest = {k: v for k, v in node.items() if k != "#type"}
-        if 0 < size <= self.store.inline_max:
+        if self.store.inline_max > 0 and size <= self.store.inline_max:  # FORMAT 6.3, as Swift: empty too
             return {**head, "inline": base64.b64encode(view).decode("ascii"), "size": size, **rest}
         h = self.store.put_bytes(view)
         self.payloads.append(Payload(h, size, view))
