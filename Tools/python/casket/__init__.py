@@ -18,6 +18,7 @@ from .store import (
     check_hash,
     hash_bytes,
     init_store,
+    open_or_init_store,
     is_well_formed_hash,
 )
 from .values import MissingDependencyError, UnknownTypeError, ValueFormatError, decode, encode
@@ -33,6 +34,7 @@ __all__ = [
     "HeldClaim",
     "Store",
     "init_store",
+    "open_or_init_store",
     "IndexReader",
     "IndexWriter",
     "Entry",

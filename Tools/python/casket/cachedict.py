@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import threading
+import warnings
 import time
 import typing as tp
 from pathlib import Path
 
 from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
-from .store import CasketError, Store
+from .store import CasketError, Store, open_or_init_store
 from .values import Payload, decode, encode
 
 __all__ = ["CacheDict"]
@@ -23,9 +26,11 @@ class CacheDict(tp.Generic[X]):
     Parameters
     ----------
     folder:
-        root of an existing Casket store (create one with :func:`casket.init_store`).
+        root of a Casket store. As in exca, a folder that does not exist or holds no store yet reads as
+        empty, and the first write creates the store (safely when processes race). ``None`` with
+        ``keep_in_ram=True`` is a RAM-only dict; neither raises ``ValueError``, as exca does.
     keep_in_ram:
-        also keep loaded / written values in a RAM dict.
+        also keep the values read in a RAM dict (as exca: a written value is kept once it is read back).
     cache_type:
         force the ``#type`` of every value written (``"MemmapArray"``, ``"Pickle"``, ``"Json"``,
         ``"Auto"``, ``"Bytes"``, ``"NumpyArray"``, ``"String"``, ``"TorchTensor"``, ...). ``None``
@@ -41,22 +46,25 @@ class CacheDict(tp.Generic[X]):
 
     def __init__(
         self,
-        folder: tp.Union[str, Path],
+        folder: tp.Union[str, Path, None],
         keep_in_ram: bool = False,
         cache_type: tp.Optional[str] = None,
         verify: bool = True,
     ) -> None:
-        self.folder = Path(folder)
-        self.store = Store(self.folder)
+        if folder is None and not keep_in_ram:
+            raise ValueError("At least folder or keep_in_ram should be activated")  # exca's words: MapInfra catches it
+        self.folder = None if folder is None else Path(folder)
         self.cache_type = cache_type
         self.verify = verify
         self._keep_in_ram = keep_in_ram
         self._ram_data: dict[str, tp.Any] = {}
-        self._reader = IndexReader(self.store)
+        self._store: tp.Optional[Store] = None
+        self._reader: tp.Optional[IndexReader] = None
         self._read_once = False
         self._frozen = 0
         self._frozen_read = False
         self._local = threading.local()
+        self._open(create=False)  # a folder without a store reads as empty; a broken store fails here
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.folder},keep_in_ram={self._keep_in_ram})"
@@ -64,11 +72,54 @@ class CacheDict(tp.Generic[X]):
     def __reduce__(self) -> tp.Any:
         return (self.__class__, (self.folder, self._keep_in_ram, self.cache_type, self.verify))
 
+    # ------------------------------------------------------------------ the store
+
+    def _open(self, create: bool) -> tp.Optional[Store]:
+        """The store of the folder, opened once it has one. Like exca, a folder that does not exist or holds
+        no store yet reads as empty, and the store is created by the first write (``create``), safely when
+        processes race (:func:`casket.open_or_init_store`)."""
+        if self._store is None and self.folder is not None:
+            if os.path.lexists(self.folder / "casket.json"):
+                self._store = Store(self.folder)
+            elif create:
+                self._store = open_or_init_store(self.folder)
+            if self._store is not None:
+                self._reader = IndexReader(self._store)
+        return self._store
+
+    @property
+    def store(self) -> Store:
+        """The Casket store of the folder (created if it has none yet)."""
+        if self.folder is None:
+            raise CasketError("this CacheDict has no folder (folder=None keeps values in RAM only)")
+        store = self._open(create=True)
+        assert store is not None
+        return store
+
+    def clear(self) -> None:
+        """Empties the cache as exca's ``clear()`` does: forgets what is in RAM and removes everything in the
+        folder (the whole store, not the folder itself, which keeps its permissions). Like exca's, it is not
+        safe while other processes use the folder; the next write creates a new store."""
+        self._ram_data.clear()
+        self._store = None
+        self._reader = None
+        self._read_once = False
+        if self.folder is None or not self.folder.exists():
+            return
+        for sub in self.folder.iterdir():
+            if sub.is_dir() and not sub.is_symlink():
+                shutil.rmtree(sub)
+            else:
+                sub.unlink()
+
     # ------------------------------------------------------------------ reading
 
     def _refresh(self, force: bool = False) -> None:
         if self._frozen and self._frozen_read and not force:
             return
+        if self._reader is None and self._open(create=False) is None:
+            return
+        assert self._reader is not None
         self._reader.refresh()
         self._read_once = True
         if self._frozen:
@@ -85,43 +136,50 @@ class CacheDict(tp.Generic[X]):
             if not self._frozen:
                 self._frozen_read = False
 
-    def keys(self) -> tp.Iterator[str]:
+    def _disk_keys(self) -> tp.Iterable[str]:
         self._refresh()
-        return iter(self._reader.keys())
+        return () if self._reader is None else self._reader.keys()
+
+    def keys(self) -> tp.Iterator[str]:
+        # as exca: the keys in RAM and on disk (a RAM-only dict has only the former)
+        disk = self._disk_keys()
+        return iter(set(self._ram_data) | set(disk) if self._ram_data else list(disk))
 
     def __iter__(self) -> tp.Iterator[str]:
         return self.keys()
 
     def __len__(self) -> int:
-        self._refresh()
-        return len(self._reader.keys())
+        if self._ram_data:
+            return len(set(self._ram_data) | set(self._disk_keys()))
+        return len(self._disk_keys())
 
     def __bool__(self) -> bool:
-        return len(self) > 0
+        return bool(self._ram_data) or len(self) > 0
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
+        if key in self._ram_data:
+            return True
         self._refresh()
-        return self._reader.get(key) is not None
+        return self._reader is not None and self._reader.get(key) is not None
 
     def entry(self, key: str) -> tp.Optional[Entry]:
         """The winning index entry of ``key`` (value tree and blobs), or None."""
         self._refresh()
-        return self._reader.get(key)
+        return None if self._reader is None else self._reader.get(key)
 
     def __getitem__(self, key: str) -> X:
-        if self._keep_in_ram and key in self._ram_data:
-            return self._ram_data[key]
+        if self._keep_in_ram and (key in self._ram_data or self.folder is None):
+            return self._ram_data[key]  # type: ignore[no-any-return]
         # A key already in view is read without listing the index again (exca reads known keys from its
         # in-memory table too); only a miss refreshes, so a key written meanwhile by others is found.
-        entry = self._reader.get(key) if self._read_once else None
+        entry = self._reader.get(key) if self._read_once and self._reader is not None else None
         if entry is None:
-            self._refresh()
-            entry = self._reader.get(key)
-        if entry is None:
+            entry = self.entry(key)
+        if entry is None or self._store is None:
             raise KeyError(key)
-        value = decode(self.store, entry.value, key=key, verify=self.verify)
+        value = decode(self._store, entry.value, key=key, verify=self.verify)
         if self._keep_in_ram:
             self._ram_data[key] = value
         return value  # type: ignore[no-any-return]
@@ -149,6 +207,9 @@ class CacheDict(tp.Generic[X]):
     @contextlib.contextmanager
     def write(self) -> tp.Iterator["CacheDict[X]"]:
         """Write session: one index file per thread and session, sealed on exit."""
+        if self.folder is None:  # RAM only, as exca: nothing to open
+            yield self
+            return
         if self._writer is not None:
             raise RuntimeError("Cannot re-open an already open writer")
         self._local.writer = IndexWriter(self.store)
@@ -159,6 +220,13 @@ class CacheDict(tp.Generic[X]):
             self._local.writer = None
             writer.close()
 
+    @contextlib.contextmanager
+    def writer(self) -> tp.Iterator["CacheDict[X]"]:
+        """Deprecated name of :meth:`write`, kept as exca keeps it (with exca's DeprecationWarning)."""
+        warnings.warn("writer() is deprecated, use write() instead", DeprecationWarning, stacklevel=3)
+        with self.write():
+            yield self
+
     def __setitem__(self, key: str, value: X) -> None:
         if not isinstance(key, str):
             raise TypeError(f"Non-string keys are not allowed (got {key!r})")
@@ -168,11 +236,17 @@ class CacheDict(tp.Generic[X]):
             key.encode("utf-8")
         except UnicodeEncodeError as e:
             raise ValueError(f"key {key!r} is not valid Unicode text: {e}") from None
+        if self.folder is None:  # RAM only: no write() needed, as exca
+            if key in self._ram_data:
+                raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
+            self._ram_data[key] = value
+            return
         writer = self._writer
         if writer is None:
             raise RuntimeError("Cannot write outside of a write() context")
         if not self._read_once:
             self._refresh()
+        assert self._reader is not None  # opened by write()
         # as exca: judged on the view as last read (concurrent writers of one key all succeed)
         if self._reader.get(key) is not None or key in self._ram_data:
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
@@ -194,14 +268,18 @@ class CacheDict(tp.Generic[X]):
         self._reader.observe(
             Entry(key=key, ts=ts, writer=wid, line=line, deleted=False, value=node, blobs=[list(b) for b in blobs])
         )
-        if self._keep_in_ram:
-            self._ram_data[key] = value
+        # as exca: the value is not kept in RAM here; the first read loads it from the store and keeps that
+        # (so a read returns what the store returns, a memory-mapped array for instance, written or not)
 
     def __delitem__(self, key: str) -> None:
+        if self.folder is None:
+            del self._ram_data[key]
+            return
         writer = self._writer
         if writer is None:
             raise RuntimeError("Cannot delete outside of a write() context")
         self._refresh()
+        assert self._reader is not None  # opened by write()
         if self._reader.get(key) is None and key not in self._ram_data:
             raise KeyError(key)
         self._ram_data.pop(key, None)
@@ -211,7 +289,7 @@ class CacheDict(tp.Generic[X]):
 
     def _winner_ts(self, key: str) -> tp.Optional[int]:
         """The ts of the key's winner (tombstones included) among the lines read: a write must be later."""
-        ts = self._reader.latest_ts(key)
+        ts = None if self._reader is None else self._reader.latest_ts(key)
         if ts is not None and ts >= (1 << 63) - 1:
             raise CasketError(
                 f"key {key!r} has an entry with ts {ts}, the greatest a timestamp can be: no write can come "

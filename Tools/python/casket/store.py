@@ -33,6 +33,7 @@ __all__ = [
     "BlobCorruptError",
     "Store",
     "init_store",
+    "open_or_init_store",
     "hash_bytes",
     "is_well_formed_hash",
     "check_hash",
@@ -250,7 +251,7 @@ def init_store(
         # link, never rename: a racing init's casket.json is never replaced (FORMAT 2)
         os.link(tmp, cfg_path)
     except FileExistsError:
-        raise StoreError(f"{root}: already a Casket store (casket.json exists)") from None
+        raise StoreError(f"{root}: already a Casket store (casket.json exists)", "already_exists") from None
     except OSError as e:
         raise StoreError(f"{root}: cannot publish {cfg_path} (link from {tmp}): {e}") from e
     finally:
@@ -260,6 +261,38 @@ def init_store(
             pass
     _fsync_dir(root)
     return Store(root)
+
+
+def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store":
+    """The store at ``path``, created by :func:`init_store` if it has none (FORMAT 2.1).
+
+    Many processes and hosts may call this at once on a folder without a store: one init wins the link of
+    ``casket.json`` and every other one is refused with ``already_exists``, then opens the winner's store.
+    A loser can also be refused earlier, for seeing the winner's temp file in ``tmp/``: it waits (up to
+    ``wait`` seconds) for the winner's ``casket.json`` to appear. A folder whose store names hold foreign
+    files is still refused once that wait is over, with init's error (nothing is adopted, FORMAT 1.1)."""
+    root = Path(path)
+    cfg_path = root / "casket.json"
+    deadline = None
+    delay = 0.005
+    while True:
+        if os.path.lexists(cfg_path):
+            return Store(root)
+        try:
+            return init_store(root)
+        except StoreError as e:
+            if e.code != "already_exists":
+                raise
+            if os.path.lexists(cfg_path):
+                return Store(root)
+            import time
+
+            now = time.monotonic()
+            deadline = now + wait if deadline is None else deadline
+            if now > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
