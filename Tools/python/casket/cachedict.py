@@ -82,10 +82,26 @@ class CacheDict(tp.Generic[X]):
             if os.path.lexists(self.folder / "casket.json"):
                 self._store = Store(self.folder)
             elif create:
+                self._warn_if_exca_cache()
                 self._store = open_or_init_store(self.folder)
             if self._store is not None:
                 self._reader = IndexReader(self._store)
         return self._store
+
+    def _warn_if_exca_cache(self) -> None:
+        """A folder that holds an exca cache is not read yet (docs/EXCA.md): say so before its keys are
+        computed again and stored beside it, and name the command that moves them into the store."""
+        assert self.folder is not None
+        try:
+            exca_files = [p.name for p in self.folder.iterdir() if p.name.endswith("-info.jsonl")]
+        except OSError:
+            return
+        if exca_files:
+            warnings.warn(
+                f"{self.folder} holds an exca cache ({len(exca_files)} index files such as {sorted(exca_files)[0]!r})"
+                " that casket.CacheDict does not read: its keys will be computed again. Migrate it first: "
+                f"casket migrate '{self.folder}' --into '{self.folder}' (docs/MIGRATION.md, docs/EXCA.md)",
+                stacklevel=4)
 
     @property
     def store(self) -> Store:

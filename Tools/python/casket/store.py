@@ -264,7 +264,7 @@ def init_store(
 
 
 def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store":
-    """The store at ``path``, created by :func:`init_store` if it has none (FORMAT 2.1).
+    """The store at ``path``, created by :func:`init_store` if it has none (FORMAT 2).
 
     Many processes and hosts may call this at once on a folder without a store: one init wins the link of
     ``casket.json`` and every other one is refused with ``already_exists``, then opens the winner's store.
