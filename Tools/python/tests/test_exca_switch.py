@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import typing as tp
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE.parent
 VENV_SH = CLIENT.parent / "exca-fixtures" / "venv.sh"
+Layered = tp.Callable[[str], Path]  # exca version -> the python of a venv with exca and this client
 
 
 def _exca_python(version: str) -> str:
@@ -59,7 +61,7 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def layered(tmp_path_factory: pytest.TempPathFactory, venvs: dict[str, Path]):  # type: ignore[no-untyped-def]
+def layered(tmp_path_factory: pytest.TempPathFactory, venvs: dict[str, Path]) -> Layered:
     def get(version: str) -> Path:
         if version not in venvs:
             venvs[version] = _layered_venv(version, tmp_path_factory.mktemp("exca-venvs"))
@@ -103,9 +105,7 @@ casket.exca.install(); casket.exca.install()
 during = holders()
 casket.exca.uninstall()
 after = holders()
-import exca.map
 print(json.dumps({
-    "preinstalled": casket.exca.installed() or "casket.exca" in sys.argv,
     "holders": sorted(before),
     "before_exca": all(v.__module__.startswith("exca") for v in before.values()),
     "during_casket": all(v is casket.CacheDict for v in during.values()),
@@ -115,7 +115,7 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("version", ["0.6.0", "0.5.29", "0.5.11"])
-def test_install_uninstall_round_trip(layered, version: str) -> None:  # type: ignore[no-untyped-def]
+def test_install_uninstall_round_trip(layered: Layered, version: str) -> None:
     python = layered(version)
     got = json.loads(run(python, ROUND_TRIP, switch=False))
     assert got["before_exca"] and got["during_casket"] and got["after_same"], got
@@ -143,7 +143,7 @@ print(json.dumps({"patched": patched, "restored": restored}))
 
 
 @pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
-def test_switch_patches_exca_imported_after_start(layered, version: str) -> None:  # type: ignore[no-untyped-def]
+def test_switch_patches_exca_imported_after_start(layered: Layered, version: str) -> None:
     lines = run(layered(version), HOOKED).splitlines()
     assert json.loads(lines[0]) == {"installed": True}
     got = json.loads(lines[1])
@@ -151,9 +151,10 @@ def test_switch_patches_exca_imported_after_start(layered, version: str) -> None
     assert all(got["restored"].values()), got
 
 
-def test_unset_switch_imports_nothing(layered) -> None:  # type: ignore[no-untyped-def]
+def test_unset_switch_imports_nothing(layered: Layered) -> None:
     python = layered("0.6.0")
-    code = "import sys, json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('casket', 'exca'))))"
+    code = ("import sys, json; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('casket', 'exca'))))")
     assert json.loads(run(python, code, switch=False)) == []
     for off in ("", "0"):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -191,7 +192,7 @@ print(type(cd).__module__, len(cd), [o.tolist() for o in out])
 
 
 @pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
-def test_mapinfra_writes_casket_and_reads_back(layered, tmp_path: Path, version: str) -> None:  # type: ignore[no-untyped-def]
+def test_mapinfra_writes_casket_and_reads_back(layered: Layered, tmp_path: Path, version: str) -> None:
     python = layered(version)
     folder, count = tmp_path / "cache", tmp_path / "computed.txt"
     folder.mkdir()
@@ -218,7 +219,7 @@ def test_mapinfra_writes_casket_and_reads_back(layered, tmp_path: Path, version:
     assert cd["5"].tolist() == values[2]
 
 
-def test_mapinfra_without_switch_is_exca(layered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_mapinfra_without_switch_is_exca(layered: Layered, tmp_path: Path) -> None:
     python = layered("0.6.0")
     folder, count = tmp_path / "cache", tmp_path / "computed.txt"
     folder.mkdir()
@@ -244,7 +245,7 @@ print(list(m2.process([1])), list(m2.process([1])))
 """
 
 
-def test_mapinfra_folder_none(layered) -> None:  # type: ignore[no-untyped-def]
+def test_mapinfra_folder_none(layered: Layered) -> None:
     out = run(layered("0.6.0"), RAM_ONLY).splitlines()
     assert out[0] == "[10, 20] [20, 30] [1, 2, 3] casket.cachedict"
     assert out[1] == "[10] [10]"
@@ -305,7 +306,7 @@ print("\\n".join(log))
 """
 
 
-def test_cachedict_behaves_as_exca(layered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cachedict_behaves_as_exca(layered: Layered, tmp_path: Path) -> None:
     python = layered("0.6.0")
     (tmp_path / "e").mkdir()
     (tmp_path / "c").mkdir()
@@ -373,7 +374,7 @@ print([o.tolist() for o in m.process([1, 2, 3])], type(m.infra.cache_dict).__mod
 
 
 @pytest.mark.parametrize("cluster", ["local"])
-def test_jobs_in_other_processes_write_through_casket(layered, tmp_path: Path, cluster: str) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_in_other_processes_write_through_casket(layered: Layered, tmp_path: Path, cluster: str) -> None:
     """submitit's local jobs are new processes: the variable they inherit turns the
     switch on there too, so their writes land in the Casket store the parent then reads."""
     python = layered("0.6.0")
@@ -391,7 +392,7 @@ def test_jobs_in_other_processes_write_through_casket(layered, tmp_path: Path, c
     assert sorted(casket.CacheDict(store).keys()) == ["1", "2", "3"]
 
 
-def test_switch_on_exca_folder_warns_to_migrate(layered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_switch_on_exca_folder_warns_to_migrate(layered: Layered, tmp_path: Path) -> None:
     """An exca cache in the folder is not read yet (docs/EXCA.md, not done): the first write says so and
     names the migration, rather than silently computing every key again beside it."""
     python = layered("0.6.0")
