@@ -37,6 +37,8 @@ class CacheDict(tp.Generic[X]):
         chooses like exca: arrays -> MemmapArray, dicts/lists -> Auto (or Json when no array
         inside), JSON values -> Json, bytes -> Bytes, torch tensors -> TorchTensor, anything else
         -> Pickle.
+    permissions:
+        exca 0.5.x's argument, accepted and not applied: modes follow the umask (docs/FORMAT.md 1.1).
     verify:
         verify the hash of every blob read (default True; memory-mapped arrays are hashed once
         through the mapping, without a copy).
@@ -49,12 +51,16 @@ class CacheDict(tp.Generic[X]):
         folder: tp.Union[str, Path, None],
         keep_in_ram: bool = False,
         cache_type: tp.Optional[str] = None,
+        permissions: tp.Optional[int] = None,
         verify: bool = True,
     ) -> None:
         if folder is None and not keep_in_ram:
             raise ValueError("At least folder or keep_in_ram should be activated")  # exca's words: MapInfra catches it
         self.folder = None if folder is None else Path(folder)
         self.cache_type = cache_type
+        # exca 0.5.x's argument (exca.steps passes 0o777), kept for its callers but not applied: a store's
+        # modes follow the umask (FORMAT 1.1), so a group shares a store through setgid and umask 002
+        self.permissions = permissions
         self.verify = verify
         self._keep_in_ram = keep_in_ram
         self._ram_data: dict[str, tp.Any] = {}
@@ -70,7 +76,7 @@ class CacheDict(tp.Generic[X]):
         return f"{self.__class__.__name__}({self.folder},keep_in_ram={self._keep_in_ram})"
 
     def __reduce__(self) -> tp.Any:
-        return (self.__class__, (self.folder, self._keep_in_ram, self.cache_type, self.verify))
+        return (self.__class__, (self.folder, self._keep_in_ram, self.cache_type, self.permissions, self.verify))
 
     # ------------------------------------------------------------------ the store
 

@@ -406,3 +406,33 @@ def test_switch_on_exca_folder_warns_to_migrate(layered: Layered, tmp_path: Path
     assert out.returncode == 0, out.stderr
     assert "holds an exca cache (1 index files such as" in out.stderr
     assert "casket migrate" in out.stderr and "--into" in out.stderr
+
+
+STEPS = """
+import sys
+from pathlib import Path
+from exca.steps import Step
+COUNT = Path(sys.argv[2])
+class Mult(Step):
+    coeff: float = 2.0
+    def _run(self, value: float) -> float:
+        with COUNT.open("a") as f:
+            f.write(f"{value}\\n")
+        return value * self.coeff
+step = Mult(coeff=3.0, infra={"backend": "Cached", "folder": sys.argv[1]})
+print(step.run(5.0), step.run(5.0), step.lookup(5.0).cached())
+"""
+
+
+@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
+def test_steps_backend_writes_casket(layered: Layered, tmp_path: Path, version: str) -> None:
+    """exca.steps builds its CacheDict through ``exca.cachedict.CacheDict`` (0.5.x with ``permissions=``)."""
+    python = layered(version)
+    folder, count = tmp_path / "cache", tmp_path / "computed.txt"
+    folder.mkdir()
+    assert run(python, STEPS, str(folder), str(count)).split() == ["15.0", "15.0", "True"]
+    assert run(python, STEPS, str(folder), str(count)).split() == ["15.0", "15.0", "True"]
+    assert count.read_text().split() == ["5.0"]  # once, across two processes
+    stores = list(folder.rglob("casket.json"))
+    assert len(stores) == 1 and stores[0].parent.name == "cache"
+    assert not list(folder.rglob("*-info.jsonl"))
