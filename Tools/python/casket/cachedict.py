@@ -223,24 +223,39 @@ class CacheDict(tp.Generic[X]):
     # ------------------------------------------------------------------ writing
 
     @property
-    def _writer(self) -> tp.Optional[IndexWriter]:
-        return getattr(self._local, "writer", None)
+    def _in_session(self) -> bool:
+        return getattr(self._local, "session", False)  # type: ignore[no-any-return]
+
+    def _session_writer(self, what: str) -> IndexWriter:
+        """This thread's index writer, opened (and the store created) by the session's first change."""
+        if not self._in_session:
+            raise RuntimeError(f"Cannot {what} outside of a write() context")
+        writer: tp.Optional[IndexWriter] = self._local.writer
+        if writer is None:
+            writer = self._local.writer = IndexWriter(self.store)
+        return writer
 
     @contextlib.contextmanager
     def write(self) -> tp.Iterator["CacheDict[X]"]:
-        """Write session: one index file per thread and session, sealed on exit."""
+        """Write session: one index file per thread and session, sealed on exit. As exca's, it makes the
+        folder; the store and the index file are made by the first write in it, so a session that writes
+        nothing (a clear of absent keys) leaves no store behind."""
         if self.folder is None:  # RAM only, as exca: nothing to open
             yield self
             return
-        if self._writer is not None:
+        if self._in_session:
             raise RuntimeError("Cannot re-open an already open writer")
-        self._local.writer = IndexWriter(self.store)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._local.session = True
+        self._local.writer = None
         try:
             yield self
         finally:
             writer = self._local.writer
             self._local.writer = None
-            writer.close()
+            self._local.session = False
+            if writer is not None:
+                writer.close()
 
     @contextlib.contextmanager
     def writer(self) -> tp.Iterator["CacheDict[X]"]:
@@ -263,12 +278,10 @@ class CacheDict(tp.Generic[X]):
                 raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
             self._ram_data[key] = value
             return
-        writer = self._writer
-        if writer is None:
-            raise RuntimeError("Cannot write outside of a write() context")
+        writer = self._session_writer("write")
         if not self._read_once:
             self._refresh()
-        assert self._reader is not None  # opened by write()
+        assert self._reader is not None  # opened with the writer
         # as exca: judged on the view as last read (concurrent writers of one key all succeed)
         if self._reader.get(key) is not None or key in self._ram_data:
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
@@ -297,13 +310,13 @@ class CacheDict(tp.Generic[X]):
         if self.folder is None:
             del self._ram_data[key]
             return
-        writer = self._writer
-        if writer is None:
+        if not self._in_session:
             raise RuntimeError("Cannot delete outside of a write() context")
         self._refresh()
-        assert self._reader is not None  # opened by write()
-        if self._reader.get(key) is None and key not in self._ram_data:
+        if (self._reader is None or self._reader.get(key) is None) and key not in self._ram_data:
             raise KeyError(key)
+        writer = self._session_writer("delete")
+        assert self._reader is not None
         self._ram_data.pop(key, None)
         ts = writer.append(lambda ts: tombstone_line(key, ts), after=self._winner_ts(key))
         wid, line = writer.last_origin  # type: ignore[misc]
@@ -361,7 +374,7 @@ class CacheDict(tp.Generic[X]):
                     if missing:
                         raise KeyError(f"compute returned no value for {missing[:3]}")
                     with contextlib.ExitStack() as stack:
-                        if self._writer is None:
+                        if not self._in_session:
                             stack.enter_context(self.write())
                         for key in mine:
                             self[key] = values[key]

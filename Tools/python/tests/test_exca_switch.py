@@ -302,6 +302,11 @@ say("cleared other", sorted(CacheDict(missing)))
 with cd.write():
     cd["z"] = "again"
 say("rewritten", sorted(CacheDict(missing)), CacheDict(missing)["z"])
+fresh = root / "fresh" / "deeper"
+f = CacheDict(fresh)
+with f.write():
+    attempt(lambda: f.__delitem__("nope"))
+say("empty session", fresh.exists(), sorted(p.name for p in fresh.iterdir()), sorted(f))
 print("\\n".join(log))
 """
 
@@ -319,6 +324,7 @@ def test_cachedict_behaves_as_exca(layered: Layered, tmp_path: Path) -> None:
     assert "writer ['DeprecationWarning'] ['x', 'y'] {'k': 1}" in casket_log
     assert "cleared [] 0 True []" in casket_log
     assert "rewritten ['z'] again" in casket_log
+    assert casket_log[-2:] == ["raised KeyError 'nope'", "empty session True [] []"]  # the folder, no store yet
 
 
 RACE = """
