@@ -223,6 +223,11 @@ class CacheDict(tp.Generic[X]):
     # ------------------------------------------------------------------ writing
 
     @property
+    def _writer(self) -> tp.Optional[IndexWriter]:
+        """This thread's index writer, None before the session's first change."""
+        return getattr(self._local, "writer", None)
+
+    @property
     def _in_session(self) -> bool:
         return getattr(self._local, "session", False)  # type: ignore[no-any-return]
 
