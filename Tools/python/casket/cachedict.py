@@ -11,6 +11,7 @@ import time
 import typing as tp
 from pathlib import Path
 
+from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
 from .store import CasketError, Store, open_or_init_store
 from .values import Payload, decode, encode
@@ -70,6 +71,8 @@ class CacheDict(tp.Generic[X]):
         self._frozen = 0
         self._frozen_read = False
         self._local = threading.local()
+        # exca's own cache in the folder, if any: its keys are served read-only (docs/EXCA.md)
+        self._exca: tp.Optional[ExcaView] = None if self.folder is None else ExcaView.open(self.folder)
         self._open(create=False)  # a folder without a store reads as empty; a broken store fails here
 
     def __repr__(self) -> str:
@@ -95,17 +98,24 @@ class CacheDict(tp.Generic[X]):
         return self._store
 
     def _warn_if_exca_cache(self) -> None:
-        """A folder that holds an exca cache is not read yet (docs/EXCA.md): say so before its keys are
-        computed again and stored beside it, and name the command that moves them into the store."""
+        """When the first write creates a store beside an exca cache, say what happens to exca's keys: served
+        from exca's files (new values go to Casket), or, without exca installed, computed again; and name
+        the command that moves them into the store to save the space."""
         assert self.folder is not None
-        try:
-            exca_files = [p.name for p in self.folder.iterdir() if p.name.endswith("-info.jsonl")]
-        except OSError:
-            return
-        if exca_files:
+        exca_files = holds_exca_cache(self.folder)
+        if exca_files and self._exca is not None and self._exca.keys():
+            warnings.warn(
+                f"{self.folder} holds an exca cache ({len(exca_files)} index files such as {exca_files[0]!r}):"
+                " its keys are still served, read-only through exca's reader, and new values go to the Casket"
+                " store beside it, so the folder now holds both formats. To keep one copy, migrate it in place:"
+                f" casket migrate '{self.folder}' --into '{self.folder}' --reclaim (docs/MIGRATION.md,"
+                " docs/EXCA.md)",
+                stacklevel=4)
+        elif exca_files:
             warnings.warn(
                 f"{self.folder} holds an exca cache ({len(exca_files)} index files such as {sorted(exca_files)[0]!r})"
-                " that casket.CacheDict does not read: its keys will be computed again. Migrate it first: "
+                " that casket.CacheDict cannot read here (exca is not installed, or this exca version does not read"
+                " that layout): its keys will be computed again. Migrate it first: "
                 f"casket migrate '{self.folder}' --into '{self.folder}' (docs/MIGRATION.md, docs/EXCA.md)",
                 stacklevel=4)
 
@@ -125,6 +135,7 @@ class CacheDict(tp.Generic[X]):
         self._ram_data.clear()
         self._store = None
         self._reader = None
+        self._exca = None  # its files go with the rest, as with exca's clear()
         self._read_once = False
         if self.folder is None or not self.folder.exists():
             return
@@ -160,7 +171,21 @@ class CacheDict(tp.Generic[X]):
 
     def _disk_keys(self) -> tp.Iterable[str]:
         self._refresh()
-        return () if self._reader is None else self._reader.keys()
+        keys = () if self._reader is None else self._reader.keys()
+        if self._exca is None:
+            return keys
+        # the union: a key with any Casket line (a value, or a tombstone that hides exca's) is Casket's
+        reader = self._reader
+        return [*keys, *(k for k in self._exca.keys() if reader is None or reader.latest_ts(k) is None)]
+
+    def _from_exca(self, key: str) -> bool:
+        """True when ``key`` is served by exca's files: exca has it and the store has no line for it (a
+        Casket value wins; a Casket tombstone hides exca's value, which is never modified)."""
+        if self._exca is None:
+            return False
+        if self._reader is not None and self._reader.latest_ts(key) is not None:
+            return False
+        return key in self._exca
 
     def keys(self) -> tp.Iterator[str]:
         # as exca: the keys in RAM and on disk (a RAM-only dict has only the former)
@@ -178,13 +203,18 @@ class CacheDict(tp.Generic[X]):
     def __bool__(self) -> bool:
         return bool(self._ram_data) or len(self) > 0
 
+    def store_keys(self) -> list[str]:
+        """The keys the Casket store holds, without those served from an exca cache in the folder."""
+        self._refresh()
+        return [] if self._reader is None else list(self._reader.keys())
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
         if key in self._ram_data:
             return True
         self._refresh()
-        return self._reader is not None and self._reader.get(key) is not None
+        return (self._reader is not None and self._reader.get(key) is not None) or self._from_exca(key)
 
     def entry(self, key: str) -> tp.Optional[Entry]:
         """The winning index entry of ``key`` (value tree and blobs), or None."""
@@ -200,7 +230,13 @@ class CacheDict(tp.Generic[X]):
         if entry is None:
             entry = self.entry(key)
         if entry is None or self._store is None:
-            raise KeyError(key)
+            if not self._from_exca(key):
+                raise KeyError(key)
+            assert self._exca is not None
+            value = self._exca[key]
+            if self._keep_in_ram:
+                self._ram_data[key] = value
+            return value  # type: ignore[no-any-return]
         value = decode(self._store, entry.value, key=key, verify=self.verify)
         if self._keep_in_ram:
             self._ram_data[key] = value
@@ -288,7 +324,7 @@ class CacheDict(tp.Generic[X]):
             self._refresh()
         assert self._reader is not None  # opened with the writer
         # as exca: judged on the view as last read (concurrent writers of one key all succeed)
-        if self._reader.get(key) is not None or key in self._ram_data:
+        if self._reader.get(key) is not None or key in self._ram_data or self._from_exca(key):
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
         node, payloads = encode(self.store, value, self.cache_type)
         blobs = [(p.hash, p.size) for p in payloads]
@@ -318,7 +354,10 @@ class CacheDict(tp.Generic[X]):
         if not self._in_session:
             raise RuntimeError("Cannot delete outside of a write() context")
         self._refresh()
-        if (self._reader is None or self._reader.get(key) is None) and key not in self._ram_data:
+        # a key served from exca's files is deleted by a tombstone in the store, which hides it: exca's
+        # files are never modified
+        live = self._reader is not None and self._reader.get(key) is not None
+        if not live and key not in self._ram_data and not self._from_exca(key):
             raise KeyError(key)
         writer = self._session_writer("delete")
         assert self._reader is not None

@@ -398,22 +398,6 @@ def test_jobs_in_other_processes_write_through_casket(layered: Layered, tmp_path
     assert sorted(casket.CacheDict(store).keys()) == ["1", "2", "3"]
 
 
-def test_switch_on_exca_folder_warns_to_migrate(layered: Layered, tmp_path: Path) -> None:
-    """An exca cache in the folder is not read yet (docs/EXCA.md, not done): the first write says so and
-    names the migration, rather than silently computing every key again beside it."""
-    python = layered("0.6.0")
-    folder, count = tmp_path / "cache", tmp_path / "computed.txt"
-    folder.mkdir()
-    run(python, PIPELINE, str(folder), str(count), switch=False)  # exca writes its own cache
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["CASKET_EXCA"] = "1"
-    out = subprocess.run([str(python), "-W", "always", "-c", textwrap.dedent(PIPELINE), str(folder), str(count)],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "holds an exca cache (1 index files such as" in out.stderr
-    assert "casket migrate" in out.stderr and "--into" in out.stderr
-
-
 STEPS = """
 import sys
 from pathlib import Path
@@ -442,3 +426,212 @@ def test_steps_backend_writes_casket(layered: Layered, tmp_path: Path, version: 
     stores = list(folder.rglob("casket.json"))
     assert len(stores) == 1 and stores[0].parent.name == "cache"
     assert not list(folder.rglob("*-info.jsonl"))
+
+
+# Folders exca already wrote (docs/EXCA.md): a MapInfra pipeline over items argv[3]..argv[4]-1, counting
+# its computations in argv[2]; arrays for even items, JSON-like dicts for odd ones.
+OLD_FOLDER = """
+import json, sys, typing as tp
+from pathlib import Path
+import numpy as np
+import pydantic
+import exca
+
+COUNT = Path(sys.argv[2])
+
+class Model(pydantic.BaseModel):
+    scale: int = 3
+    infra: exca.MapInfra = exca.MapInfra()
+
+    @infra.apply(item_uid=str)
+    def process(self, items: tp.Iterable[int]) -> tp.Iterator[tp.Any]:
+        for item in items:
+            with COUNT.open("a") as f:
+                f.write(f"{item}\\n")
+            if item % 2:
+                yield {"item": item, "name": f"v{item}", "list": [item] * 3}
+            else:
+                yield np.arange(item + 1, dtype=np.float64) * self.scale
+
+model = Model(infra={"folder": sys.argv[1]})
+out = list(model.process(list(range(int(sys.argv[3]), int(sys.argv[4])))))
+cd = model.infra.cache_dict
+print(json.dumps({"type": type(cd).__module__, "len": len(cd),
+                  "out": [o.tolist() if isinstance(o, np.ndarray) else o for o in out]}))
+"""
+
+CASKET_PARTS = {"casket.json", "index", "blobs", "tmp", "gc", "quarantine", "claims"}
+
+
+def _exca_files(uid: Path) -> dict[str, bytes]:
+    """Every file of the cache folder that is not the Casket store's (exca's index, data and config files;
+    its SQLite in-flight registry and job logs, which MapInfra keeps using, aside)."""
+    out = {}
+    for p in sorted(uid.rglob("*")):
+        rel = p.relative_to(uid)
+        if p.is_dir() or rel.parts[0] in CASKET_PARTS or rel.parts[0] == "logs" or p.name.startswith("inflight"):
+            continue
+        out[str(rel)] = p.read_bytes()
+    return out
+
+
+def _expected(item: int) -> tp.Any:
+    return {"item": item, "name": f"v{item}", "list": [item] * 3} if item % 2 else [3.0 * i for i in range(item + 1)]
+
+
+@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
+def test_switch_serves_folder_exca_wrote(layered: Layered, tmp_path: Path, version: str) -> None:
+    """exca's cache keeps serving its keys with the switch on: nothing is computed again, new values go
+    to Casket, exca's files stay byte-identical; a third run computes nothing."""
+    python = layered(version)
+    folder, count = tmp_path / "cache", tmp_path / "computed.txt"
+    folder.mkdir()
+    first = json.loads(run(python, OLD_FOLDER, str(folder), str(count), "0", "10", switch=False))
+    assert first["type"].startswith("exca.") and first["len"] == 10
+    assert sorted(map(int, count.read_text().split())) == list(range(10))
+    uids = [p.parent for p in folder.rglob("*-info.jsonl")]
+    assert uids and len(set(uids)) == 1
+    uid = uids[0]
+    before = _exca_files(uid)
+    assert any(name.endswith("-info.jsonl") for name in before)
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CASKET_EXCA"] = "1"
+    out = subprocess.run([str(python), "-W", "always", "-c", textwrap.dedent(OLD_FOLDER), str(folder), str(count),
+                          "0", "15"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    second = json.loads(out.stdout)
+    assert second["type"] == "casket.cachedict" and second["len"] == 15
+    assert second["out"] == [_expected(i) for i in range(15)] == first["out"] + second["out"][10:]
+    assert sorted(map(int, count.read_text().split())) == list(range(15))  # 10..14 once, 0..9 not again
+    # the warning says the keys are served and how to migrate to save the space
+    assert "holds an exca cache (1 index files such as" in out.stderr and "are still served" in out.stderr
+    assert f"casket migrate '{uid}' --into '{uid}' --reclaim" in out.stderr
+    # new values are in the Casket store, exca's files untouched (not even its .exca-last-use stamp)
+    assert (uid / "casket.json").is_file() and any((uid / "blobs").rglob("*"))
+    assert _exca_files(uid) == before
+    import casket
+
+    store_keys = sorted(casket.CacheDict(uid).store_keys())
+    assert store_keys == [str(i) for i in range(10, 15)]
+
+    third = json.loads(run(python, OLD_FOLDER, str(folder), str(count), "0", "15"))
+    assert third["out"] == second["out"] and third["len"] == 15
+    assert sorted(map(int, count.read_text().split())) == list(range(15))
+    assert _exca_files(uid) == before
+
+
+# exca 0.6.0's own CacheDict writes a folder (argv[2] == "write"), or casket.CacheDict reads it (the switch
+# off: a plain CacheDict over that folder), then deletes, writes and checks what is hidden.
+PLAIN = """
+import json, sys
+from pathlib import Path
+import numpy as np
+folder = Path(sys.argv[1])
+def show(v):
+    return {"array": v.tolist(), "dtype": str(v.dtype)} if isinstance(v, np.ndarray) else v
+if sys.argv[2] == "write":
+    from exca.cachedict import CacheDict
+    cd = CacheDict(folder)
+    with cd.write():
+        cd["arr"] = np.arange(6, dtype=np.int16).reshape(2, 3)
+        cd["json"] = {"a": [1, 2.5, "x"], "b": None}
+        cd["text"] = "hello"
+        cd["mixed"] = {"x": np.ones(4, dtype=np.float32), "label": "m"}
+        cd["gone"] = [1, 2]
+    sys.exit(0)
+if sys.argv[2] == "exca-read":
+    from exca.cachedict import CacheDict
+    cd = CacheDict(folder)
+    print(json.dumps({k: show(cd[k]) for k in sorted(cd.keys())}, sort_keys=True, default=show))
+    sys.exit(0)
+from casket import CacheDict
+if sys.argv[2] == "clear":
+    cd = CacheDict(folder, keep_in_ram=True)
+    before = [cd["text"], len(cd)]
+    cd.clear()
+    print(json.dumps([before, sorted(cd), "text" in cd, sorted(CacheDict(folder)), sorted(folder.iterdir())],
+                     default=str))
+    sys.exit(0)
+log = {}
+cd = CacheDict(folder)
+log["keys"] = sorted(cd.keys())
+log["len"] = len(cd)
+log["in"] = ["arr" in cd, "nope" in cd]
+log["values"] = {k: show(cd[k]) for k in sorted(cd.keys())}
+log["items"] = sorted(k for k, _ in cd.items())
+with cd.write():
+    try:
+        cd["arr"] = 1
+    except ValueError as e:
+        log["overwrite"] = str(e)
+    del cd["gone"]
+    cd["new"] = np.arange(3)
+log["after"] = sorted(cd.keys())
+fresh = CacheDict(folder)
+log["fresh"] = sorted(fresh.keys())
+log["gone"] = ["gone" in fresh, fresh.get("gone", "missing")]
+try:
+    fresh["gone"]
+except KeyError as e:
+    log["gone_error"] = repr(e)
+log["store"] = sorted(fresh.store_keys())
+print(json.dumps(log, sort_keys=True, default=show))
+"""
+
+
+def test_plain_cachedict_reads_exca_060_folder(layered: Layered, tmp_path: Path) -> None:
+    python = layered("0.6.0")
+    folder = tmp_path / "cd"
+    run(python, PLAIN, str(folder), "write", switch=False)
+    exca_view = json.loads(run(python, PLAIN, str(folder), "exca-read", switch=False))
+    before = _exca_files(folder)
+    got = json.loads(run(python, PLAIN, str(folder), "casket", switch=False))
+    keys = ["arr", "gone", "json", "mixed", "text"]
+    assert got["keys"] == keys and got["len"] == 5 and got["items"] == keys
+    assert got["in"] == [True, False]
+    assert got["values"] == exca_view
+    assert got["values"]["arr"] == {"array": [[0, 1, 2], [3, 4, 5]], "dtype": "int16"}
+    assert got["values"]["json"] == {"a": [1, 2.5, "x"], "b": None}
+    assert got["overwrite"] == "Overwriting a key is currently not implemented (key='arr')"
+    # deleting an exca key writes a tombstone in the store that hides it, for every later reader
+    assert got["after"] == got["fresh"] == ["arr", "json", "mixed", "new", "text"]
+    assert got["gone"] == [False, "missing"] and got["gone_error"] == "KeyError('gone')"
+    assert got["store"] == ["new"]
+    # exca's files are byte-identical, and exca itself still reads its five keys
+    assert _exca_files(folder) == before
+    assert json.loads(run(python, PLAIN, str(folder), "exca-read", switch=False)) == exca_view
+    # clear() removes exca's keys too, as exca's clear() does: nothing it held is visible afterwards
+    assert json.loads(run(python, PLAIN, str(folder), "clear", switch=False)) == [["hello", 5], [], False, [], []]
+
+
+LEGACY = """
+import json, sys
+from pathlib import Path
+import numpy as np
+folder = Path(sys.argv[1])
+if sys.argv[2] == "write":
+    from exca.cachedict import CacheDict
+    cd = CacheDict(folder, cache_type="MemmapArrayFile")
+    with cd.writer() as w:
+        for i in range(3):
+            w[f"k{i}"] = np.full(i + 1, i, dtype=np.float32)
+    sys.exit(0)
+from casket import CacheDict
+cd = CacheDict(folder)
+print(json.dumps({k: cd[k].tolist() for k in sorted(cd.keys())}))
+"""
+
+
+def test_plain_cachedict_reads_exca_0511_legacy_folder(layered: Layered, tmp_path: Path) -> None:
+    """exca 0.5.11's layout (an info file with a ``metadata=`` header, a root ``.data`` file) is served by
+    0.5.11's own reader, whose reads write nothing."""
+    python = layered("0.5.11")
+    folder = tmp_path / "legacy"
+    run(python, LEGACY, str(folder), "write", switch=False)
+    info = next(folder.glob("*-info.jsonl"))
+    assert info.read_bytes().startswith(b"metadata=")
+    before = _exca_files(folder)
+    got = json.loads(run(python, LEGACY, str(folder), "read", switch=False))
+    assert got == {"k0": [0.0], "k1": [1.0, 1.0], "k2": [2.0, 2.0, 2.0]}
+    assert _exca_files(folder) == before
