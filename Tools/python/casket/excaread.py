@@ -9,8 +9,11 @@ deletes index and data files), ``.exca-last-use`` and the ``utime`` of index fil
 
 from __future__ import annotations
 
+import contextlib
 import typing as tp
 from pathlib import Path
+
+from .store import CasketError
 
 __all__ = ["ExcaView", "holds_exca_cache", "exca_cachedict_class"]
 
@@ -97,8 +100,23 @@ class ExcaView:
         except TypeError:
             return None
 
+    @contextlib.contextmanager
+    def _reading(self) -> tp.Iterator[None]:
+        """exca's reader errors (a layout this exca does not read: 0.6.0 refuses 0.5.11's ``metadata=``
+        header, as exca itself would) become a CasketError naming the folder, the cause, and the fix."""
+        try:
+            yield
+        except KeyError:
+            raise
+        except Exception as e:
+            raise CasketError(
+                f"exca's reader cannot read the exca cache in {self.folder} ({type(e).__name__}: {e}); "
+                f"migrate it, Casket's migrator reads every layout: casket migrate '{self.folder}' --into "
+                f"'{self.folder}' (docs/EXCA.md)") from e
+
     def keys(self) -> set[str]:
-        return set(self._cd.keys())
+        with self._reading():
+            return set(self._cd.keys())
 
     def __contains__(self, key: str) -> bool:
         if key in self._cd._key_info:
@@ -106,4 +124,5 @@ class ExcaView:
         return key in self.keys()
 
     def __getitem__(self, key: str) -> tp.Any:
-        return self._cd[key]
+        with self._reading():
+            return self._cd[key]

@@ -635,3 +635,23 @@ def test_plain_cachedict_reads_exca_0511_legacy_folder(layered: Layered, tmp_pat
     got = json.loads(run(python, LEGACY, str(folder), "read", switch=False))
     assert got == {"k0": [0.0], "k1": [1.0, 1.0], "k2": [2.0, 2.0, 2.0]}
     assert _exca_files(folder) == before
+
+
+def test_exca_reader_refusing_a_layout_names_the_migration(layered: Layered, tmp_path: Path) -> None:
+    """exca 0.6.0 cannot read 0.5.11's layout (exca itself raises): casket says so, naming the folder,
+    exca's error and the migration that reads it, and still leaves exca's files as they were."""
+    folder = tmp_path / "legacy"
+    run(layered("0.5.11"), LEGACY, str(folder), "write", switch=False)
+    before = _exca_files(folder)
+    code = """
+import sys
+import casket
+try:
+    sorted(casket.CacheDict(sys.argv[1]).keys())
+except casket.CasketError as e:
+    print(type(e).__name__, e)
+"""
+    out = run(layered("0.6.0"), code, str(folder), switch=False)
+    assert out.startswith(f"CasketError exca's reader cannot read the exca cache in {folder} (RuntimeError: ")
+    assert f"casket migrate '{folder}' --into '{folder}'" in out
+    assert _exca_files(folder) == before
