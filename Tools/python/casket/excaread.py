@@ -119,9 +119,9 @@ class ExcaView:
             return set(self._cd.keys())
 
     def __contains__(self, key: str) -> bool:
-        if key in self._cd._key_info:
-            return True
-        return key in self.keys()
+        # exca's own test: its table, re-read only when the folder changed (no set of every key per miss)
+        with self._reading():
+            return bool(self._cd.__contains__(key))
 
     def __getitem__(self, key: str) -> tp.Any:
         with self._reading():

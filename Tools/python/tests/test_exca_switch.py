@@ -655,3 +655,41 @@ except casket.CasketError as e:
     assert out.startswith(f"CasketError exca's reader cannot read the exca cache in {folder} (RuntimeError: ")
     assert f"casket migrate '{folder}' --into '{folder}'" in out
     assert _exca_files(folder) == before
+
+
+STEPS_MODE = """
+import sys
+from pathlib import Path
+from exca.steps import Step
+COUNT = Path(sys.argv[2])
+class Mult(Step):
+    coeff: float = 2.0
+    def _run(self, value: float) -> float:
+        with COUNT.open("a") as f:
+            f.write(f"{value}\\n")
+        return value * self.coeff
+step = Mult(coeff=3.0, infra={"backend": "Cached", "folder": sys.argv[1], "mode": sys.argv[3]})
+print(step.run(5.0), step.run(6.0), step.lookup(5.0).cached())
+"""
+
+
+def test_steps_serve_exca_folder_and_force_hides_it(layered: Layered, tmp_path: Path) -> None:
+    """exca.steps over a folder exca filled: served with the switch on; ``mode="force"`` deletes the keys
+    (tombstones in the store, exca's files untouched) and the recomputed values are the store's."""
+    python = layered("0.6.0")
+    folder, count = tmp_path / "cache", tmp_path / "computed.txt"
+    folder.mkdir()
+    assert run(python, STEPS_MODE, str(folder), str(count), "cached", switch=False).split() == ["15.0", "18.0", "True"]
+    cache = next(folder.rglob("*-info.jsonl")).parent
+    before = _exca_files(cache)
+    assert run(python, STEPS_MODE, str(folder), str(count), "cached").split() == ["15.0", "18.0", "True"]
+    assert count.read_text().split() == ["5.0", "6.0"]  # served, not computed again
+    assert run(python, STEPS_MODE, str(folder), str(count), "force").split() == ["15.0", "18.0", "True"]
+    computed = count.read_text().split()
+    assert len(computed) > 2 and computed[:2] == ["5.0", "6.0"]  # force recomputed
+    assert run(python, STEPS_MODE, str(folder), str(count), "cached").split() == ["15.0", "18.0", "True"]
+    assert count.read_text().split() == computed  # the recomputed values are served from the store
+    assert _exca_files(cache) == before
+    import casket
+
+    assert casket.CacheDict(cache).store_keys()  # what force wrote is in the store
