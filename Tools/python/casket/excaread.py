@@ -37,7 +37,8 @@ def exca_cachedict_class() -> tp.Optional[type]:
             import exca.cachedict as module
         except Exception:  # no exca in this environment: nothing can read its files
             return None
-        cls = getattr(module, "CacheDict", None)
+        # with the switch on, importing exca just patched it: exca's class is now the one it kept
+        cls = switch._original[0] if switch._original else getattr(module, "CacheDict", None)
         if cls is None or not switch._is_exca_cachedict(cls):
             return None
     return cls

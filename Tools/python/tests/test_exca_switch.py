@@ -693,3 +693,18 @@ def test_steps_serve_exca_folder_and_force_hides_it(layered: Layered, tmp_path: 
     import casket
 
     assert casket.CacheDict(cache).store_keys()  # what force wrote is in the store
+
+
+def test_switched_on_process_serves_exca_folder_before_importing_exca(layered: Layered, tmp_path: Path) -> None:
+    """With the switch on, a process that opens ``casket.CacheDict`` before anything imported exca still
+    finds exca's own reader (the import patches exca; the class it kept is the one used)."""
+    python = layered("0.6.0")
+    folder = tmp_path / "cd"
+    run(python, PLAIN, str(folder), "write", switch=False)
+    code = """
+import json, sys
+import casket
+cd = casket.CacheDict(sys.argv[1])
+print(json.dumps([sorted(cd.keys()), cd["text"], "exca" in sys.modules]))
+"""
+    assert json.loads(run(python, code, str(folder))) == [["arr", "gone", "json", "mixed", "text"], "hello", True]
