@@ -72,7 +72,9 @@ class CacheDict(tp.Generic[X]):
         self._frozen_read = False
         self._local = threading.local()
         # exca's own cache in the folder, if any: its keys are served read-only (docs/EXCA.md)
-        self._exca: tp.Optional[ExcaView] = None if self.folder is None else ExcaView.open(self.folder)
+        self._exca: tp.Optional[ExcaView] = None
+        self._exca_mtime: tp.Optional[int] = None
+        self._watch_exca()
         self._open(create=False)  # a folder without a store reads as empty; a broken store fails here
 
     def __repr__(self) -> str:
@@ -136,6 +138,7 @@ class CacheDict(tp.Generic[X]):
         self._store = None
         self._reader = None
         self._exca = None  # its files go with the rest, as with exca's clear()
+        self._exca_mtime = None
         self._read_once = False
         if self.folder is None or not self.folder.exists():
             return
@@ -147,9 +150,23 @@ class CacheDict(tp.Generic[X]):
 
     # ------------------------------------------------------------------ reading
 
+    def _watch_exca(self) -> None:
+        """Opens the view of an exca cache in the folder, also one that exca writers start after this
+        CacheDict was made: looked for again only when the folder's mtime changes (one stat a read)."""
+        if self._exca is not None or self.folder is None:
+            return
+        try:
+            mtime = self.folder.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime != self._exca_mtime:
+            self._exca_mtime = mtime
+            self._exca = ExcaView.open(self.folder)
+
     def _refresh(self, force: bool = False) -> None:
         if self._frozen and self._frozen_read and not force:
             return
+        self._watch_exca()
         if self._reader is None and self._open(create=False) is None:
             return
         assert self._reader is not None

@@ -708,3 +708,22 @@ cd = casket.CacheDict(sys.argv[1])
 print(json.dumps([sorted(cd.keys()), cd["text"], "exca" in sys.modules]))
 """
     assert json.loads(run(python, code, str(folder))) == [["arr", "gone", "json", "mixed", "text"], "hello", True]
+
+
+def test_exca_cache_started_after_cachedict_is_served(layered: Layered, tmp_path: Path) -> None:
+    """A switched-off exca writer that starts filling the folder after casket's CacheDict was made: its
+    keys are seen on the next read (the folder's mtime changed), not only by CacheDicts made later."""
+    python = layered("0.6.0")
+    folder = tmp_path / "cd"
+    folder.mkdir()
+    code = """
+import json, subprocess, sys
+import casket
+cd = casket.CacheDict(sys.argv[1])
+first = sorted(cd.keys())
+subprocess.run([sys.executable, "-c", sys.argv[2], sys.argv[1], "write"], check=True)
+print(json.dumps([first, sorted(cd.keys()), "text" in cd, cd.get("text")]))
+"""
+    env_code = textwrap.dedent(PLAIN)
+    got = json.loads(run(python, code, str(folder), env_code, switch=False))
+    assert got == [[], ["arr", "gone", "json", "mixed", "text"], True, "hello"]
