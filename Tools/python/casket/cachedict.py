@@ -244,10 +244,12 @@ class CacheDict(tp.Generic[X]):
         # A key already in view is read without listing the index again (exca reads known keys from its
         # in-memory table too); only a miss refreshes, so a key written meanwhile by others is found.
         entry = self._reader.get(key) if self._read_once and self._reader is not None else None
-        if entry is None:
+        # the same for a key exca's files serve: the store, as last read, has no line for it
+        served = entry is None and self._read_once and self._from_exca(key)
+        if entry is None and not served:
             entry = self.entry(key)
         if entry is None or self._store is None:
-            if not self._from_exca(key):
+            if not served and not self._from_exca(key):
                 raise KeyError(key)
             assert self._exca is not None
             value = self._exca[key]
