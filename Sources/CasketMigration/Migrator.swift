@@ -81,6 +81,17 @@ public final class Migrator {
                 )
                 continue
             }
+            // A key deleted in the store (served from the exca files, then deleted: docs/EXCA.md) stays
+            // deleted: migrating it again would bring it back. Unmigratable, so reclaim keeps its shard.
+            if let store, try store.isDeleted(key) {
+                let line = copies[index]
+                unmigratable.append(
+                    UnmigratableEntry(
+                        key: key, file: line.file, line: line.line,
+                        reason: "deleted in the store (its winner there is a tombstone); migrate never brings a "
+                            + "deleted key back", code: .alreadyExists))
+                continue
+            }
             var losers = copies
             let winner = losers.remove(at: index)
             var item = PlannedKey(

@@ -49,6 +49,12 @@ public final class CacheStore {
         try entry(key) != nil
     }
 
+    /// Whether the key's winner is a tombstone: it was deleted (and not set again).
+    public func isDeleted(_ key: String) throws(CasketError) -> Bool {
+        try refresh()
+        return reader.winners[IndexKey(key)]?.isDeleted ?? false
+    }
+
     /// The winning entry of a live key, or `nil` when the key is absent or deleted.
     public func entry(_ key: String) throws(CasketError) -> IndexEntry? {
         try refresh()

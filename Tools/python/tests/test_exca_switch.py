@@ -727,3 +727,24 @@ print(json.dumps([first, sorted(cd.keys()), "text" in cd, cd.get("text")]))
     env_code = textwrap.dedent(PLAIN)
     got = json.loads(run(python, code, str(folder), env_code, switch=False))
     assert got == [[], ["arr", "gone", "json", "mixed", "text"], True, "hello"]
+
+
+@pytest.mark.skipif(not os.environ.get("CASKET_BIN"), reason="set CASKET_BIN to the casket binary (CI does)")
+def test_migrate_after_a_delete_keeps_the_key_deleted(layered: Layered, tmp_path: Path) -> None:
+    """A key served from exca's files and then deleted (a tombstone in the store) stays deleted when the
+    folder is migrated in place, as the warning advises: migrate never brings a deleted key back, and it
+    reports the key, so that --reclaim keeps the shard that holds it."""
+    python = layered("0.6.0")
+    folder = tmp_path / "cd"
+    run(python, PLAIN, str(folder), "write", switch=False)
+    run(python, PLAIN, str(folder), "casket", switch=False)  # deletes "gone" and writes "new"
+    migrated = subprocess.run(
+        [os.environ["CASKET_BIN"], "migrate", str(folder), "--into", str(folder), "--json"],
+        capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated
+    report = json.loads(migrated.stdout)
+    refused = {entry["key"]: entry for entry in report["not_migrated"]}
+    assert "deleted in the store" in refused["gone"]["reason"], report
+    listed = subprocess.run(
+        [os.environ["CASKET_BIN"], "ls", "--store", str(folder), "--json"], capture_output=True, text=True, check=True)
+    assert sorted(e["key"] for e in json.loads(listed.stdout)) == ["arr", "json", "mixed", "new", "text"]
