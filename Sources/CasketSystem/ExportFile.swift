@@ -47,13 +47,10 @@ package enum ExportFile {
         case .failure(let errno) where errno == .noSuchFileOrDirectory: return .replace
         case .failure(let errno): throw .stat(path, errno: errno)
         }
-        switch st.st_mode & S_IFMT {
-        case S_IFREG: return .replace
-        case S_IFCHR, S_IFBLK, S_IFIFO: return .writeThrough
-        case S_IFLNK: throw refusal(path, "is a symbolic link")
-        case S_IFDIR: throw refusal(path, "is a directory")
-        case S_IFSOCK: throw refusal(path, "is a socket")
-        default: throw refusal(path, "is not a regular file")
+        switch FileStatus(st).kind {
+        case .regular: return .replace
+        case .characterDevice, .blockDevice, .fifo: return .writeThrough
+        case let kind: throw refusal(path, "is \(kind)")
         }
     }
 

@@ -10,7 +10,8 @@ extension HostIdentity {
     /// This machine's boot id (`/proc/sys/kernel/random/boot_id`), empty where there is none: pids of
     /// another boot of the same host name prove nothing either.
     package static let bootID: String = {
-        guard case .success(let bytes?) = system_readRegularFile("/proc/sys/kernel/random/boot_id", limit: 128)
+        guard let folder = try? Directory.open("/proc/sys/kernel/random"),
+            case .success(let bytes?) = folder.readIfRegular("boot_id", limit: 128)
         else { return "" }
         return String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
     }()

@@ -132,16 +132,13 @@ package func system_forEachDirectoryEntry(
     _ path: String,
     _ body: (_ name: String, _ type: UInt8) throws -> Void
 ) throws -> Result<Void, Errno> {
-    guard let dir = opendir(path) else { return .failure(Errno(rawValue: casket_errno())) }
-    defer { closedir(dir) }
-    while let entry = readdir(dir) {
-        let (name, type) = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-            pointer.withMemoryRebound(to: CChar.self, capacity: 256) { (String(cString: $0), entry.pointee.d_type) }
-        }
-        if name == "." || name == ".." { continue }
-        try body(name, type)
+    let fd: CInt
+    switch system_open(path, O_RDONLY | O_DIRECTORY) {
+    case .success(let value): fd = value
+    case .failure(let errno): return .failure(errno)
     }
-    return .success(())
+    defer { system_close(fd) }
+    return try system_forEachDirectoryEntry(inDirectory: fd, body)
 }
 
 package func system_hostname() -> String {
