@@ -119,10 +119,16 @@ public struct Checker {
                 }
             },
             debris: { (path) throws(CasketError) in
-                if isSidecarOfStoredBlob(path) { return }  // judged with its blob
                 if let status = store.files.status(path), status.kind == .symbolicLink {
                     report.unsafeEntries.append("'\(path)' is a symbolic link (never followed)")
                 } else {
+                    report.debris.append(path)
+                }
+            },
+            sidecar: { (digest, path) throws(CasketError) in
+                // Judged with its blob; one without a blob file is debris that GC removes.
+                if ![false, true].contains(where: { store.files.status(store.path(of: digest, compressed: $0)) != nil })
+                {
                     report.debris.append(path)
                 }
             })
@@ -195,7 +201,8 @@ public struct Checker {
         var bad = BadSidecar(path: path, quarantinedAs: nil, reason: reason, replaced: false)
         if quarantine {
             try store.files.makeDirectory(store.quarantineDirectory)
-            let target = store.quarantineDirectory + "/" + file.digest.hex + ChunkDigests.suffix + "."
+            let target =
+                store.quarantineDirectory + "/" + file.digest.hex + ChunkDigests.suffix + "."
                 + StoreFiles.randomHex(bytes: 4)
             if case .success = store.files.rename(path, target) { bad.quarantinedAs = target }
         }
@@ -204,15 +211,6 @@ public struct Checker {
             bad.replaced = true
         }
         report.badSidecars.append(bad)
-    }
-
-    /// Whether a debris path is a sidecar beside a blob file: fsck judges it with its blob.
-    private func isSidecarOfStoredBlob(_ path: String) -> Bool {
-        let name = path.split(separator: "/").last.map(String.init) ?? path
-        guard name.hasSuffix(ChunkDigests.suffix),
-            let digest = Digest(String(name.dropLast(ChunkDigests.suffix.count)))
-        else { return false }
-        return [false, true].contains { store.files.status(store.path(of: digest, compressed: $0)) != nil }
     }
 
     enum QuarantineOutcome {

@@ -169,7 +169,8 @@ final class Sweep {
     func run() throws(CasketError) {
         try store.forEachBlob(
             { (file) throws(CasketError) in try blob(file) },
-            debris: { (path) throws(CasketError) in try debris(path) })
+            debris: { (path) throws(CasketError) in try debris(path) },
+            sidecar: { (digest, _) throws(CasketError) in try sidecar(of: digest, swept: nil) })
         // Temp files: everything old in tmp/, the unique files a killed process left behind the link that
         // creates a lock or a claim (`*.tmp` in gc/ and claims/), and a killed compaction's unpublished
         // output (`compact-*.jsonl.tmp` in index/).
@@ -276,10 +277,6 @@ final class Sweep {
         }
         if let status = store.files.status(path), status.kind == .symbolicLink {
             report.unsafeEntries.append("'\(path)' is a symbolic link (never followed)")
-            return
-        }
-        if name.hasSuffix(ChunkDigests.suffix), let digest = Digest(String(name.dropLast(ChunkDigests.suffix.count))) {
-            try sidecar(of: digest, swept: nil)
             return
         }
         guard !name.hasPrefix(".nfs"), let status = store.files.status(path), status.isRegularFile,
