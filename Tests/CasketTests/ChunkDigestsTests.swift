@@ -109,6 +109,9 @@ struct ChunkDigestsTests {
             try FileManager.default.removeItem(atPath: stream.sidecarPath(digest))
             #expect(try stream.put(bytes).deduplicated)
             #expect(try TestFiles.read(stream.sidecarPath(digest)) == expected)
+            try FileManager.default.removeItem(atPath: stream.sidecarPath(digest))
+            #expect(try stream.put(fileAt: file, offset: 3, length: 3 << 20).deduplicated)
+            #expect(try TestFiles.read(stream.sidecarPath(digest)) == expected)
         }
     }
 

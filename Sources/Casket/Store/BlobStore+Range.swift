@@ -125,10 +125,16 @@ extension BlobStore {
         guard hashFirst else {
             return try publish(try stageCopy(io, offset: offset, length: length), lookFirst: true)
         }
-        let chunks = ChunkDigests.wanted(size: length, minimum: config.chunksMin) ? ChunkDigester() : nil
-        let digest = try BlobStore.hashRange(io, offset: offset, length: length, chunks: chunks)
+        // No chunk digests in this pass: a dedup hit (most puts here) needs none when the blob has its
+        // sidecar, and a new blob gets them in the pass that hashes its copy.
+        let digest = try BlobStore.hashRange(io, offset: offset, length: length, chunks: nil)
         if let hit = deduplicate(digest, size: length) {
-            try ensureSidecar(digest, size: length) { () throws(CasketError) in chunks?.finish() ?? [] }
+            try ensureSidecar(digest, size: length) { () throws(CasketError) in
+                // A blob stored before chunk digests: read back, verified, from the store.
+                let digester = ChunkDigester()
+                try read(digest, size: length) { (piece) throws(CasketError) in digester.update(piece) }
+                return digester.finish()
+            }
             return hit
         }
         return try publish(try stageCopy(io, offset: offset, length: length, expected: digest), lookFirst: false)
