@@ -9,8 +9,9 @@
 /// 40  8N  XXH3-64 of each chunk   40 + 8N  8  XXH3-64 of bytes [0, 40 + 8N)
 /// ```
 public struct ChunkDigests: Sendable, Equatable {
-    /// The chunk size writers use: a cold 128 KiB window reads one or two chunks (docs/PERFORMANCE.md 8).
-    public static let chunkSize = 256 << 10
+    /// The chunk size writers use: a cold window reads little more than itself, even one piece of each
+    /// row of a `(channels, time)` array (docs/PERFORMANCE.md 8).
+    public static let chunkSize = 64 << 10
     /// The default of `chunks_min` in `casket.json`: blobs of at least this many bytes get a sidecar.
     public static let defaultMinimum: Int64 = 4 << 20
     /// The sidecar's name suffix.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typing as tp
 
+import numpy as np
 import xxhash
 
 __all__ = [
@@ -25,7 +26,7 @@ __all__ = [
     "wants_sidecar",
 ]
 
-CHUNK_SIZE = 256 << 10  # what writers use (docs/PERFORMANCE.md 8: a cold 128 KiB window reads 1 or 2 chunks)
+CHUNK_SIZE = 64 << 10  # what writers use (docs/PERFORMANCE.md 8: a cold window reads little more than itself)
 DEFAULT_CHUNKS_MIN = 4 << 20  # casket.json "chunks_min" when absent
 SIDECAR_SUFFIX = ".chunks"
 MAGIC = b"CASKCHK1"
@@ -102,13 +103,12 @@ def sidecar_bytes(h: str, size: int, digests: tp.Sequence[int], chunk: tp.Option
 
 
 class ChunkTable(tp.NamedTuple):
-    """A sidecar read and checked against its blob."""
+    """A sidecar read and checked against its blob: ``digests`` as unsigned 64-bit integers, ``raw`` the
+    file's bytes."""
 
     chunk: int
-    digests: tp.Sequence[int]
-
-    def expected(self, index: int) -> int:
-        return self.digests[index]
+    digests: np.ndarray
+    raw: bytes
 
 
 def parse_sidecar(data: bytes, h: str, size: int) -> ChunkTable:
@@ -131,6 +131,5 @@ def parse_sidecar(data: bytes, h: str, size: int) -> ChunkTable:
         raise SidecarFlaw(f"it holds {len(data)} bytes, {want} expected")
     if xxhash.xxh3_64_intdigest(data[:-8]) != int.from_bytes(data[-8:], "big"):
         raise SidecarFlaw("its checksum does not match (damaged)")
-    n = chunk_count(size, chunk)
-    digests = [int.from_bytes(data[HEADER + 8 * i : HEADER + 8 * i + 8], "big") for i in range(n)]
-    return ChunkTable(chunk, digests)
+    digests = np.frombuffer(data, dtype=">u8", count=chunk_count(size, chunk), offset=HEADER).astype(np.uint64)
+    return ChunkTable(chunk, digests, bytes(data))

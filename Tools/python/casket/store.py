@@ -487,7 +487,8 @@ class Store:
             try:
                 os.link(tmp, final)
             except FileExistsError:
-                if self.load_chunks(h, size)[0] != parse_sidecar(data, h, size):
+                found = self.load_chunks(h, size)[0]
+                if found is None or found.raw != data:
                     os.rename(tmp, final)
             except OSError as e:
                 if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK, errno.ENOSYS):

@@ -55,6 +55,7 @@ class BlobMapping:
         self.table, self.flaw = table, flaw
         self.verified = bytearray(len(table.digests)) if table is not None else None
         self.whole = False
+        self._actual = ""  # the whole payload's hash, once computed
         self._lock = threading.Lock()
 
     def verify(self, start: int, end: int) -> None:
@@ -87,18 +88,22 @@ class BlobMapping:
                 return
             chunk, digests = self.table.chunk, self.table.digests
             per = max(1, _READ // chunk)
-            breaks = np.flatnonzero(np.diff(todo) != 1) + 1
+            runs = np.split(todo, np.flatnonzero(np.diff(todo) != 1) + 1)
             with _Reader(self) as f:
-                # one pread per run of consecutive chunks (faults would read a page at a time); the pages
-                # land in the page cache that the mapping then reads
-                for run in np.split(todo, breaks):
+                # every run is asked of the disk at once (a window of a (channels, time) array is one run per
+                # row), then read by one pread per run of consecutive chunks: the pages land in the page
+                # cache that the mapping then reads (faults would read a page, or a read-around, at a time)
+                if len(runs) > 1:
+                    for run in runs:
+                        f.prefetch(int(run[0]) * chunk, min((int(run[-1]) + 1) * chunk, self.size))
+                for run in runs:
                     for lo in range(int(run[0]), int(run[-1]) + 1, per):
                         hi = min(lo + per, int(run[-1]) + 1)
                         view = f.read(lo * chunk, min(hi * chunk, self.size))
                         for i in range(lo, hi):
                             actual = xxhash.xxh3_64_intdigest(view[(i - lo) * chunk : (i - lo + 1) * chunk])
                             if actual != digests[i]:
-                                self._mismatch(i, digests[i], actual)
+                                self._mismatch(i, int(digests[i]), actual)
                                 return
                             self.verified[i] = 1
 
@@ -146,6 +151,10 @@ class _Reader:
         except OSError:
             self.fd = -1
         return self
+
+    def prefetch(self, start: int, end: int) -> None:
+        if self.fd >= 0:
+            os.posix_fadvise(self.fd, start, end - start, os.POSIX_FADV_WILLNEED)
 
     def read(self, start: int, end: int) -> memoryview:
         if self.fd >= 0:
