@@ -4,11 +4,14 @@
     .venv/bin/python Tools/python/bench/bench_windows.py --compare            # docs/PERFORMANCE.md 8
     .venv/bin/python Tools/python/bench/bench_windows.py --compare --mb 64 --chunk-sizes 65536,262144,1048576
 
-Each array is float32 of shape (64, N) (64 channels of a recording, C order), ``--mb`` MiB. A window is
-``cd[key][:, t:t + 512]``: 64 rows of 2 KiB, 128 KiB in all, copied out (``np.array``), so that every
-page it needs is read. Windows are drawn at random, at least 16 MiB of row apart from each other... in
-fact each at a fresh position on pages no earlier window touched, and the page cache of every file of
-the store is dropped (``posix_fadvise(DONTNEED)``) before each child starts: every window is read cold.
+Each array is float32 with 64 channels, ``--mb`` MiB, C order. A window is 512 samples of the 64 channels,
+128 KiB, copied out (``np.array``), so that every
+page it needs is read. ``--layout time`` (the default) stores shape (N, 64) and reads ``[t:t + 512]``, one
+contiguous 128 KiB; ``--layout channels`` stores (64, N) and reads ``[:, t:t + 512]``, 2 KiB of each row.
+Each window lies in its own slot of ``--spacing`` bytes of the time axis, at a random place in it, so that
+no two windows share a chunk, and the page cache of every file of the store is dropped
+(``posix_fadvise(DONTNEED)``) before each child starts: windows are read cold (exca's fault read-around
+may still bring a later window's pages in early: see the mean).
 
 Each measurement is one child process (a fresh interpreter, nothing mapped yet), run in turn for exca
 and casket (A B A B ...), ``--rounds`` times: per-window latency (median, p90), the first ``cd[key]``
@@ -171,15 +174,16 @@ def compare(args: argparse.Namespace) -> None:
                     acc["peak"].append(got["peak_rss_mb"])
                     acc["grow"].append(got["rss_after_mb"] - got["rss_before_mb"])
                     acc["whole"].append(got["whole_s"])
-        print(f"| array | reader | window median | window p90 | vs exca (median) | first cd[k] | RSS growth over "
-              f"{args.count} windows | peak RSS | whole array cold |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print(f"| array | reader | window median | window p90 | window mean | vs exca (median) | first cd[k] | "
+              f"RSS growth over {args.count} windows | peak RSS | whole array cold |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for mb in mbs:
             ref = statistics.median(results[("exca", mb)]["lat"])
             for name, *_ in impls:
                 a = results[(name, mb)]
                 med = statistics.median(a["lat"])
                 print(f"| {mb} MiB | {name} | {med * 1e3:.2f} ms | {q(a['lat'], 0.9) * 1e3:.2f} ms | "
+                      f"{statistics.mean(a['lat']) * 1e3:.2f} ms | "
                       f"{med / ref:.2f}x | {statistics.median(a['first']):.1f} ms | "
                       f"{statistics.median(a['grow']):.1f} MB | {max(a['peak']):.0f} MB | "
                       f"{statistics.median(a['whole']) * 1e3:.0f} ms |")

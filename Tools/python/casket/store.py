@@ -680,10 +680,11 @@ class Store:
                 digester.update(view)
         elif digester is None:
             h = hash_bytes(view)
-        else:  # one pass: each chunk is hashed for the blob's name and for its own digest
+        else:  # one pass: each piece (in cache) is hashed for the blob's name, then for its chunks' digests
             hasher = xxhash.xxh3_128()
-            for start in range(0, size, digester.chunk):
-                piece = view[start : start + digester.chunk]
+            step = max(digester.chunk, CHUNK - CHUNK % digester.chunk)
+            for start in range(0, size, step):
+                piece = view[start : start + step]
                 hasher.update(piece)
                 digester.update(piece)
             h = hasher.hexdigest()
