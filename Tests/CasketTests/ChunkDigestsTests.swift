@@ -194,6 +194,23 @@ struct ChunkDigestsTests {
         }
     }
 
+    @Test("a raw blob corrupt under a window gives way to its sound LZ4 twin")
+    func twinFallback() throws {
+        try withTemporaryDirectory { dir in
+            let store = try Self.store(dir, "raw")
+            let bytes = TestBytes.compressible(2 << 20)
+            let digest = try store.put(bytes).digest
+            let framed = try Self.store(dir, "lz4", compression: .lz4)
+            #expect(try framed.put(bytes).compressed)
+            try FileManager.default.copyItem(
+                atPath: framed.path(of: digest, compressed: true), toPath: store.path(of: digest, compressed: true))
+            try Self.flip(store.path(of: digest, compressed: false), at: 70_000)
+            let (got, how) = try Self.window(store, digest, 65_536..<131_072)
+            #expect(got == Array(bytes[65_536..<131_072]))
+            #expect(how == .whole)
+        }
+    }
+
     @Test("PayloadRange parses A:B, A: and :B and refuses the rest")
     func ranges() throws {
         #expect(PayloadRange(parsing: "3:9") == PayloadRange(start: 3, end: 9))

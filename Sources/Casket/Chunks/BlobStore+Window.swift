@@ -31,7 +31,24 @@ extension BlobStore {
         guard range.lowerBound >= 0 else {
             throw CasketError(.invalidArgument, "range \(range) of blob \(digest) starts before the payload")
         }
-        let handle = try openSoundForm(digest, size: size)
+        var delivered = false
+        do {
+            return try readWindow(digest, range: range, size: size, excluding: nil) { (piece) throws(CasketError) in
+                delivered = true
+                try sink(piece)
+            }
+        } catch  where error.code == .corrupt && !delivered {
+            // Nothing handed on yet: the other form, when sound, serves the window (FORMAT 3.5).
+            guard let failed = failedForm(digest, error, size: size) else { throw error }
+            return try readWindow(digest, range: range, size: size, excluding: failed, to: sink)
+        }
+    }
+
+    func readWindow(
+        _ digest: Digest, range: Range<Int64>, size: Int64?, excluding: Bool?,
+        to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
+    ) throws(CasketError) -> WindowVerification {
+        let handle = try openSoundForm(digest, size: size, excluding: excluding)
         let io = handle.io
         if handle.path.hasSuffix(StoreLayout.compressedSuffix) {
             return try readCompressedWindow(handle, digest: digest, range: range, to: sink)

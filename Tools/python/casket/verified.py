@@ -50,9 +50,12 @@ class BlobMapping:
     """One raw blob file mapped read-only, with the record of its chunks verified in this process."""
 
     def __init__(self, path: str, h: str, size: int, identity: tuple, mm: mmap.mmap,
-                 table: tp.Optional[ChunkTable], flaw: str) -> None:
+                 table: tp.Optional[ChunkTable], flaw: str,
+                 twin: tp.Callable[[], tp.Optional[np.ndarray]] = lambda: None) -> None:
         self.path, self.h, self.size, self.identity, self.mm = path, h, size, identity, mm
         self.table, self.flaw = table, flaw
+        self.twin = twin  # the payload from the sound compressed form, verified, when there is one
+        self.replacement: tp.Optional[np.ndarray] = None
         self.verified = bytearray(len(table.digests)) if table is not None else None
         self.whole = False
         self._actual = ""  # the whole payload's hash, once computed
@@ -78,8 +81,8 @@ class BlobMapping:
                 return
             if self.table is None or self.verified is None:
                 if not self._whole_sound():
-                    raise BlobCorruptError(
-                        f"blob file {self.path} is corrupt: expected hash {self.h}, actual hash {self._actual}")
+                    self._fall_back(BlobCorruptError(
+                        f"blob file {self.path} is corrupt: expected hash {self.h}, actual hash {self._actual}"))
                 self.whole = True
                 return
             done = np.frombuffer(self.verified, dtype=np.uint8)
@@ -125,10 +128,19 @@ class BlobMapping:
             self.whole = True
             return
         chunk = self.table.chunk if self.table is not None else 0
-        raise ChunkCorruptError(
+        self._fall_back(ChunkCorruptError(
             f"blob file {self.path} is corrupt: chunk {index} (bytes {index * chunk} to "
             f"{min((index + 1) * chunk, self.size)}) has XXH3-64 {actual:016x}, its digest is {expected:016x}; "
-            f"blob {self.h}", self.h, index, expected, actual)
+            f"blob {self.h}", self.h, index, expected, actual))
+        self.whole = True
+
+    def _fall_back(self, error: BlobCorruptError) -> None:
+        """A corrupt raw form gives way to a sound compressed twin (FORMAT 3.5), read whole into memory and
+        verified; without one, ``error`` is raised."""
+        replacement = self.twin()
+        if replacement is None:
+            raise error
+        self.replacement = replacement
 
 
 class _Reader:
@@ -184,7 +196,13 @@ def mapping_of(store: tp.Any, path: str, fd: int, st: os.stat_result, h: str, si
             return known
         mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         table, flaw = store.load_chunks(h, size)
-        made = BlobMapping(path, h, size, identity, mm, table, flaw)
+
+        def twin() -> tp.Optional[np.ndarray]:
+            if not store.judge(h, True, size).sound:
+                return None
+            return store._decompress_array(h, np.dtype(np.uint8), (size,), size, exclude_raw=True)
+
+        made = BlobMapping(path, h, size, identity, mm, table, flaw, twin)
         _MAPPINGS[path] = made
         return made
 
@@ -273,9 +291,14 @@ class ChunkedArray(NDArrayOperatorsMixin):
     def __len__(self) -> int:
         return len(self._raw)
 
+    def _current(self) -> np.ndarray:
+        """The mapped array, or the payload of the compressed twin once the raw form was found corrupt."""
+        replacement = self._blob.replacement
+        return self._raw if replacement is None else replacement.view(self._raw.dtype).reshape(self._raw.shape)
+
     def _verified(self) -> np.ndarray:
         self._blob.verify(0, self._blob.size)
-        return self._raw
+        return self._current()
 
     def __getitem__(self, index: tp.Any) -> tp.Any:
         basic = _basic(index)
@@ -288,7 +311,7 @@ class ChunkedArray(NDArrayOperatorsMixin):
                 self._blob.verify(0, self._blob.size)
             else:
                 self._blob.verify_chunks(_touched(region, self._base, table.chunk))
-        return self._raw[index]
+        return self._current()[index]
 
     def __setitem__(self, index: tp.Any, value: tp.Any) -> None:
         raise ValueError("assignment destination is read-only (a Casket array is read-only)")

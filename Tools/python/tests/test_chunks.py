@@ -433,3 +433,19 @@ def test_random_indexes_never_return_a_flipped_byte(chunked):
             assert not holds and np.array_equal(got, a[index]), (a.shape, a.dtype, index, off)
         os.unlink(chunked.sidecar_path(h))
         os.unlink(chunked.blob_path(h))
+
+
+def test_corrupt_raw_form_gives_way_to_a_sound_lz4_twin(chunked, tmp_path):
+    """FORMAT 3.5: an array read falls back to the other form when it is sound; the proxy too."""
+    big = np.tile(np.arange(1024, dtype=np.float32), (8, 128))  # 4 MiB, compressible
+    h = chunked.put_bytes(big)
+    framed = casket.init_store(tmp_path / "z", compression="lz4", durability="none", chunks_min=MIN)
+    assert framed.put_bytes(big) == h and framed.find_blob(h)[1]
+    os.link(framed.blob_path(h, True), chunked.blob_path(h, True))
+    flip(chunked.blob_path(h), 3 * CHUNK_SIZE + 5)
+    arr = fresh_read(chunked, h, big.dtype, big.shape)
+    assert isinstance(arr, ChunkedArray)
+    assert np.array_equal(arr[:, 49_000:50_000], big[:, 49_000:50_000]) and np.array_equal(np.asarray(arr), big)
+    os.unlink(chunked.blob_path(h, True))  # without the twin, the same read raises
+    with pytest.raises(ChunkCorruptError, match="chunk 3 "):
+        fresh_read(chunked, h, big.dtype, big.shape)[:, 49_000:50_000]  # holds byte 3 * 65536 + 5
