@@ -31,16 +31,12 @@ extension BlobStore {
         guard range.lowerBound >= 0 else {
             throw CasketError(.invalidArgument, "range \(range) of blob \(digest) starts before the payload")
         }
-        var delivered = false
-        do {
-            return try readWindow(digest, range: range, size: size, excluding: nil) { (piece) throws(CasketError) in
-                delivered = true
-                try sink(piece)
+        // Nothing handed on yet: the other form, when sound, serves the window (FORMAT 3.5).
+        return try streamWithFallback(digest, size: size) { (excluding, delivery) throws(CasketError) in
+            try readWindow(digest, range: range, size: size, excluding: excluding) { (bytes) throws(CasketError) in
+                delivery.started = true
+                try sink(bytes)
             }
-        } catch  where error.code == .corrupt && !delivered {
-            // Nothing handed on yet: the other form, when sound, serves the window (FORMAT 3.5).
-            guard let failed = failedForm(digest, error, size: size) else { throw error }
-            return try readWindow(digest, range: range, size: size, excluding: failed, to: sink)
         }
     }
 
