@@ -1,0 +1,415 @@
+"""exca's own handlers through Casket (docs/EXCA.md "Handlers"), in the real exca 0.6.0 with mne and pybv.
+
+Each scenario runs the same script in three processes' worth of set-ups: exca's own ``CacheDict`` (the
+switch off), exca's ``CacheDict`` with ``CASKET_EXCA=1`` (Casket underneath) and a plain
+``casket.CacheDict``; what a fresh process reads back must be the same in all three.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import typing as tp
+from pathlib import Path
+
+import pytest
+
+from test_exca_switch import _layered_venv, run
+
+IMPLS = ("exca", "switch", "casket")
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _layered_venv("0.6.0", tmp_path_factory.mktemp("exca-venvs"), extras="all")
+
+
+def run_impl(python: Path, impl: str, code: str, *args: str, cwd: tp.Optional[Path] = None) -> str:
+    """``code`` with ``CacheDict`` bound to the implementation under test."""
+    head = ("from casket import CacheDict\n" if impl == "casket" else "from exca.cachedict import CacheDict\n")
+    return run(python, head + textwrap.dedent(code), *args, switch=impl == "switch", cwd=cwd)
+
+
+# A module both the writing and the reading process import, as a pipeline's own code would be: the handlers
+# are registered by name when it is imported.
+USER_HANDLERS = '''
+import numpy as np
+from exca.cachedict import DumpContext
+
+@DumpContext.register
+class Result:
+    """Its own __dump_info__ (registered by name only); nested ctx.dump calls."""
+    def __init__(self, score, data, extra):
+        self.score, self.data, self.extra = score, data, extra
+    def __dump_info__(self, ctx):
+        return {"score": self.score, "data": ctx.dump(self.data, cache_type="MemmapArray"),
+                "extra": ctx.dump(self.extra), "blob": "not a hash", "size": -1}
+    @classmethod
+    def __load_from_info__(cls, ctx, score, data, extra, blob, size):
+        return cls(score, ctx.load(data), ctx.load(extra))
+
+class Point:
+    def __init__(self, x, label):
+        self.x, self.label = x, label
+
+@DumpContext.register(default_for=Point)
+class PointHandler:
+    """The default handler of a plain class."""
+    @classmethod
+    def __dump_info__(cls, ctx, value):
+        return {"label": value.label, "x": ctx.dump(value.x, cache_type="NumpyArray")}
+    @classmethod
+    def __load_from_info__(cls, ctx, label, x):
+        return Point(ctx.load(x), label)
+
+def show(v):
+    if isinstance(v, Result):
+        return {"Result": [v.score, show(v.data), show(v.extra)]}
+    if isinstance(v, Point):
+        return {"Point": [show(v.x), v.label]}
+    if isinstance(v, np.ndarray):
+        return {type(v).__name__: v.tolist(), "dtype": str(v.dtype)}
+    if isinstance(v, dict):
+        return {k: show(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [show(x) for x in v]
+    return v
+
+def values():
+    return {
+        "result": Result(0.5, np.arange(6.0).reshape(2, 3), {"arr": np.ones(2, dtype=np.float32), "n": 1}),
+        "point": Point(np.arange(3), "p"),
+        "tree": {"points": [Point(np.full(2, i), f"p{i}") for i in range(2)], "n": 3, "plain": np.zeros(2),
+                 "r": Result(1.5, np.ones(4), [1, 2])},
+    }
+'''
+
+CUSTOM = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from userhandlers import Point, show, values
+import numpy as np
+folder, mode, prefix = Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+if mode == "write":
+    cd = CacheDict(folder)
+    with cd.write():
+        for key, value in values().items():
+            cd[prefix + key] = value
+    forced = CacheDict(folder / "forced", cache_type="PointHandler")
+    with forced.write():
+        forced[prefix + "forced"] = Point(np.arange(2.0), "f")
+    sys.exit(0)
+cd = CacheDict(folder)
+out = {key: show(cd[key]) for key in sorted(cd.keys())}
+out["forced"] = show(CacheDict(folder / "forced")[prefix + "forced"])
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def _blob_files(store: Path) -> list[Path]:
+    return sorted(p for p in (store / "blobs").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_custom_handlers_round_trip_with_files_as_blobs(python: Path, tmp_path: Path, impl: str) -> None:
+    """A ``__dump_info__`` class and ``DumpContext.register``ed handlers (by name, ``default_for``, as a
+    ``cache_type``), alone and nested in trees, go through their own dump and load; the files they write
+    are blobs, deduplicated across writers."""
+    (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
+    folder = tmp_path / "cache"
+    run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "write", "a/")
+    got = json.loads(run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "read", "a/"))
+    assert got["a/result"] == {"Result": [0.5, {"memmap": [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], "dtype": "float64"},
+                                          {"arr": {"memmap": [1.0, 1.0], "dtype": "float32"}, "n": 1}]}
+    assert got["a/point"] == {"Point": [{"ndarray": [0, 1, 2], "dtype": "int64"}, "p"]}
+    assert got["a/tree"]["points"][1] == {"Point": [{"ndarray": [1, 1], "dtype": "int64"}, "p1"]}
+    assert got["forced"] == {"Point": [{"ndarray": [0.0, 1.0], "dtype": "float64"}, "f"]}
+    if impl == "exca":
+        return
+    exca_dir = tmp_path / "exca"
+    run_impl(python, "exca", CUSTOM, str(tmp_path), str(exca_dir), "write", "a/")
+    assert got == json.loads(run_impl(python, "exca", CUSTOM, str(tmp_path), str(exca_dir), "read", "a/"))
+
+    import casket
+
+    cd = casket.CacheDict(folder)
+    assert not list(folder.glob("*-info.jsonl")) and not (folder / "data").exists()
+    result, tree = cd.entry("a/result"), cd.entry("a/tree")
+    assert result is not None and tree is not None
+    assert result.value["#type"] == "ExcaHandler"
+    assert result.value["info"]["content"]["#type"] == "Result"  # exca's info dict, kept as JSON data
+    files = result.value["files"]
+    assert sorted(files) == [result.value["info"]["content"]["data"]["filename"]]  # data/<host>-<tid>.data
+    assert [[files[n]["blob"], files[n]["size"]] for n in files] == result.blobs
+    assert tree.value["#type"] == "Auto" and tree.value["content"]["points"][0]["#type"] == "ExcaHandler"
+    names = sorted(tree.value["content"]["points"][1]["files"])
+    assert names == ["data/a-tree[points][1]-" + names[0].split("-")[-1]]  # exca's sub-key names
+    store = casket.Store(folder)
+    assert all(store.has_blob(h, s) for e in (result, tree) for h, s in e.blobs)
+    assert not list((folder / "tmp").iterdir())  # staging folders are gone
+    # a second writer of the same values (under other keys) adds no blob: the files deduplicate
+    before = _blob_files(folder)
+    run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "write", "b/")
+    assert _blob_files(folder) == before
+    again = json.loads(run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "read", "b/"))
+    assert again["b/result"] == got["a/result"] and again["b/tree"] == got["a/tree"]
+
+
+MNE = """
+import json, sys, warnings
+from pathlib import Path
+import mne, numpy as np
+folder, mode = Path(sys.argv[1]), sys.argv[2]
+info = mne.create_info(["a", "b", "c"], sfreq=64, ch_types=["eeg", "eeg", "ecog"])
+raw = mne.io.RawArray(np.random.RandomState(0).rand(3, 64 * 5) * 1e-5, info=info, verbose=False)
+kinds = {"fif": "MneRawFif", "bv": "MneRawBrainVision", "default": None}
+if mode == "write":
+    for name, cache_type in kinds.items():
+        cd = CacheDict(folder / name, cache_type=cache_type)
+        with cd.write():
+            cd["raw"] = raw
+    sys.exit(0)
+out = {}
+for name in kinds:
+    back = CacheDict(folder / name)["raw"]
+    data = back.get_data()
+    out[name] = [type(back).__name__, back.ch_names, back.info["sfreq"], bool(np.allclose(data, raw.get_data(), atol=1e-10)),
+                 data.shape]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_mne_raw_values_written_and_read_back(python: Path, tmp_path: Path, impl: str) -> None:
+    """``MneRawFif`` and ``MneRawBrainVision`` (forced, and MneRawFif as exca's default for an mne Raw)
+    are written through exca's handlers and read back equal, as the same types exca returns."""
+    folder = tmp_path / "cache"
+    run_impl(python, impl, MNE, str(folder), "write")
+    got = json.loads(run_impl(python, impl, MNE, str(folder), "read"))
+    assert got["fif"] == got["default"] == ["Raw", ["a", "b", "c"], 64.0, True, [3, 320]]
+    assert got["bv"] == ["RawBrainVision", ["a", "b", "c"], 64.0, True, [3, 320]]
+    if impl == "exca":
+        return
+    exca_dir = tmp_path / "exca"
+    run_impl(python, "exca", MNE, str(exca_dir), "write")
+    assert got == json.loads(run_impl(python, "exca", MNE, str(exca_dir), "read"))
+    import casket
+
+    fif, bv = casket.CacheDict(folder / "fif").entry("raw"), casket.CacheDict(folder / "bv").entry("raw")
+    assert fif is not None and bv is not None
+    assert fif.value["#type"] == "MneRawFif" and fif.blobs == [[fif.value["blob"], fif.value["size"]]]
+    assert bv.value["#type"] == "MneRawBrainVision"
+    assert sorted(n.rsplit(".", 1)[1] for n in bv.value["files"]) == ["eeg", "vhdr", "vmrk"]
+    default = casket.CacheDict(folder / "default").entry("raw")
+    assert default is not None and default.value == fif.value  # one blob: the same .fif file
+
+
+CONTIGUOUS = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from exca.cachedict.contiguous import ContiguousMemmap
+out = []
+for folder in sys.argv[2:]:
+    folder = Path(folder)
+    if sys.argv[1] == "write":
+        cd = CacheDict(folder, cache_type="ContiguousMemmapArray")
+        with cd.write():
+            cd["a"] = np.tile(np.arange(6, dtype=np.float32), (400, 1)) + np.arange(400)[:, None]  # lz4 pays
+        continue
+    v = CacheDict(folder)["a"]
+    again = CacheDict(folder / "again")  # a ContiguousMemmap value: exca's default is ContiguousMemmapArray
+    with again.write():
+        again["b"] = v[1:3]
+    w = CacheDict(folder / "again")["b"]
+    out.append([type(v) is ContiguousMemmap, v.shape, np.asarray(v[1:3]).tolist(), type(w) is ContiguousMemmap,
+                np.asarray(w).tolist(), np.shares_memory(np.asarray(v), np.asarray(v))])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_contiguous_memmap_array_returns_exca_proxy(python: Path, tmp_path: Path, impl: str) -> None:
+    """``cache_type="ContiguousMemmapArray"`` reads back as exca's ``ContiguousMemmap`` proxy, also from an
+    lz4 store and from inline payloads (mapped from a verified file of the read folder), and re-dumping a
+    proxy gives a proxy, as exca does."""
+    folders = [tmp_path / "plain"]
+    if impl != "exca":
+        import casket
+
+        casket.init_store(tmp_path / "lz4", compression="lz4", durability="none")
+        casket.init_store(tmp_path / "inline", inline_max=16384, durability="none")
+        folders += [tmp_path / "lz4", tmp_path / "inline"]
+    run_impl(python, impl, CONTIGUOUS, "write", *map(str, folders))
+    got = json.loads(run_impl(python, impl, CONTIGUOUS, "read", *map(str, folders)))
+    rows = [[float(r + c) for c in range(6)] for r in (1, 2)]
+    assert got == [[True, [400, 6], rows, True, rows, False]] * len(folders)
+    if impl != "exca":
+        lz4 = casket.CacheDict(tmp_path / "lz4").entry("a")
+        assert lz4 is not None and lz4.value["#type"] == "ContiguousMemmapArray"
+        assert list((tmp_path / "lz4" / "blobs").rglob("*.lz4"))
+
+
+CORRUPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from userhandlers import show
+import casket
+try:
+    print(show(casket.CacheDict(sys.argv[2])[sys.argv[3]]))
+except casket.CasketError as e:
+    print(type(e).__name__, e)
+"""
+
+
+def test_corrupt_blob_under_a_handler_value_names_it(python: Path, tmp_path: Path) -> None:
+    (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
+    folder = tmp_path / "cache"
+    run_impl(python, "casket", CUSTOM, str(tmp_path), str(folder), "write", "a/")
+    import casket
+
+    entry = casket.CacheDict(folder).entry("a/point")
+    assert entry is not None
+    (h, size), = entry.blobs
+    path = folder / "blobs" / h[:2] / h
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    out = run(python, CORRUPT, str(tmp_path), str(folder), "a/point", switch=False)
+    assert out.startswith("BlobCorruptError "), out
+    assert f"blob file {path} is corrupt: expected hash {h}" in out
+    # the other values still read
+    assert "Result" in run(python, CORRUPT, str(tmp_path), str(folder), "a/result", switch=False)
+
+
+STALE = """
+import os, sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from userhandlers import Point
+import casket
+from casket.store import sanitized_host
+folder = Path(sys.argv[2])
+casket.init_store(folder)
+host = sanitized_host()
+dead = folder / "tmp" / f"{host}.{sys.argv[3]}.0123456789abcdef.stage"
+live = folder / "tmp" / f"{host}.{os.getppid()}.0123456789abcdef.stage"
+for d in (dead, live):
+    (d / "data").mkdir(parents=True)
+    (d / "data" / "x.npy").write_bytes(b"left by a killed writer")
+cd = casket.CacheDict(folder)
+with cd.write():
+    cd["p"] = Point(np.arange(2), "p")
+print(dead.exists(), live.exists(), sorted(p.name for p in (folder / "tmp").iterdir()) == [live.name])
+"""
+
+
+def test_staging_folders_of_killed_writers_are_removed(python: Path, tmp_path: Path) -> None:
+    """A staging folder whose writer (this host, pid gone) was killed is removed by the next handler
+    write; one of a live process is left alone."""
+    (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = run(python, STALE, str(tmp_path), str(tmp_path / "s"), str(gone.pid), switch=False)
+    assert out.split() == ["False", "True", "True"]
+
+
+@pytest.mark.skipif(not os.environ.get("CASKET_BIN"), reason="set CASKET_BIN to the casket binary (CI does)")
+def test_gc_keeps_handler_blobs_and_fsck_passes(python: Path, tmp_path: Path) -> None:
+    """Handler files are ordinary blobs listed in their entries: GC with no grace keeps every one, fsck
+    finds nothing wrong, ``casket get`` prints the single file of an MneRawFif value."""
+    (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
+    folder = tmp_path / "cache"
+    run_impl(python, "casket", CUSTOM, str(tmp_path), str(folder), "write", "a/")
+    run_impl(python, "casket", MNE, str(folder / "mne"), "write")
+    expected = json.loads(run_impl(python, "casket", CUSTOM, str(tmp_path), str(folder), "read", "a/"))
+    binary = os.environ["CASKET_BIN"]
+    stores = [folder, folder / "forced", folder / "mne" / "fif", folder / "mne" / "bv"]
+    before = {s: _blob_files(s) for s in stores}
+    import casket
+
+    casket.Store(folder).put_bytes(b"garbage nobody references")  # what GC must remove
+    for s in stores:
+        gc = subprocess.run([binary, "gc", "--store", str(s), "--grace", "0s", "--offline", "--json"], capture_output=True,
+                            text=True)
+        assert gc.returncode == 0, gc
+        assert _blob_files(s) == before[s], s
+        fsck = subprocess.run([binary, "fsck", "--store", str(s)], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck
+    assert json.loads(run_impl(python, "casket", CUSTOM, str(tmp_path), str(folder), "read", "a/")) == expected
+    fif = casket.CacheDict(folder / "mne" / "fif").entry("raw")
+    assert fif is not None
+    got = subprocess.run([binary, "get", "--store", str(folder / "mne" / "fif"), "raw"], capture_output=True)
+    assert got.returncode == 0 and casket.hash_bytes(got.stdout) == fif.value["blob"]
+
+
+# ---------------------------------------------------------------- the read folder, against a hostile store
+
+
+def _handler_entry(root: Path, key: str, files: dict) -> None:
+    from test_cachedict import write_entry
+
+    node = {"#type": "ExcaHandler", "info": {"#type": "Json", "content": {"#type": "Pickle", "filename": "x"}},
+            "files": files}
+    blobs = [[sub["blob"], sub["size"]] for sub in files.values() if "blob" in sub]
+    write_entry(root, None, key, node, blobs)
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "data//x", "data/../../x", "a\\b", ".", "data/./x", ""])
+def test_handler_file_names_outside_the_layout_are_refused(root: Path, store: tp.Any, name: str) -> None:
+    """A name with ``..``, an absolute path, an empty or ``.`` part never reaches the file system: the key
+    reads as an error that names it, and nothing is created."""
+    import casket
+
+    h = store.put_bytes(b"payload")
+    _handler_entry(root, "k", {name: {"blob": h, "size": 7}})
+    with pytest.raises(casket.ValueFormatError) as e:
+        casket.CacheDict(root)["k"]
+    assert f"ExcaHandler file name {name!r} is not a relative path of plain names" in str(e.value)
+    assert "key 'k'" in str(e.value)
+
+
+def test_read_folder_links_the_verified_blob_or_copies_it(root: Path, store: tp.Any, tmp_path: Path) -> None:
+    """On the store's file system a read-folder file is a hard link to the very inode that was verified;
+    elsewhere (tmpfs /dev/shm) a verified copy; a symbolic link in a blob's place is never followed."""
+    from casket import handlers
+    from casket.values import _Decoder
+
+    data = os.urandom(4096)
+    h = store.put_bytes(data)
+    blob = root / "blobs" / h[:2] / h
+    view = _Decoder(store, "k", True).view({"data/a.bin": {"blob": h, "size": len(data)}})
+    made = view / "data" / "a.bin"
+    assert made.read_bytes() == data
+    if os.stat(made).st_dev == os.stat(blob).st_dev:
+        assert os.stat(made).st_ino == os.stat(blob).st_ino
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(made).st_dev:
+        import tempfile
+
+        import casket
+
+        with tempfile.TemporaryDirectory(dir=shm) as other:
+            far = casket.init_store(Path(other) / "s", durability="none")
+            h2 = far.put_bytes(data + b"x")
+            got = _Decoder(far, "k", True).view({"b": {"blob": h2, "size": len(data) + 1}}) / "b"
+            assert got.read_bytes() == data + b"x" and os.stat(got).st_nlink == 1
+    # a symlink to a file outside the store, in the place of a blob, is refused and never read
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"s" * 7)
+    evil = "%032x" % 7
+    (root / "blobs" / evil[:2]).mkdir(exist_ok=True)
+    os.symlink(outside, root / "blobs" / evil[:2] / evil)
+    import casket
+
+    with pytest.raises(casket.BlobError) as e:
+        _Decoder(store, "k", True).view({"c": {"blob": evil, "size": 7}})
+    assert "symbolic link" in str(e.value) and evil in str(e.value)
+    assert not list(handlers._root.get().glob(f"*/c"))
