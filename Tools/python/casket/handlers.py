@@ -25,8 +25,8 @@ import xxhash
 
 from .store import CasketError, Store, describe_kind
 
-__all__ = ["NATIVE", "dump_context", "contiguous_memmap", "handler_name", "staging", "staged_files",
-           "check_name", "read_view"]
+__all__ = ["NATIVE", "dump_context", "contiguous_memmap", "handler_name", "settle_defaults", "staging",
+           "staged_files", "check_name", "read_view"]
 
 # exca 0.6 handler names whose values Casket encodes itself (FORMAT 6.2); every other handler is exca's
 NATIVE = frozenset({
@@ -67,10 +67,24 @@ def handler_name(value: tp.Any) -> tp.Optional[str]:
     context = dump_context()
     if context is None:
         return None
+    settle_defaults()
     handler = context._find_handler(type(value))
     if handler is None or handler.__name__ in NATIVE:
         return None
     return handler.__name__  # type: ignore[no-any-return]
+
+
+_defaults_lock = threading.Lock()
+
+
+def settle_defaults() -> None:
+    """Runs exca's lazy registration of the optional packages' defaults (``mne.io.Raw``...) under a lock:
+    exca's own ``_ensure_optional_defaults`` deletes from a module dict and raises ``KeyError`` when two
+    threads do it at once, so it is done here first, one thread at a time."""
+    ensure = _optional("_ensure_optional_defaults", "exca.cachedict.dumpcontext", "_ensure_optional_defaults")
+    if ensure is not None:
+        with _defaults_lock:
+            ensure()
 
 
 def require_dump_context(what: str) -> tp.Any:

@@ -30,6 +30,7 @@ KNOWN_TYPES = (
     "MneRawBrainVision", "AutoPickle", "String", "DataDict", "File", "ExcaHandler",
 )
 ARRAY_TYPES = ("MemmapArray", "ContiguousMemmapArray", "TorchTensor")
+_PLAIN = (type(None), bool, int, float, str, dict, list, tuple)  # never asked to exca's handler table
 
 
 class ValueFormatError(CasketError, ValueError):
@@ -100,6 +101,7 @@ class _Encoder:
         name = cache_type or handlers.handler_name(value) or type(value).__name__
         context = handlers.require_dump_context(f"writing a value through exca's handler {name!r}")
         folder = self.stack.enter_context(handlers.staging(self.store))
+        handlers.settle_defaults()
         ctx = context(folder, key=key)
         with ctx:
             info = ctx.dump(value, cache_type=cache_type)
@@ -189,7 +191,7 @@ class _Encoder:
         proxy = handlers.contiguous_memmap() if "exca" in sys.modules else None
         if proxy is not None and isinstance(val, proxy):
             return self.array(np.asarray(val), "ContiguousMemmapArray")  # as exca's default for its proxy
-        if handlers.handler_name(val) is not None:
+        if type(val) not in _PLAIN and handlers.handler_name(val) is not None:
             return self.handler(val, None, key)
         return None
 
@@ -538,10 +540,12 @@ class _Decoder:
             raise self.err(f"ExcaHandler 'info' is not an exca info dict with a '#type': {info!r}")
         files = self.files(node, plain=False)
         context = handlers.require_dump_context(f"reading a value of exca's handler {name!r}")
-        if name not in context.HANDLERS:
+        try:
+            context._lookup(name)  # DumpContext.HANDLERS, and 0.5.x's legacy DumperLoader.CLASSES
+        except KeyError:
             raise UnknownTypeError(
                 f"key {self.key!r}: exca handler {name!r} is not registered in this process (import the module "
-                "that defines it, with DumpContext.register, before reading)")
+                "that defines it, with DumpContext.register, before reading)") from None
         ctx = context(self.view(files), key=self.key)
         try:
             return ctx.load(info)

@@ -18,14 +18,26 @@ from pathlib import Path
 
 import pytest
 
-from test_exca_switch import _layered_venv, run
+from test_exca_switch import Layered, _layered_venv, run
 
 IMPLS = ("exca", "switch", "casket")
 
 
 @pytest.fixture(scope="module")
-def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _layered_venv("0.6.0", tmp_path_factory.mktemp("exca-venvs"), extras="all")
+def pythons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory, pythons: dict[str, Path]) -> Layered:
+    """exca 0.6.0 with its optional handler packages (mne, pybv, pandas...), or 0.5.29 (its DumpContext)."""
+    def get(version: str) -> Path:
+        if version not in pythons:
+            extras = "all" if version == "0.6.0" else "core"
+            pythons[version] = _layered_venv(version, tmp_path_factory.mktemp("exca-venvs"), extras=extras)
+        return pythons[version]
+
+    return get
 
 
 def run_impl(python: Path, impl: str, code: str, *args: str, cwd: tp.Optional[Path] = None) -> str:
@@ -115,11 +127,14 @@ def _blob_files(store: Path) -> list[Path]:
     return sorted(p for p in (store / "blobs").rglob("*") if p.is_file())
 
 
+@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_custom_handlers_round_trip_with_files_as_blobs(python: Path, tmp_path: Path, impl: str) -> None:
+def test_custom_handlers_round_trip_with_files_as_blobs(venv: Layered, tmp_path: Path, impl: str,
+                                                        version: str) -> None:
     """A ``__dump_info__`` class and ``DumpContext.register``ed handlers (by name, ``default_for``, as a
     ``cache_type``), alone and nested in trees, go through their own dump and load; the files they write
     are blobs, deduplicated across writers."""
+    python = venv(version)
     (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
     folder = tmp_path / "cache"
     run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "write", "a/")
@@ -185,9 +200,10 @@ print(json.dumps(out))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_mne_raw_values_written_and_read_back(python: Path, tmp_path: Path, impl: str) -> None:
+def test_mne_raw_values_written_and_read_back(venv: Layered, tmp_path: Path, impl: str) -> None:
     """``MneRawFif`` and ``MneRawBrainVision`` (forced, and MneRawFif as exca's default for an mne Raw)
     are written through exca's handlers and read back equal, as the same types exca returns."""
+    python = venv("0.6.0")
     folder = tmp_path / "cache"
     run_impl(python, impl, MNE, str(folder), "write")
     got = json.loads(run_impl(python, impl, MNE, str(folder), "read"))
@@ -234,10 +250,11 @@ print(json.dumps(out))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_contiguous_memmap_array_returns_exca_proxy(python: Path, tmp_path: Path, impl: str) -> None:
+def test_contiguous_memmap_array_returns_exca_proxy(venv: Layered, tmp_path: Path, impl: str) -> None:
     """``cache_type="ContiguousMemmapArray"`` reads back as exca's ``ContiguousMemmap`` proxy, also from an
     lz4 store and from inline payloads (mapped from a verified file of the read folder), and re-dumping a
     proxy gives a proxy, as exca does."""
+    python = venv("0.6.0")
     folders = [tmp_path / "plain"]
     if impl != "exca":
         import casket
@@ -267,7 +284,8 @@ except casket.CasketError as e:
 """
 
 
-def test_corrupt_blob_under_a_handler_value_names_it(python: Path, tmp_path: Path) -> None:
+def test_corrupt_blob_under_a_handler_value_names_it(venv: Layered, tmp_path: Path) -> None:
+    python = venv("0.6.0")
     (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
     folder = tmp_path / "cache"
     run_impl(python, "casket", CUSTOM, str(tmp_path), str(folder), "write", "a/")
@@ -311,9 +329,10 @@ print(dead.exists(), live.exists(), sorted(p.name for p in (folder / "tmp").iter
 """
 
 
-def test_staging_folders_of_killed_writers_are_removed(python: Path, tmp_path: Path) -> None:
+def test_staging_folders_of_killed_writers_are_removed(venv: Layered, tmp_path: Path) -> None:
     """A staging folder whose writer (this host, pid gone) was killed is removed by the next handler
     write; one of a live process is left alone."""
+    python = venv("0.6.0")
     (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -322,9 +341,10 @@ def test_staging_folders_of_killed_writers_are_removed(python: Path, tmp_path: P
 
 
 @pytest.mark.skipif(not os.environ.get("CASKET_BIN"), reason="set CASKET_BIN to the casket binary (CI does)")
-def test_gc_keeps_handler_blobs_and_fsck_passes(python: Path, tmp_path: Path) -> None:
+def test_gc_keeps_handler_blobs_and_fsck_passes(venv: Layered, tmp_path: Path) -> None:
     """Handler files are ordinary blobs listed in their entries: GC with no grace keeps every one, fsck
     finds nothing wrong, ``casket get`` prints the single file of an MneRawFif value."""
+    python = venv("0.6.0")
     (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
     folder = tmp_path / "cache"
     run_impl(python, "casket", CUSTOM, str(tmp_path), str(folder), "write", "a/")
