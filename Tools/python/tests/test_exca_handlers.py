@@ -433,3 +433,16 @@ def test_read_folder_links_the_verified_blob_or_copies_it(root: Path, store: tp.
         _Decoder(store, "k", True).view({"c": {"blob": evil, "size": 7}})
     assert "symbolic link" in str(e.value) and evil in str(e.value)
     assert not list(handlers._root.get().glob(f"*/c"))
+
+
+def test_handler_vector_reads_back_where_exca_is_installed(venv: Layered) -> None:
+    """The conformance vector ``python-handlers`` rebuilt in full (``canonical`` included) by a reader that
+    has exca, mne and pybv; the suite's own venv checks its other fields, and the Swift CLI all of them."""
+    conformance = Path(__file__).resolve().parents[1] / "conformance"
+    code = f"""
+import sys
+sys.path.insert(0, {str(conformance)!r})
+import check
+print("\\n".join(check.check_python(check.VECTORS / "python-handlers")) or "same")
+"""
+    assert run(venv("0.6.0"), code, switch=False).strip() == "same"
