@@ -26,7 +26,7 @@ import xxhash
 from .store import CasketError, Store, describe_kind
 
 __all__ = ["NATIVE", "dump_context", "contiguous_memmap", "handler_name", "settle_defaults", "staging",
-           "staged_files", "check_name", "read_view"]
+           "staged_files", "check_name", "info_filenames", "names_file", "read_view"]
 
 # exca 0.6 handler names whose values Casket encodes itself (FORMAT 6.2); every other handler is exca's
 NATIVE = frozenset({
@@ -176,6 +176,26 @@ def check_name(name: tp.Any) -> bool:
     return all(part not in ("", ".", "..") for part in name.split("/"))
 
 
+def info_filenames(info: tp.Any) -> list[str]:
+    """The ``filename`` of every handler dict (one with a ``#type``) in an exca info dict: what exca's own
+    handlers open under the context's folder."""
+    out: list[str] = []
+    if isinstance(info, dict):
+        if "#type" in info and "filename" in info:
+            out.append(info["filename"])
+        for value in info.values():
+            out += info_filenames(value)
+    elif isinstance(info, list):
+        for value in info:
+            out += info_filenames(value)
+    return out
+
+
+def names_file(filename: str, files: tp.Iterable[str]) -> bool:
+    """Whether ``filename`` is one of ``files``, or a folder holding some (MneRawBrainVision's)."""
+    return any(name == filename or name.startswith(filename + "/") for name in files)
+
+
 class _ReadRoot:
     """This process's read folder, made at first use in the system temp folder (mode 0700) and removed
     at exit; a forked child makes its own."""
@@ -221,7 +241,12 @@ def read_view(store: Store, files: dict[str, dict], fill: tp.Callable[[dict, Pat
                 path.parent.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError) as e:
                 raise CasketError(f"file name {name!r} goes through another file of the same value") from e
-            fill(files[name], path)
+            except OSError as e:
+                raise CasketError(f"cannot make the file {name!r} in the read folder {build}: {e}") from e
+            try:
+                fill(files[name], path)
+            except OSError as e:
+                raise CasketError(f"cannot make the file {name!r} in the read folder {build}: {e}") from e
         try:
             os.rename(build, view)
         except OSError:

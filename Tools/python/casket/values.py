@@ -539,6 +539,9 @@ class _Decoder:
         if not isinstance(name, str):
             raise self.err(f"ExcaHandler 'info' is not an exca info dict with a '#type': {info!r}")
         files = self.files(node, plain=False)
+        for filename in handlers.info_filenames(info):  # exca's handlers open ctx.folder / filename
+            if not handlers.check_name(filename) or not handlers.names_file(filename, files):
+                raise self.err(f"ExcaHandler info names the file {filename!r}, which is not one of its files")
         context = handlers.require_dump_context(f"reading a value of exca's handler {name!r}")
         try:
             context._lookup(name)  # DumpContext.HANDLERS, and 0.5.x's legacy DumperLoader.CLASSES
@@ -623,8 +626,9 @@ def referenced_blobs(value: tp.Any) -> list[str]:
             if "#type" in v or "size" in v:
                 if isinstance(b, str):
                     out.setdefault(check_hash(b), None)
-            for x in v.values():
-                walk(x)
+            for k, x in v.items():
+                if not (k == "content" and v.get("#type") == "Json"):  # user data (FORMAT 6.1)
+                    walk(x)
         elif isinstance(v, list):
             for x in v:
                 walk(x)

@@ -373,11 +373,11 @@ def test_gc_keeps_handler_blobs_and_fsck_passes(venv: Layered, tmp_path: Path) -
 # ---------------------------------------------------------------- the read folder, against a hostile store
 
 
-def _handler_entry(root: Path, key: str, files: dict) -> None:
+def _handler_entry(root: Path, key: str, files: dict, info: tp.Optional[dict] = None) -> None:
     from test_cachedict import write_entry
 
-    node = {"#type": "ExcaHandler", "info": {"#type": "Json", "content": {"#type": "Pickle", "filename": "x"}},
-            "files": files}
+    info = info or {"#type": "Pickle", "filename": next(iter(files))}
+    node = {"#type": "ExcaHandler", "info": {"#type": "Json", "content": info}, "files": files}
     blobs = [[sub["blob"], sub["size"]] for sub in files.values() if "blob" in sub]
     write_entry(root, None, key, node, blobs)
 
@@ -394,6 +394,20 @@ def test_handler_file_names_outside_the_layout_are_refused(root: Path, store: tp
         casket.CacheDict(root)["k"]
     assert f"ExcaHandler file name {name!r} is not a relative path of plain names" in str(e.value)
     assert "key 'k'" in str(e.value)
+
+
+@pytest.mark.parametrize("filename", ["../../../etc/passwd", "/etc/passwd", "data/other.npy", "dat", "data/x.pkl/.."])
+def test_handler_info_naming_a_file_outside_its_files_is_refused(root: Path, store: tp.Any, filename: str) -> None:
+    """exca's handlers open ``ctx.folder / filename``: an info dict (nested ones included) naming anything
+    but one of the value's files, or a folder of them, is refused before any handler runs."""
+    import casket
+
+    h = store.put_bytes(b"payload")
+    info = {"#type": "Auto", "content": {"x": {"#type": "Pickle", "filename": filename}}}
+    _handler_entry(root, "k", {"data/x.pkl": {"blob": h, "size": 7}}, info)
+    with pytest.raises(casket.ValueFormatError) as e:
+        casket.CacheDict(root)["k"]
+    assert f"key 'k': ExcaHandler info names the file {filename!r}, which is not one of its files" in str(e.value)
 
 
 def test_read_folder_links_the_verified_blob_or_copies_it(root: Path, store: tp.Any, tmp_path: Path) -> None:
@@ -446,3 +460,42 @@ import check
 print("\\n".join(check.check_python(check.VECTORS / "python-handlers")) or "same")
 """
     assert run(venv("0.6.0"), code, switch=False).strip() == "same"
+
+
+MAP_PIPELINE = """
+import sys, typing as tp
+from pathlib import Path
+import pydantic, exca
+sys.path.insert(0, sys.argv[1])
+from userhandlers import Point, show
+import numpy as np
+COUNT = Path(sys.argv[3])
+class Model(pydantic.BaseModel):
+    infra: exca.MapInfra = exca.MapInfra()
+    @infra.apply(item_uid=str)
+    def process(self, items: tp.Iterable[int]) -> tp.Iterator[tp.Any]:
+        for item in items:
+            with COUNT.open("a") as f:
+                f.write(f"{item}\\n")
+            yield {"point": Point(np.arange(item), f"p{item}"), "item": item}
+m = Model(infra={"folder": sys.argv[2]})
+print(type(m.infra.cache_dict).__module__, [show(v) for v in m.process([1, 3])])
+"""
+
+
+def test_mapinfra_pipeline_of_custom_values(venv: Layered, tmp_path: Path) -> None:
+    """A MapInfra method yielding trees of ``default_for`` handler values, with the switch on: stored through
+    exca's handler, served to a second process without computing again."""
+    python = venv("0.6.0")
+    (tmp_path / "userhandlers.py").write_text(USER_HANDLERS)
+    count = tmp_path / "count.txt"
+    first = run(python, MAP_PIPELINE, str(tmp_path), str(tmp_path / "cache"), str(count))
+    second = run(python, MAP_PIPELINE, str(tmp_path), str(tmp_path / "cache"), str(count))
+    assert first == second
+    assert first.startswith("casket.cachedict [{'point': {'Point': [{'ndarray': [0], 'dtype': 'int64'}, 'p1']}")
+    assert count.read_text().split() == ["1", "3"]
+    store = next((tmp_path / "cache").rglob("casket.json")).parent
+    import casket
+
+    entry = casket.CacheDict(store).entry("3")
+    assert entry is not None and entry.value["content"]["point"]["#type"] == "ExcaHandler"
