@@ -816,23 +816,22 @@ class Store:
                     mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
                 finally:
                     os.close(fd)
-                if mm is not None:
-                    if verify:
-                        actual = hash_bytes(mm)
-                        if actual != h:
-                            mm.close()
-                            if not self.judge(h, True, nbytes).sound:
-                                raise BlobCorruptError(
-                                    f"blob file {raw} is corrupt: expected hash {h}, actual hash {actual}"
-                                )
-                            return self._decompress_array(h, dt, shape, nbytes, exclude_raw=True)
-                    # what np.memmap(raw, mode="r") builds, without its path resolution and second open
-                    arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=mm, offset=0, order="C")
-                    arr._mmap = mm
-                    arr.offset = 0
-                    arr.mode = "r"
-                    arr.filename = raw
-                    return arr
+                if verify:
+                    actual = hash_bytes(mm)
+                    if actual != h:
+                        mm.close()
+                        if not self.judge(h, True, nbytes).sound:
+                            raise BlobCorruptError(
+                                f"blob file {raw} is corrupt: expected hash {h}, actual hash {actual}"
+                            )
+                        return self._decompress_array(h, dt, shape, nbytes, exclude_raw=True)
+                # what np.memmap(raw, mode="r") builds, without its path resolution and second open
+                arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=mm, offset=0, order="C")
+                arr._mmap = mm
+                arr.offset = 0
+                arr.mode = "r"
+                arr.filename = raw
+                return arr
         path, compressed = self._locate(h, nbytes)
         if compressed:
             return self._decompress_array(h, dt, shape, nbytes, exclude_raw=False)

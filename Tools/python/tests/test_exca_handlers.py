@@ -446,7 +446,7 @@ def test_read_folder_links_the_verified_blob_or_copies_it(root: Path, store: tp.
     with pytest.raises(casket.BlobError) as e:
         _Decoder(store, "k", True).view({"c": {"blob": evil, "size": 7}})
     assert "symbolic link" in str(e.value) and evil in str(e.value)
-    assert not list(handlers._root.get().glob(f"*/c"))
+    assert not list(handlers._root.get().glob("*/c"))
 
 
 def test_handler_vector_reads_back_where_exca_is_installed(venv: Layered) -> None:
