@@ -95,6 +95,7 @@ def values():
     return {
         "result": Result(0.5, np.arange(6.0).reshape(2, 3), {"arr": np.ones(2, dtype=np.float32), "n": 1}),
         "point": Point(np.arange(3), "p"),
+        "long": Point(np.arange(2), "L" * 600),  # an info dict over 512 bytes: a blob of its JSON text
         "tree": {"points": [Point(np.full(2, i), f"p{i}") for i in range(2)], "n": 3, "plain": np.zeros(2),
                  "r": Result(1.5, np.ones(4), [1, 2])},
     }
@@ -121,6 +122,16 @@ out = {key: show(cd[key]) for key in sorted(cd.keys())}
 out["forced"] = show(CacheDict(folder / "forced")[prefix + "forced"])
 print(json.dumps(out, sort_keys=True))
 """
+
+
+def _file_blobs(tree: tp.Any) -> list[str]:
+    """The blobs of the handler files of a value tree, sorted."""
+    if isinstance(tree, list):
+        return sorted(h for v in tree for h in _file_blobs(v))
+    if not isinstance(tree, dict):
+        return []
+    own = [sub["blob"] for sub in tree["files"].values()] if tree.get("#type") == "ExcaHandler" else []
+    return sorted(own + [h for k, v in tree.items() if k != "files" for h in _file_blobs(v)])
 
 
 def _blob_files(store: Path) -> list[Path]:
@@ -162,15 +173,26 @@ def test_custom_handlers_round_trip_with_files_as_blobs(venv: Layered, tmp_path:
     assert sorted(files) == [result.value["info"]["content"]["data"]["filename"]]  # data/<host>-<tid>.data
     assert [[files[n]["blob"], files[n]["size"]] for n in files] == result.blobs
     assert tree.value["#type"] == "Auto" and tree.value["content"]["points"][0]["#type"] == "ExcaHandler"
+    long = cd.entry("a/long")
+    assert long is not None and "content" not in long.value["info"] and long.value["info"]["size"] > 600
+    assert got["a/long"] == {"Point": [{"ndarray": [0, 1], "dtype": "int64"}, "L" * 600]}
     names = sorted(tree.value["content"]["points"][1]["files"])
     assert names == ["data/a-tree[points][1]-" + names[0].split("-")[-1]]  # exca's sub-key names
     store = casket.Store(folder)
     assert all(store.has_blob(h, s) for e in (result, tree) for h, s in e.blobs)
     assert not list((folder / "tmp").iterdir())  # staging folders are gone
-    # a second writer of the same values (under other keys) adds no blob: the files deduplicate
+    # a second writer of the same values (under other keys) adds no file blob: the files deduplicate (only
+    # the large info dict of "long", which names its key's file, is a new blob)
     before = _blob_files(folder)
     run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "write", "b/")
-    assert _blob_files(folder) == before
+    cd = casket.CacheDict(folder)
+    b_long = cd.entry("b/long")
+    assert b_long is not None
+    assert [p.name for p in _blob_files(folder) if p not in before] == [b_long.value["info"]["blob"]]
+    for name in ("result", "point", "tree", "long"):
+        a, b = cd.entry("a/" + name), cd.entry("b/" + name)
+        assert a is not None and b is not None
+        assert _file_blobs(a.value) == _file_blobs(b.value) != []
     again = json.loads(run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "read", "b/"))
     assert again["b/result"] == got["a/result"] and again["b/tree"] == got["a/tree"]
 
