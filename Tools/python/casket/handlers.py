@@ -3,8 +3,9 @@
 A value Casket does not encode natively (a class with ``__dump_info__``, a ``cache_type`` or a
 ``DumpContext.TYPE_DEFAULTS`` handler Casket lacks) is dumped by exca's ``DumpContext`` into a private
 staging folder in the store's ``tmp/``; every file it wrote becomes a payload. On load, the handler gets
-a ``DumpContext`` over a per-process *read folder* that holds the same relative names, each a verified
-hard link to (or copy of) its blob, so ``__load_from_info__`` runs unchanged.
+a ``DumpContext`` over a per-process *read folder* (``tmp/<host>.<pid>.<random>.read`` in the store)
+that holds the same relative names, each a verified hard link to (or copy of) its blob, so
+``__load_from_info__`` runs unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ NATIVE = frozenset({
     "PandasDataFrame", "ParquetPandasDataFrame", "NibabelNifti", "Auto",
 })
 STAGE_SUFFIX = ".stage"
+READ_SUFFIX = ".read"
 
 _imports: dict[str, tp.Any] = {}
 
@@ -105,14 +107,8 @@ _swept: set[str] = set()
 @contextlib.contextmanager
 def staging(store: Store) -> tp.Iterator[Path]:
     """A fresh folder ``tmp/<host>.<pid>.<random>.stage`` for one value's handler files, removed when the
-    block ends. The first one a process makes in a store removes those that writers of this host left
-    when they were killed (their pid is gone), as export files are (FORMAT 4.1)."""
-    tmp = store.tmp_dir
-    if not store.real_dir(tmp):
-        tmp.mkdir(parents=True, exist_ok=True)
-    if str(tmp) not in _swept:
-        _swept.add(str(tmp))
-        _sweep_stale(store)
+    block ends."""
+    tmp = _store_tmp(store)
     while True:
         folder = tmp / f"{store._host}.{os.getpid()}.{secrets.token_hex(8)}{STAGE_SUFFIX}"
         try:
@@ -126,11 +122,24 @@ def staging(store: Store) -> tp.Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _store_tmp(store: Store) -> Path:
+    """The store's ``tmp/`` (never a link), made if missing. The first time a process uses it, the staging
+    and read folders that processes of this host left when they were killed (their pid is gone) are
+    removed, as export files are (FORMAT 4.1)."""
+    tmp = store.tmp_dir
+    if not store.real_dir(tmp):
+        tmp.mkdir(parents=True, exist_ok=True)
+    if str(tmp) not in _swept:
+        _swept.add(str(tmp))
+        _sweep_stale(store)
+    return tmp
+
+
 def _sweep_stale(store: Store) -> None:
     prefix = store._host + "."
     for entry in os.scandir(store.tmp_dir):
         name = entry.name
-        if not (name.startswith(prefix) and name.endswith(STAGE_SUFFIX)):
+        if not (name.startswith(prefix) and name.endswith((STAGE_SUFFIX, READ_SUFFIX))):
             continue
         pid = name[len(prefix):].split(".", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -196,22 +205,39 @@ def names_file(filename: str, files: tp.Iterable[str]) -> bool:
     return any(name == filename or name.startswith(filename + "/") for name in files)
 
 
-class _ReadRoot:
-    """This process's read folder, made at first use in the system temp folder (mode 0700) and removed
-    at exit; a forked child makes its own."""
+class _ReadRoots:
+    """This process's read folder of each store, made at first use (mode 0700) and removed at exit; a
+    forked child makes its own. It is ``tmp/<host>.<pid>.<random>.read`` in the store, on the store's file
+    system, so its files can be hard links to the blobs; where the store's ``tmp/`` cannot be written (a
+    reader without write access), or in ``$CASKET_READ_DIR`` when set, it is a ``casket-read-<pid>-*``
+    folder of the system temp folder, and its files are copies when that is another file system."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pid = -1
-        self.path: tp.Optional[Path] = None
+        self.paths: dict[str, Path] = {}
 
-    def get(self) -> Path:
+    def get(self, store: Store) -> Path:
         with self.lock:
-            if self.path is None or self.pid != os.getpid():
-                self.path = Path(tempfile.mkdtemp(prefix=f"casket-read-{os.getpid()}-"))
-                self.pid = os.getpid()
-                atexit.register(_remove_if_mine, self.path, self.pid)
-            return self.path
+            if self.pid != os.getpid():
+                self.paths, self.pid = {}, os.getpid()
+            key = str(store.tmp_dir)
+            if key not in self.paths or not self.paths[key].is_dir():  # made, or removed by clear()
+                self.paths[key] = _make_read_root(store)
+                atexit.register(_remove_if_mine, self.paths[key], self.pid)
+            return self.paths[key]
+
+
+def _make_read_root(store: Store) -> Path:
+    elsewhere = os.environ.get("CASKET_READ_DIR")  # a folder of the user's choice (then copies across file systems)
+    if not elsewhere:
+        try:
+            folder = _store_tmp(store) / f"{store._host}.{os.getpid()}.{secrets.token_hex(8)}{READ_SUFFIX}"
+            folder.mkdir(mode=0o700)
+            return folder
+        except OSError:  # a reader that cannot write the store (EACCES, EROFS)
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"casket-read-{os.getpid()}-", dir=elsewhere or None))
 
 
 def _remove_if_mine(path: Path, pid: int) -> None:
@@ -219,7 +245,7 @@ def _remove_if_mine(path: Path, pid: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-_root = _ReadRoot()
+_roots = _ReadRoots()
 
 
 def read_view(store: Store, files: dict[str, dict], fill: tp.Callable[[dict, Path], None]) -> Path:
@@ -228,7 +254,7 @@ def read_view(store: Store, files: dict[str, dict], fill: tp.Callable[[dict, Pat
     ident = xxhash.xxh3_128_hexdigest(json.dumps(
         sorted((name, node.get("blob"), node.get("inline"), node.get("size")) for name, node in files.items()),
         separators=(",", ":")).encode())
-    root = _root.get()
+    root = _roots.get(store)
     view = root / ident
     if view.is_dir():
         return view
