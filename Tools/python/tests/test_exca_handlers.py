@@ -195,6 +195,16 @@ def test_custom_handlers_round_trip_with_files_as_blobs(venv: Layered, tmp_path:
         assert _file_blobs(a.value) == _file_blobs(b.value) != []
     again = json.loads(run_impl(python, impl, CUSTOM, str(tmp_path), str(folder), "read", "b/"))
     assert again["b/result"] == got["a/result"] and again["b/tree"] == got["a/tree"]
+    # in a store that inlines small payloads, the handler files are inline too, and read back the same
+    casket.init_store(tmp_path / "inline", inline_max=4096, durability="none")
+    casket.init_store(tmp_path / "inline" / "forced", inline_max=4096, durability="none")
+    run_impl(python, impl, CUSTOM, str(tmp_path), str(tmp_path / "inline"), "write", "a/")
+    inlined = json.loads(run_impl(python, impl, CUSTOM, str(tmp_path), str(tmp_path / "inline"), "read", "a/"))
+    assert inlined["a/tree"].pop("plain") == {"ndarray": [0.0, 0.0], "dtype": "float64"}  # a native inline array
+    got["a/tree"].pop("plain")
+    assert inlined == got
+    inline = casket.CacheDict(tmp_path / "inline").entry("a/point")
+    assert inline is not None and inline.blobs == [] and "inline" in next(iter(inline.value["files"].values()))
 
 
 MNE = """
