@@ -30,10 +30,10 @@ def pythons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory, pythons: dict[str, Path]) -> Layered:
-    """exca 0.6.0 with its optional handler packages (mne, pybv, pandas...), or 0.5.29 (its DumpContext)."""
+    """exca 0.6.0 or 0.5.29 (both have DumpContext) with the optional handler packages (mne, pybv, pandas...)."""
     def get(version: str) -> Path:
         if version not in pythons:
-            extras = "all" if version == "0.6.0" else "core"
+            extras = "all"
             pythons[version] = _layered_venv(version, tmp_path_factory.mktemp("exca-venvs"), extras=extras)
         return pythons[version]
 
@@ -231,11 +231,12 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_mne_raw_values_written_and_read_back(venv: Layered, tmp_path: Path, impl: str) -> None:
+def test_mne_raw_values_written_and_read_back(venv: Layered, tmp_path: Path, impl: str, version: str) -> None:
     """``MneRawFif`` and ``MneRawBrainVision`` (forced, and MneRawFif as exca's default for an mne Raw)
     are written through exca's handlers and read back equal, as the same types exca returns."""
-    python = venv("0.6.0")
+    python = venv(version)
     folder = tmp_path / "cache"
     run_impl(python, impl, MNE, str(folder), "write")
     got = json.loads(run_impl(python, impl, MNE, str(folder), "read"))
