@@ -225,8 +225,8 @@ out = {}
 for name in kinds:
     back = CacheDict(folder / name)["raw"]
     data = back.get_data()
-    out[name] = [type(back).__name__, back.ch_names, back.info["sfreq"], bool(np.allclose(data, raw.get_data(), atol=1e-10)),
-                 data.shape]
+    same = bool(np.allclose(data, raw.get_data(), atol=1e-10))
+    out[name] = [type(back).__name__, back.ch_names, back.info["sfreq"], same, data.shape]
 print(json.dumps(out))
 """
 
@@ -359,7 +359,8 @@ for d in (dead, live, dead_read):
 cd = casket.CacheDict(folder)
 with cd.write():
     cd["p"] = Point(np.arange(2), "p")
-print(dead.exists(), dead_read.exists(), live.exists(), sorted(p.name for p in (folder / "tmp").iterdir()) == [live.name])
+left = sorted(p.name for p in (folder / "tmp").iterdir())
+print(dead.exists(), dead_read.exists(), live.exists(), left == [live.name])
 """
 
 
@@ -391,8 +392,8 @@ def test_gc_keeps_handler_blobs_and_fsck_passes(venv: Layered, tmp_path: Path) -
 
     casket.Store(folder).put_bytes(b"garbage nobody references")  # what GC must remove
     for s in stores:
-        gc = subprocess.run([binary, "gc", "--store", str(s), "--grace", "0s", "--offline", "--json"], capture_output=True,
-                            text=True)
+        gc = subprocess.run([binary, "gc", "--store", str(s), "--grace", "0s", "--offline", "--json"],
+                            capture_output=True, text=True)
         assert gc.returncode == 0, gc
         assert _blob_files(s) == before[s], s
         fsck = subprocess.run([binary, "fsck", "--store", str(s)], capture_output=True, text=True)
