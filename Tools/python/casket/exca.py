@@ -46,6 +46,10 @@ def _patch_module(module: types.ModuleType) -> None:
     name = getattr(module, "__name__", "")
     if name != "exca" and not name.startswith("exca."):
         return
+    if name == "exca.map":
+        from .excamap import patch_map_module
+
+        patch_map_module(module)  # compute once through Casket's claims
     ours = _casket_class()
     with _lock:
         done = {(m, a) for m, a, _ in _patched}
@@ -127,6 +131,8 @@ def uninstall() -> None:
             except ValueError:
                 pass
             _finder = None
+        if "casket.excamap" in sys.modules:
+            sys.modules["casket.excamap"].restore()
         while _patched:
             name, attr, value = _patched.pop()
             module = sys.modules.get(name)
