@@ -138,6 +138,7 @@ def test_eight_workers_compute_each_item_once(layered: Layered, tmp_path: Path, 
     assert items == list(range(ITEMS)), f"{len(items)} computations for {ITEMS} items"
     assert all(o["ok"] and o["cache"] == "casket.cachedict" for o in run.outputs), run.outputs
     _check_store(run.uid_folder)
+    assert list((run.uid_folder / "claims").iterdir()) == []  # every claim released
 
 
 def test_without_the_switch_a_disabled_registry_computes_again(layered: Layered, tmp_path: Path) -> None:  # noqa: F811
@@ -172,6 +173,10 @@ def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path) ->
     assert by_others == sorted(set(range(ITEMS)) - set(stored_by_victim)), (hung, by_others)
     assert all(o["ok"] for o in run.outputs), run.outputs
     _check_store(run.uid_folder)
+    import casket
+
+    left = casket.ClaimBoard(casket.Store(run.uid_folder)).list()  # only the dead victim's, on items it stored
+    assert all(c.pid == victim.pid and c.stale and c.key in {str(i) for i in stored_by_victim} for c in left), left
 
 
 def test_switch_off_again_restores_exca_map(layered: Layered) -> None:  # noqa: F811
