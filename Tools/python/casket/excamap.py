@@ -1,6 +1,6 @@
 """Compute once in exca's ``MapInfra`` through Casket's claims (docs/EXCA.md, "Compute once").
 
-exca 0.5.2x and 0.6.0 coordinate workers with an SQLite registry (``inflight.db``) that is advisory: on
+exca 0.5.29 and 0.6.0 coordinate workers with an SQLite registry (``inflight.db``) that is advisory: on
 NFS its locks are best effort, and on any error it answers "everything is yours", so every worker computes
 everything. With the switch on, ``exca.map`` gets its own ``inflight`` binding whose ``inflight_session``
 hands out a :class:`MapClaim` instead, and ``MapInfra._recheck_after_wait`` (called inside that session
@@ -201,7 +201,7 @@ class _MapInflight(types.ModuleType):
 
 def patch_map_module(module: types.ModuleType) -> None:
     """Routes ``module`` (``exca.map``)'s MapInfra through Casket's claims; a no-op for an exca without the
-    in-flight session (before 0.5.2x: there, nothing coordinates workers, with the switch or without)."""
+    in-flight session (0.5.11, for one: there, nothing coordinates workers, with the switch or without)."""
     infra = getattr(module, "MapInfra", None)
     real = getattr(module, "inflight", None)
     if infra is None or not isinstance(real, types.ModuleType) or isinstance(real, _MapInflight):
