@@ -147,10 +147,11 @@ def test_without_the_switch_a_disabled_registry_computes_again(layered: Layered,
     assert len(run.starts) > ITEMS, len(run.starts)
 
 
-def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
+def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path, version: str) -> None:  # noqa: F811
     """A worker holding every claim is killed with kill -9 in its 11th item; the 7 others, waiting for it,
     take its items over: the 10 it stored are not computed again, each other item is computed once more."""
-    python = layered("0.6.0")
+    python = layered(version)
     (tmp_path / "cache").mkdir()
     (tmp_path / "ready").mkdir()
     victim_go, go = tmp_path / "victim-go", tmp_path / "go"
