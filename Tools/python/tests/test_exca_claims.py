@@ -54,7 +54,8 @@ from claims_pipeline import Model
 folder, ready, go = sys.argv[1:4]
 if os.environ.get("NO_REGISTRY") == "1":
     exca.map.MapInfra._inflight_registry = lambda self: None
-model = Model(infra={"folder": folder, "cluster": os.environ.get("CLUSTER") or None, "max_jobs": 2})
+model = Model(infra={"folder": folder, "cluster": os.environ.get("CLUSTER") or None, "max_jobs": 2,
+                     "forbid_single_item_computation": os.environ.get("FORBID") == "1"})
 Path(ready, str(os.getpid())).touch()
 while not Path(go).exists():
     time.sleep(0.005)
@@ -158,19 +159,23 @@ def test_without_the_switch_a_disabled_registry_computes_again(layered: Layered,
     assert len(run.starts) > ITEMS, len(run.starts)
 
 
-@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
-def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path, version: str) -> None:  # noqa: F811
+@pytest.mark.parametrize("version,hang_at,forbid", [("0.6.0", 10, ""), ("0.5.29", 10, ""), ("0.6.0", 49, "1")])
+def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path, version: str,  # noqa: F811
+                                            hang_at: int, forbid: str) -> None:
     """A worker holding every claim is killed with kill -9 in its 11th item; the 7 others, waiting for it,
-    take its items over: the 10 it stored are not computed again, each other item is computed once more."""
+    take its items over: the 10 it stored are not computed again, each other item is computed once more.
+    Killed in its last item under forbid_single_item_computation, that one item is taken over, not refused
+    (the call is over 50 items, not one)."""
     python = layered(version)
     (tmp_path / "cache").mkdir()
     (tmp_path / "ready").mkdir()
     victim_go, go = tmp_path / "victim-go", tmp_path / "go"
     victim_go.touch()
-    victim = _spawn(python, tmp_path, _env(tmp_path, True, NO_REGISTRY="1", HANG_AT="10"), victim_go)
-    others = [_spawn(python, tmp_path, _env(tmp_path, True, NO_REGISTRY="1"), go) for _ in range(WORKERS - 1)]
+    env = {"NO_REGISTRY": "1", "FORBID": forbid}
+    victim = _spawn(python, tmp_path, _env(tmp_path, True, HANG_AT=str(hang_at), **env), victim_go)
+    others = [_spawn(python, tmp_path, _env(tmp_path, True, **env), go) for _ in range(WORKERS - 1)]
     log = tmp_path / "log"
-    _wait_for(lambda: len(_starts(log)) == 11 and len(list((tmp_path / "ready").iterdir())) == WORKERS,
+    _wait_for(lambda: len(_starts(log)) == hang_at + 1 and len(list((tmp_path / "ready").iterdir())) == WORKERS,
               [victim, *others])
     go.touch()
     time.sleep(1.0)  # the others find every item claimed by the victim, or stored, and wait
@@ -178,9 +183,9 @@ def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path, ve
     victim.communicate(timeout=30)
     run = _collect(others, tmp_path)
     by_victim = [item for item, pid in run.starts if pid == victim.pid]
-    stored_by_victim, hung = by_victim[:10], by_victim[10]
+    stored_by_victim, hung = by_victim[:hang_at], by_victim[hang_at]
     by_others = sorted(item for item, pid in run.starts if pid != victim.pid)
-    assert len(by_victim) == 11
+    assert len(by_victim) == hang_at + 1
     assert by_others == sorted(set(range(ITEMS)) - set(stored_by_victim)), (hung, by_others)
     assert all(o["ok"] for o in run.outputs), run.outputs
     _check_store(run.uid_folder)
@@ -191,14 +196,15 @@ def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path, ve
 
 
 def test_switch_off_again_restores_exca_map(layered: Layered) -> None:  # noqa: F811
-    """uninstall() gives exca.map back its own in-flight module and MapInfra its own method."""
+    """uninstall() gives exca.map back its own in-flight module and MapInfra its own methods."""
     code = """
 import json, exca.map, exca.cachedict.inflight as real, casket.exca
-before = (exca.map.inflight is real, exca.map.MapInfra._recheck_after_wait)
+M = exca.map.MapInfra
+before = (exca.map.inflight is real, M._recheck_after_wait, M._find_missing)
 casket.exca.install()
-during = exca.map.inflight is not real and exca.map.MapInfra._recheck_after_wait is not before[1]
+during = exca.map.inflight is not real and M._recheck_after_wait is not before[1] and M._find_missing is not before[2]
 casket.exca.uninstall()
-after = exca.map.inflight is real and exca.map.MapInfra._recheck_after_wait is before[1]
+after = exca.map.inflight is real and M._recheck_after_wait is before[1] and M._find_missing is before[2]
 casket.exca.install(); casket.exca.install()
 again = type(exca.map.inflight).__name__, exca.map.inflight.InflightRegistry is real.InflightRegistry
 print(json.dumps([before[0], during, after, list(again)]))
