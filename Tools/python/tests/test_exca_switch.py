@@ -23,11 +23,12 @@ VENV_SH = CLIENT.parent / "exca-fixtures" / "venv.sh"
 Layered = tp.Callable[[str], Path]  # exca version -> the python of a venv with exca and this client
 
 
-def _exca_python(version: str) -> str:
+def _exca_python(version: str, extras: str = "core") -> str:
     if os.environ.get("CASKET_SKIP_EXCA"):
         pytest.skip("CASKET_SKIP_EXCA is set")
     try:
-        out = subprocess.run([str(VENV_SH), version], capture_output=True, text=True, check=True, timeout=600)
+        out = subprocess.run([str(VENV_SH), version, extras], capture_output=True, text=True, check=True,
+                             timeout=1200)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         pytest.skip(f"no exca {version} venv: {e}")
     python = out.stdout.strip().splitlines()[-1]
@@ -37,9 +38,10 @@ def _exca_python(version: str) -> str:
     return python
 
 
-def _layered_venv(version: str, root: Path) -> Path:
-    """A venv whose own site-packages holds only the client (pip install -e), and sees exca's beside it."""
-    exca_python = _exca_python(version)
+def _layered_venv(version: str, root: Path, extras: str = "core") -> Path:
+    """A venv whose own site-packages holds only the client (pip install -e), and sees exca's beside it
+    (``extras="all"``: with exca's optional handler packages, pandas, nibabel, mne, pybv)."""
+    exca_python = _exca_python(version, extras)
     site = subprocess.run([exca_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     venv = root / f"venv-{version}"
