@@ -10,7 +10,7 @@
 /// ```
 public struct ChunkDigests: Sendable, Equatable {
     /// The chunk size writers use: a cold window reads little more than itself, even one piece of each
-    /// row of a `(channels, time)` array (docs/PERFORMANCE.md 8).
+    /// row of a `(channels, time)` array (docs/PERFORMANCE.md 9).
     public static let chunkSize = 64 << 10
     /// The default of `chunks_min` in `casket.json`: blobs of at least this many bytes get a sidecar.
     public static let defaultMinimum: Int64 = 4 << 20

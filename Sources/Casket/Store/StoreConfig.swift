@@ -41,7 +41,7 @@ public struct StoreConfig: Sendable, Equatable {
     ///   - compression: How new blobs are kept (default: raw).
     ///   - durability: Whether writes are flushed (default: fsync).
     ///   - inlineMax: The largest payload inlined in an index entry (default: 0, never).
-    ///   - chunksMin: The smallest blob that gets chunk digests (default 4 MiB, docs/PERFORMANCE.md 8).
+    ///   - chunksMin: The smallest blob that gets chunk digests (default 4 MiB, docs/PERFORMANCE.md 9).
     public init(
         compression: Compression = .none, durability: Durability = .fsync, inlineMax: Int = 0,
         chunksMin: Int64 = ChunkDigests.defaultMinimum

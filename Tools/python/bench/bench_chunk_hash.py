@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Per-chunk hashing speed, XXH3-64 against XXH3-128, for the chunk sizes considered (docs/PERFORMANCE.md 8).
+"""Per-chunk hashing speed, XXH3-64 against XXH3-128, for the chunk sizes considered (docs/PERFORMANCE.md 9).
 
     .venv/bin/python Tools/python/bench/bench_chunk_hash.py
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Window reads out of large arrays, cold page cache: exca against casket, in the same run (issue 13).
 
-    .venv/bin/python Tools/python/bench/bench_windows.py --compare            # docs/PERFORMANCE.md 8
+    .venv/bin/python Tools/python/bench/bench_windows.py --compare            # docs/PERFORMANCE.md 9
     .venv/bin/python Tools/python/bench/bench_windows.py --compare --mb 64 --chunk-sizes 65536,262144,1048576
 
 Each array is float32 with 64 channels, ``--mb`` MiB, C order. A window is 512 samples of the 64 channels,

@@ -26,7 +26,7 @@ __all__ = [
     "wants_sidecar",
 ]
 
-CHUNK_SIZE = 64 << 10  # what writers use (docs/PERFORMANCE.md 8: a cold window reads little more than itself)
+CHUNK_SIZE = 64 << 10  # what writers use (docs/PERFORMANCE.md 9: a cold window reads little more than itself)
 DEFAULT_CHUNKS_MIN = 4 << 20  # casket.json "chunks_min" when absent
 SIDECAR_SUFFIX = ".chunks"
 MAGIC = b"CASKCHK1"
