@@ -231,6 +231,10 @@ class CacheDict(tp.Generic[X]):
             return False
         if key in self._ram_data:
             return True
+        # as exca's: a key already in view answers without listing the index again (a warm MapInfra or
+        # exca.steps hit asks once per item); only a miss refreshes, so a key written meanwhile is found
+        if self._read_once and self._reader is not None and self._reader.get(key) is not None:
+            return True
         self._refresh()
         return (self._reader is not None and self._reader.get(key) is not None) or self._from_exca(key)
 

@@ -201,3 +201,30 @@ def test_memmap_closes_with_its_last_reference(tmp_path: Path) -> None:
     del value, cd
     gc.collect()
     assert os.path.realpath(blob) not in open_files()
+
+
+def test_warm_hits_do_not_list_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``key in cd`` for a key already in view answers without listing the index again, as exca's does
+    from its table (MapInfra and exca.steps ask once per item: a warm hit listed index/ each time, and
+    exca's own test_perf.py timing ratio failed on it); a miss still lists, so another writer's key is
+    found."""
+    import casket
+    import casket.index
+
+    folder = tmp_path / "cd"
+    writer = casket.CacheDict(folder)
+    with writer.write():
+        for i in range(3):
+            writer[f"k{i}"] = i
+    cd = casket.CacheDict(folder)
+    assert "k0" in cd  # the first read lists the index
+    listings: list[Path] = []
+    real = casket.index.list_index_dir
+    monkeypatch.setattr(casket.index, "list_index_dir", lambda d: listings.append(d) or real(d))
+    assert all(f"k{i % 3}" in cd for i in range(300)) and [cd[f"k{i}"] for i in range(3)] == [0, 1, 2]
+    assert listings == []
+    with writer.write():
+        writer["late"] = 4
+    assert "late" in cd and cd["late"] == 4
+    assert "absent" not in cd
+    assert len(listings) == 2  # one per miss
