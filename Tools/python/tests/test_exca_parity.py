@@ -228,3 +228,30 @@ def test_warm_hits_do_not_list_the_index(tmp_path: Path, monkeypatch: pytest.Mon
     assert "late" in cd and cd["late"] == 4
     assert "absent" not in cd
     assert len(listings) == 2  # one per miss
+
+
+TYPES = """
+import json, sys
+from pathlib import Path
+import nibabel as nib, numpy as np, pandas as pd
+import exca.cachedict
+assert exca.cachedict.CacheDict.__module__ == "casket.cachedict"
+values = {"array": np.random.rand(2, 12), "nifti1": nib.Nifti1Image(np.ones(5), np.eye(4)),
+          "nifti2": nib.Nifti2Image(np.ones(5), np.eye(4)), "frame": pd.DataFrame([{"blu": 12}])}
+out = {}
+for name, value in values.items():
+    cd = exca.cachedict.CacheDict(Path(sys.argv[1]) / name, keep_in_ram=False)
+    with cd.write():
+        cd["blublu.tmp"] = value
+    got = exca.cachedict.CacheDict(Path(sys.argv[1]) / name)["blublu.tmp"]
+    out[name] = [isinstance(got, type(value)), cd.entry("blublu.tmp").value["#type"]]
+print(json.dumps(out))
+"""
+
+
+def test_switched_values_keep_their_type(layered: Layered, tmp_path: Path) -> None:
+    """What exca's test_data_dump_suffix checks besides exca's files: through the switch, arrays, Nifti
+    images and DataFrames come back as their own types, stored as their own value types, not pickled."""
+    got = json.loads(run(layered("0.6.0"), TYPES, str(tmp_path)))
+    assert got == {"array": [True, "MemmapArray"], "nifti1": [True, "NibabelNifti"],
+                   "nifti2": [True, "NibabelNifti"], "frame": [True, "PandasDataFrame"]}
