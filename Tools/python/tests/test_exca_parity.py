@@ -163,21 +163,25 @@ def test_switched_values_and_errors_are_exca_0529s(layered: Layered, tmp_path: P
 
 SWITCH_OFF = """
 import datetime, json, sys
+import numpy as np
 import casket
 cd = casket.CacheDict(sys.argv[1])
 with cd.write():
     cd["set"] = {1, 2}
     cd["when"] = datetime.date(2020, 1, 2)
     cd["nan"] = float("nan")
-print(json.dumps([repr(cd["set"]), repr(cd["when"]), repr(cd["nan"])]))
+arrays = casket.CacheDict(sys.argv[1] + "-arrays", cache_type="MemmapArrayFile")  # exca's other name
+with arrays.write():
+    arrays["a"] = np.arange(3)
+print(json.dumps([repr(cd["set"]), repr(cd["when"]), repr(cd["nan"]), type(arrays["a"]).__name__]))
 """
 
 
 def test_switch_off_keeps_casket_rules(layered: Layered, tmp_path: Path) -> None:
     """Without the switch casket.CacheDict keeps its own rules, exca installed or not: what JSON cannot
-    hold is pickled and comes back as it was written (FORMAT 6)."""
+    hold is pickled and comes back as it was written (FORMAT 6); exca's other type names still work."""
     got = json.loads(run(layered("0.6.0"), SWITCH_OFF, str(tmp_path / "cd"), switch=False))
-    assert got == ["{1, 2}", "datetime.date(2020, 1, 2)", "nan"]
+    assert got == ["{1, 2}", "datetime.date(2020, 1, 2)", "nan", "memmap"]
 
 
 def test_memmap_closes_with_its_last_reference(tmp_path: Path) -> None:
