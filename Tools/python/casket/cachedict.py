@@ -352,20 +352,25 @@ class CacheDict(tp.Generic[X]):
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
         # while the switch is on, exca's rules: its errors, and its JSON rendering (docs/EXCA.md)
         value, cache_type = excarules.prepare(value, self.cache_type)
-        node, payloads = encode(self.store, value, cache_type)
-        blobs = [(p.hash, p.size) for p in payloads]
-        sources = {p.hash: p for p in payloads}
+        with contextlib.ExitStack() as staged:  # exca handlers' files, kept until the line is written
+            node, payloads = encode(self.store, value, cache_type, key=key, stack=staged)
+            blobs = [(p.hash, p.size) for p in payloads]
+            sources = {p.hash: p for p in payloads}
 
-        def republish(h: str, size: int) -> None:
-            p: Payload = sources[h]
-            self.store.put_bytes(p.data, known_hash=h)
+            def republish(h: str, size: int) -> None:
+                p: Payload = sources[h]
+                if isinstance(p.data, Path):
+                    self.store.put_file(p.data)
+                else:
+                    self.store.put_bytes(p.data, known_hash=h)
 
-        def make(ts: int) -> bytes:
-            return entry_line(key, ts, node, blobs)
+            def make(ts: int) -> bytes:
+                return entry_line(key, ts, node, blobs)
 
-        # stamped later than the key's winner in this view, even if its writer's clock ran ahead (FORMAT 5.4);
-        # the index is not listed again per write (one lstat per index file made small writes 2-4x slower)
-        ts = writer.append(make, blobs, republish, after=self._winner_ts(key))
+            # stamped later than the key's winner in this view, even if its writer's clock ran ahead (FORMAT
+            # 5.4); the index is not listed again per write (one lstat per index file made small writes 2-4x
+            # slower)
+            ts = writer.append(make, blobs, republish, after=self._winner_ts(key))
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(
             Entry(key=key, ts=ts, writer=wid, line=line, deleted=False, value=node, blobs=[list(b) for b in blobs])

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import gzip
 import io
 import json
 import math
 import os
 import pickle
-import shutil
 import sys
-import tempfile
 import typing as tp
+from pathlib import Path
 
 import numpy as np
 
+from . import handlers
 from .store import CasketError, Store, _as_byte_view, check_hash, is_well_formed_hash
 
 __all__ = ["encode", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
@@ -26,9 +27,10 @@ JSON_INLINE_MAX = 512  # like exca's Json.MAX_INLINE_SIZE: larger JSON goes to a
 KNOWN_TYPES = (
     "Bytes", "Json", "MemmapArray", "ContiguousMemmapArray", "TorchTensor", "Auto", "Pickle",
     "NumpyArray", "PandasDataFrame", "ParquetPandasDataFrame", "NibabelNifti", "MneRawFif",
-    "MneRawBrainVision", "AutoPickle", "String", "DataDict", "File",
+    "MneRawBrainVision", "AutoPickle", "String", "DataDict", "File", "ExcaHandler",
 )
 ARRAY_TYPES = ("MemmapArray", "ContiguousMemmapArray", "TorchTensor")
+_PLAIN = (type(None), bool, int, float, str, dict, list, tuple)  # never asked to exca's handler table
 
 
 class ValueFormatError(CasketError, ValueError):
@@ -59,12 +61,13 @@ def _require(module: str, type_name: str) -> tp.Any:
 class Payload(tp.NamedTuple):
     hash: str
     size: int
-    data: tp.Any  # a buffer holding the payload, kept to republish (FORMAT 5.5 step 4)
+    data: tp.Any  # a buffer holding the payload, or the Path of a staged file, kept to republish (FORMAT 5.5 step 4)
 
 
 class _Encoder:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, stack: contextlib.ExitStack) -> None:
         self.store = store
+        self.stack = stack  # staging folders live until the line naming their blobs is written
         self.payloads: list[Payload] = []
         self.nodes = 0
 
@@ -80,6 +83,41 @@ class _Encoder:
         h = self.store.put_bytes(view)
         self.payloads.append(Payload(h, size, view))
         return {**head, "blob": h, "size": size, **rest}
+
+    def file_payload(self, path: Path) -> dict:
+        """A file as a payload object (``blob``/``size``, or ``inline``), streamed into the store."""
+        size = os.lstat(path).st_size
+        self.nodes += 1
+        if self.store.inline_max > 0 and size <= self.store.inline_max:
+            return {"inline": base64.b64encode(path.read_bytes()).decode("ascii"), "size": size}
+        h = self.store.put_file(path)
+        self.payloads.append(Payload(h, size, path))
+        return {"blob": h, "size": size}
+
+    def handler(self, value: tp.Any, cache_type: tp.Optional[str], key: str) -> dict:
+        """exca's own handler writes ``value`` into a fresh staging folder (one DumpContext per value, so
+        shared files hold only its bytes); every file becomes a payload. MneRawFif and MneRawBrainVision
+        give their FORMAT nodes; other handlers an ``ExcaHandler`` node holding exca's info dict."""
+        name = cache_type or handlers.handler_name(value) or type(value).__name__
+        context = handlers.require_dump_context(f"writing a value through exca's handler {name!r}")
+        folder = self.stack.enter_context(handlers.staging(self.store))
+        handlers.settle_defaults()
+        ctx = context(folder, key=key)
+        with ctx:
+            info = ctx.dump(value, cache_type=cache_type)
+        import orjson  # exca's dependency: the info dict exactly as exca writes it in its index line
+
+        info = json.loads(orjson.dumps(info))
+        files = handlers.staged_files(folder, info["#type"])
+        native = _native_mne(info, files)
+        if native is not None:
+            node, named = native
+            payloads = {n: self.file_payload(p) for n, p in named}
+            if node["#type"] == "MneRawFif":
+                return {**node, **payloads["value-raw.fif"]}
+            return {**node, "files": payloads}
+        return {"#type": "ExcaHandler", "info": self.json(info),
+                "files": {rel: self.file_payload(path) for rel, path in files}}
 
     # ---- typed nodes
 
@@ -131,8 +169,10 @@ class _Encoder:
 
     # ---- dispatch (exca's default CacheDict choice)
 
-    def leaf(self, val: tp.Any) -> tp.Optional[dict]:
+    def leaf(self, val: tp.Any, key: str) -> tp.Optional[dict]:
         """Node for a value that has a dedicated type, else None."""
+        if hasattr(val, "__dump_info__"):  # exca asks the value first
+            return self.handler(val, None, key)
         if isinstance(val, np.ndarray):
             if val.dtype.hasobject or val.dtype.fields is not None:
                 return self.pickle(val)
@@ -148,9 +188,14 @@ class _Encoder:
         nib = sys.modules.get("nibabel")
         if nib is not None and isinstance(val, (nib.Nifti1Image, nib.Nifti2Image)):
             return self.nifti(val)
+        proxy = handlers.contiguous_memmap() if "exca" in sys.modules else None
+        if proxy is not None and isinstance(val, proxy):
+            return self.array(np.asarray(val), "ContiguousMemmapArray")  # as exca's default for its proxy
+        if type(val) not in _PLAIN and handlers.handler_name(val) is not None:
+            return self.handler(val, None, key)
         return None
 
-    def tree(self, val: tp.Any) -> tp.Any:
+    def tree(self, val: tp.Any, key: str) -> tp.Any:
         """Auto content: containers walked, typed leaves become nodes, JSON leaves stay."""
         if val is None or isinstance(val, (bool, int, str)):
             if isinstance(val, int) and not isinstance(val, bool) and type(val) is not int:
@@ -162,23 +207,23 @@ class _Encoder:
             return val if math.isfinite(val) else self.pickle(val)
         if type(val) is dict:
             if all(isinstance(k, str) for k in val) and "#type" not in val:
-                return {k: self.tree(v) for k, v in val.items()}
+                return {k: self.tree(v, f"{key}[{k}]") for k, v in val.items()}  # exca's Auto sub-keys
             return self.pickle(val)
         if type(val) in (list, tuple):
-            return [self.tree(v) for v in val]
-        node = self.leaf(val)
+            return [self.tree(v, f"{key}[{i}]") for i, v in enumerate(val)]
+        node = self.leaf(val, key)
         if node is not None:
             return node
         return self.pickle(val)
 
-    def top(self, value: tp.Any, cache_type: tp.Optional[str]) -> dict:
+    def top(self, value: tp.Any, cache_type: tp.Optional[str], key: str) -> dict:
         if cache_type is not None:
-            return self.forced(value, cache_type)
-        node = self.leaf(value)
+            return self.forced(value, cache_type, key)
+        node = self.leaf(value, key)
         if node is not None:
             return node
         if value is None or isinstance(value, (bool, int, float, str, dict, list, tuple)):
-            content = self.tree(value)
+            content = self.tree(value, key)
             if isinstance(content, dict) and "#type" in content:
                 return content  # a single non-JSON value (nan, int subclass...): its node
             if self.nodes == 0:
@@ -187,7 +232,9 @@ class _Encoder:
             return {"#type": "Auto", "content": content}
         return self.pickle(value)
 
-    def forced(self, value: tp.Any, cache_type: str) -> dict:
+    def forced(self, value: tp.Any, cache_type: str, key: str) -> dict:
+        if cache_type == "MemmapArrayFile":  # exca 0.6's deprecated alias
+            cache_type = "MemmapArray"
         if cache_type in ARRAY_TYPES:
             torch = sys.modules.get("torch")
             if torch is not None and isinstance(value, torch.Tensor):
@@ -206,11 +253,13 @@ class _Encoder:
         if cache_type in simple:
             return simple[cache_type](value)
         if cache_type == "Auto":
-            content = self.tree(value)
+            content = self.tree(value, key)
             if isinstance(content, dict) and "#type" in content:
                 return content
             return {"#type": "Auto", "content": content}
-        raise ValueError(f"casket cannot write cache_type {cache_type!r}")
+        if handlers.dump_context() is not None:
+            return self.handler(value, cache_type, key)  # exca's handler (it raises for a name it lacks)
+        raise ValueError(f"casket cannot write cache_type {cache_type!r} without exca 0.6 or later installed")
 
 
 def _json_bytes(value: tp.Any) -> bytes:
@@ -225,12 +274,36 @@ def _check_json(value: tp.Any) -> tp.Any:
     return value
 
 
-def encode(store: Store, value: tp.Any, cache_type: tp.Optional[str] = None) -> tuple[dict, list[Payload]]:
+def _native_mne(info: dict, files: list[tuple[str, Path]]) -> tp.Optional[tuple[dict, list[tuple[str, Path]]]]:
+    """The FORMAT node of exca's MneRawFif / MneRawBrainVision output (one ``-raw.fif`` file; one folder of
+    BrainVision files), with the files it names; None for anything else (then an ``ExcaHandler`` node)."""
+    kind, name = info.get("#type"), info.get("filename")
+    if set(info) != {"#type", "filename"} or not isinstance(name, str):
+        return None
+    if kind == "MneRawFif" and [rel for rel, _ in files] == [name]:
+        return {"#type": "MneRawFif"}, [("value-raw.fif", files[0][1])]
+    if kind == "MneRawBrainVision" and files and all(rel.startswith(name + "/") for rel, _ in files):
+        named = [(rel[len(name) + 1:], path) for rel, path in files]
+        if all("/" not in n for n, _ in named) and sum(n.endswith(".vhdr") for n, _ in named) == 1:
+            return {"#type": "MneRawBrainVision"}, named
+    return None
+
+
+def encode(store: Store, value: tp.Any, cache_type: tp.Optional[str] = None, key: str = "",
+           stack: tp.Optional[contextlib.ExitStack] = None) -> tuple[dict, list[Payload]]:
     """Encode ``value`` into a node tree, writing its blobs (FORMAT 5.5 step 1).
 
-    Returns the value tree and the payloads (first occurrence order, no repeats)."""
-    enc = _Encoder(store)
-    node = enc.top(value, cache_type)
+    Returns the value tree and the payloads (first occurrence order, no repeats). ``key`` names the files
+    of exca's handlers as exca does; ``stack`` keeps their staged files (the payloads of file sources)
+    until it closes, for republishing (FORMAT 5.5 step 4); without it they are removed before returning."""
+    with contextlib.ExitStack() as own:
+        return _encode(store, value, cache_type, key, stack if stack is not None else own)
+
+
+def _encode(store: Store, value: tp.Any, cache_type: tp.Optional[str], key: str,
+            stack: contextlib.ExitStack) -> tuple[dict, list[Payload]]:
+    enc = _Encoder(store, stack)
+    node = enc.top(value, cache_type, key)
     seen: dict[str, Payload] = {}
     for p in enc.payloads:
         seen.setdefault(p.hash, p)
@@ -346,7 +419,17 @@ class _Decoder:
     def t_MemmapArray(self, node: dict) -> np.ndarray:
         return self.array(node)
 
-    t_ContiguousMemmapArray = t_MemmapArray
+    def t_ContiguousMemmapArray(self, node: dict) -> tp.Any:
+        """exca's ``ContiguousMemmap`` proxy when exca is installed (as exca returns), over a memory map of
+        the raw blob, or of a verified file in the read folder for a compressed or inline payload."""
+        arr = self.array(node)
+        proxy = handlers.contiguous_memmap()
+        if proxy is None or arr.size == 0:  # nothing to map: exca never writes an empty array
+            return arr
+        if not isinstance(arr, np.memmap):
+            folder = self.view({"array": node})
+            arr = np.memmap(folder / "array", dtype=arr.dtype, mode="r", shape=arr.shape, order="C")
+        return proxy(arr)
 
     def t_TorchTensor(self, node: dict) -> tp.Any:
         if "dtype" not in node:
@@ -393,47 +476,84 @@ class _Decoder:
         except Exception:  # noqa: BLE001 - NIfTI-2 header
             return nib.Nifti2Image.from_bytes(data)
 
-    def _materialize(self, files: dict[str, bytes], loader: tp.Callable[[str], tp.Any]) -> tp.Any:
-        tmpdir = tempfile.mkdtemp(prefix="casket-")
-        try:
-            for name, data in files.items():
-                with open(os.path.join(tmpdir, name), "wb") as f:
-                    f.write(data)
-            return loader(tmpdir)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+    def view(self, files: dict[str, dict]) -> Path:
+        """A read folder holding ``files`` (relative name -> payload object), each a verified file (FORMAT
+        6.2 ``ExcaHandler``), for loaders that open files by name; made once per process."""
+        for name, sub in files.items():
+            self._payload_fields(sub)  # a well-formed payload, before anything is made
+        return handlers.read_view(self.store, files, self._fill)
+
+    def _fill(self, node: dict, path: Path) -> None:
+        blob, inline, size = self._payload_fields(node)
+        if blob is not None:
+            assert size is not None
+            self.store.materialize(blob, size, path)
+        elif inline is not None:
+            assert size is not None
+            path.write_bytes(self._inline_bytes(inline, size))
+        else:
+            raise self.err(f"file {path.name!r} has no payload")
+
+    def files(self, node: dict, plain: bool) -> dict[str, dict]:
+        """A node's ``files`` object, its names checked: plain file names, or (``ExcaHandler``) relative
+        paths of plain names; a hostile name never reaches the file system."""
+        t = node.get("#type")
+        files = node.get("files")
+        if not isinstance(files, dict) or (not files and plain):
+            raise self.err(f"{t} node has no 'files' object")
+        for name, sub in files.items():
+            if not handlers.check_name(name) or (plain and "/" in name):
+                what = "a plain file name" if plain else "a relative path of plain names"
+                raise self.err(f"{t} file name {name!r} is not {what}")
+            if not isinstance(sub, dict):
+                raise self.err(f"{t} file {name!r} is not a payload object")
+        return files
 
     def t_MneRawFif(self, node: dict) -> tp.Any:
         mne = _require("mne", "MneRawFif")
-        data = self.payload_bytes(node)
+        fp = self.view({"value-raw.fif": node}) / "value-raw.fif"
+        try:  # as exca's MneRawFif: not preloaded, read from the (verified) file on demand
+            return mne.io.read_raw_fif(fp, verbose=False, allow_maxshield=False)
+        except ValueError:
+            import warnings
 
-        def load(d: str) -> tp.Any:
-            fp = os.path.join(d, "value-raw.fif")
-            try:
-                return mne.io.read_raw_fif(fp, verbose=False, allow_maxshield=False, preload=True)
-            except ValueError:
-                return mne.io.read_raw_fif(fp, verbose=False, allow_maxshield=True, preload=True)
-
-        return self._materialize({"value-raw.fif": data}, load)  # type: ignore[dict-item]
+            raw = mne.io.read_raw_fif(fp, verbose=False, allow_maxshield=True)
+            warnings.warn("MaxShield data detected, consider applying Maxwell filter and interpolating bad channels")
+            return raw
 
     def t_MneRawBrainVision(self, node: dict) -> tp.Any:
         mne = _require("mne", "MneRawBrainVision")
-        files = node.get("files")
-        if not isinstance(files, dict) or not files:
-            raise self.err("MneRawBrainVision node has no 'files' object")
-        contents: dict[str, bytes] = {}
-        for name, sub in files.items():
-            if not isinstance(name, str) or not name or "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
-                raise self.err(f"MneRawBrainVision file name {name!r} is not a plain file name")
-            if not isinstance(sub, dict):
-                raise self.err(f"MneRawBrainVision file {name!r} is not a payload object")
-            contents[name] = self.payload_bytes(sub)  # type: ignore[assignment]
-        vhdr = sorted(n for n in contents if n.endswith(".vhdr"))
+        files = self.files(node, plain=True)
+        vhdr = sorted(n for n in files if n.endswith(".vhdr"))
         if len(vhdr) != 1:
             raise self.err(f"MneRawBrainVision needs exactly one .vhdr file, found {vhdr}")
-        return self._materialize(
-            contents, lambda d: mne.io.read_raw_brainvision(os.path.join(d, vhdr[0]), verbose=False, preload=True)
-        )
+        return mne.io.read_raw_brainvision(self.view(files) / vhdr[0], verbose=False)
+
+    def t_ExcaHandler(self, node: dict) -> tp.Any:
+        """exca's own ``__load_from_info__``, given a DumpContext over a read folder of the node's files."""
+        sub = node.get("info")
+        if not isinstance(sub, dict) or sub.get("#type") != "Json":
+            raise self.err("ExcaHandler node has no Json 'info' node")
+        info = self.t_Json(sub)
+        name = info.get("#type") if isinstance(info, dict) else None
+        if not isinstance(name, str):
+            raise self.err(f"ExcaHandler 'info' is not an exca info dict with a '#type': {info!r}")
+        files = self.files(node, plain=False)
+        for filename in handlers.info_filenames(info):  # exca's handlers open ctx.folder / filename
+            if not handlers.check_name(filename) or not handlers.names_file(filename, files):
+                raise self.err(f"ExcaHandler info names the file {filename!r}, which is not one of its files")
+        context = handlers.require_dump_context(f"reading a value of exca's handler {name!r}")
+        try:
+            context._lookup(name)  # DumpContext.HANDLERS, and 0.5.x's legacy DumperLoader.CLASSES
+        except KeyError:
+            raise UnknownTypeError(
+                f"key {self.key!r}: exca handler {name!r} is not registered in this process (import the module "
+                "that defines it, with DumpContext.register, before reading)") from None
+        ctx = context(self.view(files), key=self.key)
+        try:
+            return ctx.load(info)
+        except KeyError as e:  # a stored key that fails to load must not read as a missing key
+            raise ValueFormatError(f"key {self.key!r}: exca handler {name!r} failed to load: {e!r}") from e
 
     def t_AutoPickle(self, node: dict) -> tp.Any:
         refs = node.get("refs", [])
@@ -506,8 +626,9 @@ def referenced_blobs(value: tp.Any) -> list[str]:
             if "#type" in v or "size" in v:
                 if isinstance(b, str):
                     out.setdefault(check_hash(b), None)
-            for x in v.values():
-                walk(x)
+            for k, x in v.items():
+                if not (k == "content" and v.get("#type") == "Json"):  # user data (FORMAT 6.1)
+                    walk(x)
         elif isinstance(v, list):
             for x in v:
                 walk(x)

@@ -26,6 +26,11 @@ Vectors written by the Python client (``casket.CacheDict``):
   Pickle, Bytes, String, NumpyArray, a tombstone and a re-add; several write sessions.
 - ``python-lz4-inline``: lz4 store with ``inline_max`` 64: LZ4 frames written by Python, inline
   arrays and bytes, raw blobs where lz4 does not pay.
+- ``python-handlers``: values written through exca's own handlers (``ExcaHandler`` nodes of exca's
+  ``AutoPickle``, with a shared ``.data`` file and a ``.pkl`` file), ``MneRawFif`` and
+  ``MneRawBrainVision`` written from an mne ``RawArray``, a ``ContiguousMemmapArray``. Written in the
+  exca 0.6.0 venv (``--only python-handlers`` with that venv's python); a reader without exca or mne
+  cannot rebuild those values, so its ``canonical`` is checked where they are installed.
 
 Hand-written lines (blobs through the Python store):
 
@@ -416,6 +421,40 @@ def make_python_lz4_inline(out: Path, binary: str) -> dict:
     return ops.expected("python-lz4-inline", "python", store)
 
 
+def make_python_handlers(out: Path, binary: str) -> dict:
+    """Values written through exca's own handlers (needs exca with DumpContext, mne and pybv: run this
+    script with the python of ``Tools/exca-fixtures/venv.sh 0.6.0 all`` plus this client)."""
+    import mne
+
+    store = out / "store"
+    casket.init_store(store, compression="none", durability="none", inline_max=0)
+    ops = Ops()
+    info = mne.create_info(["a", "b"], sfreq=32, ch_types=["eeg", "eeg"])
+    raw = mne.io.RawArray(np.random.default_rng(3).standard_normal((2, 64)) * 1e-6, info=info, verbose=False)
+    from exca.cachedict import DumpContext
+
+    def exca_read(value: tp.Any, cache_type: str) -> tp.Any:
+        """canon() of what exca itself reads back (.fif keeps float32, BrainVision its resolution)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = DumpContext(tmp, key="k")
+            with ctx:
+                info = ctx.dump(value, cache_type=cache_type)
+            return canon(ctx.load(info))
+
+    for cache_type, key, value in [
+        ("AutoPickle", "handler/autopickle", {"arr": np.arange(4, dtype="int32"), "set": {1, 2}, "n": 1}),
+        ("AutoPickle", "handler/pickle-only", {3, 4}),
+        ("MneRawFif", "mne/fif", raw),
+        ("MneRawBrainVision", "mne/brainvision", raw),
+        ("ContiguousMemmapArray", "contiguous", np.arange(12, dtype="float32").reshape(3, 4)),
+    ]:
+        typed = casket.CacheDict(store, cache_type=cache_type)
+        with typed.write():
+            py_set(typed, ops, key, value, canonical=exca_read(value, cache_type))
+    ops.absent.add("never-written")
+    return ops.expected("python-handlers", "python", store)
+
+
 # --------------------------------------------------------------------------- crafted lines
 
 
@@ -543,6 +582,7 @@ MAKERS: dict[str, tp.Callable[[Path, str], dict]] = {
     "swift-compacted": make_swift_compacted,
     "python-values": make_python_values,
     "python-lz4-inline": make_python_lz4_inline,
+    "python-handlers": make_python_handlers,
     "crafted-winners": make_crafted,
 }
 

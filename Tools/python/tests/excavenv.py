@@ -15,15 +15,16 @@ CLIENT = HERE.parent
 VENV_SH = CLIENT.parent / "exca-fixtures" / "venv.sh"
 
 
-def exca_python(version: str, level: str = "core") -> str:
-    """The python of exca ``version``'s venv at ``level`` (core, all, suite); skips when it cannot be made."""
+def exca_python(version: str, extras: str = "core") -> str:
+    """The python of exca ``version``'s venv with ``extras`` (core, all, suite: venv.sh); skips when it cannot be
+    made."""
     if os.environ.get("CASKET_SKIP_EXCA"):
         pytest.skip("CASKET_SKIP_EXCA is set")
     try:
-        out = subprocess.run([str(VENV_SH), version, level], capture_output=True, text=True, check=True,
+        out = subprocess.run([str(VENV_SH), version, extras], capture_output=True, text=True, check=True,
                              timeout=900)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"no exca {version} {level} venv: {e}\n{getattr(e, 'stderr', '')}")
+        pytest.skip(f"no exca {version} {extras} venv: {e}\n{getattr(e, 'stderr', '')}")
     python = out.stdout.strip().splitlines()[-1]
     if subprocess.run([python, "-c", "import xxhash, lz4"], capture_output=True).returncode != 0:
         subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "xxhash", "lz4"],
@@ -36,11 +37,11 @@ def site_packages(python: str | Path) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def layered_venv(version: str, root: Path, level: str = "core") -> Path:
+def layered_venv(version: str, root: Path, extras: str = "core") -> Path:
     """A venv whose own site-packages holds only the client (pip install -e), and sees exca's beside it."""
-    base = exca_python(version, level)
+    base = exca_python(version, extras)
     site = site_packages(base)
-    venv = root / f"venv-{version}-{level}"
+    venv = root / f"venv-{version}-{extras}"
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     own = site_packages(python)

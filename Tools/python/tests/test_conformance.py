@@ -17,7 +17,8 @@ import check  # noqa: E402
 BIN = os.environ.get("CASKET_BIN")
 VECTORS = check.vector_names()
 # every kind of writer must stay covered: removing a vector folder fails the suite
-REQUIRED = {"swift-cli", "swift-inline", "swift-compacted", "python-values", "python-lz4-inline", "crafted-winners"}
+REQUIRED = {"swift-cli", "swift-inline", "swift-compacted", "python-values", "python-lz4-inline", "crafted-winners",
+            "python-handlers"}
 
 
 def test_vectors_present():
