@@ -202,12 +202,10 @@ def init_store(
     ``casket.json`` is written through a temp file in ``tmp/`` and linked into place, which never replaces
     a racing init's file. Refuses an existing store.
     """
-    if compression not in ("none", "lz4"):
-        raise ValueError(f"compression must be 'none' or 'lz4', got {compression!r}")
-    if durability not in ("fsync", "none"):
-        raise ValueError(f"durability must be 'fsync' or 'none', got {durability!r}")
-    if _config_integer(inline_max) is None or not 0 <= inline_max <= MAX_INLINE_MAX:
-        raise ValueError(f"inline_max must be an integer from 0 to {MAX_INLINE_MAX}, got {inline_max!r}")
+    for name, value in (("compression", compression), ("durability", durability), ("inline_max", inline_max)):
+        must = setting_rule(name, value)
+        if must is not None:
+            raise ValueError(f"{name} must be {must}, got {value!r}")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / "casket.json"
@@ -263,8 +261,9 @@ def init_store(
     return Store(root)
 
 
-def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store":
-    """The store at ``path``, created by :func:`init_store` if it has none (FORMAT 2).
+def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0, **settings: tp.Any) -> "Store":
+    """The store at ``path``, created by :func:`init_store` with ``settings`` if it has none (FORMAT 2; an
+    existing store keeps its own).
 
     Many processes and hosts may call this at once on a folder without a store: one init wins the link of
     ``casket.json`` and every other one is refused with ``already_exists``, then opens the winner's store.
@@ -279,7 +278,7 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store"
         if os.path.lexists(cfg_path):
             return Store(root)
         try:
-            return init_store(root)
+            return init_store(root, **settings)
         except StoreError as e:
             if e.code != "already_exists":
                 raise
@@ -296,6 +295,34 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store"
 
 
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
+# FORMAT 2: the settings a store is created with (casket init's defaults), which casket.json keeps
+STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0}
+
+
+def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
+    """None when ``value`` is valid for the casket.json setting ``name`` (FORMAT 2), else what it must be:
+    the one rule for casket.json, ``init`` and settings given another way (docs/EXCA.md)."""
+    if name == "inline_max":
+        number = _config_integer(value)
+        return None if number is not None and 0 <= number <= MAX_INLINE_MAX else f"an integer from 0 to {MAX_INLINE_MAX}"
+    known = {"compression": ("none", "lz4"), "durability": ("fsync", "none")}[name]
+    return None if isinstance(value, str) and value in known else " or ".join(f'"{k}"' for k in known)
+
+
+def check_store_settings(settings: tp.Mapping[str, tp.Any], source: str) -> dict[str, tp.Any]:
+    """``settings`` for new stores, checked with casket.json's rules; a refusal is a StoreError
+    (``invalid_config``) that names ``source`` (where the settings came from) and the setting."""
+    out = {}
+    for name, value in settings.items():
+        if name not in STORE_SETTINGS:
+            raise StoreError(f"{source}: {name!r} is not a store setting; a new store's settings are "
+                             f"{', '.join(STORE_SETTINGS)} (docs/FORMAT.md 2)", "invalid_config")
+        must = setting_rule(name, value)
+        if must is not None:
+            raise StoreError(f"{source}: {name} is {value!r}; it must be {must}, as in casket.json "
+                             "(docs/FORMAT.md 2)", "invalid_config")
+        out[name] = value
+    return out
 
 
 def _config_integer(value: tp.Any) -> tp.Optional[int]:
@@ -358,13 +385,10 @@ def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
         )
     if "hash" in cfg and cfg["hash"] != "xxh3-128":
         raise field("hash", '"xxh3-128"')
-    for name, known in (("compression", ("none", "lz4")), ("durability", ("fsync", "none"))):
-        if name in cfg and (not isinstance(cfg[name], str) or cfg[name] not in known):
-            raise field(name, " or ".join(f'"{k}"' for k in known))
-    if "inline_max" in cfg:
-        inline_max = _config_integer(cfg["inline_max"])
-        if inline_max is None or not 0 <= inline_max <= MAX_INLINE_MAX:
-            raise field("inline_max", f"an integer from 0 to {MAX_INLINE_MAX}")
+    for name in STORE_SETTINGS:
+        must = setting_rule(name, cfg[name]) if name in cfg else None
+        if must is not None:
+            raise field(name, must)
     return cfg
 
 
