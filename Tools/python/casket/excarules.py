@@ -102,7 +102,7 @@ class _Walk:
         if isinstance(value, (int, float, str, bool, type(None))):
             return value
         if isinstance(value, dict):
-            if "#type" in value and str(value["#type"]) not in self.rules.context.HANDLERS:
+            if "#type" in value and not _known(self.rules, str(value["#type"])):
                 raise ValueError(f"'#type' is a reserved key in Auto dicts. Found #type={value['#type']!r} which "
                                  "is not a registered handler.")
             return {k: self.tree(v) for k, v in value.items()}
@@ -152,7 +152,7 @@ def _render(walk: _Walk, value: tp.Any) -> tp.Any:
 
 def _forced(rules: _Dialect, value: tp.Any, cache_type: str) -> tp.Any:
     """exca's refusals for a ``cache_type`` given by the caller, with exca's errors."""
-    if cache_type not in rules.context.HANDLERS and cache_type not in _legacy_names(rules):
+    if not _known(rules, cache_type):
         raise KeyError(cache_type)  # what exca raises for a cache_type it does not know
     if cache_type in ("MemmapArray", "MemmapArrayFile", "ContiguousMemmapArray"):
         if not hasattr(value, "__array__"):
@@ -178,10 +178,13 @@ def _forced(rules: _Dialect, value: tp.Any, cache_type: str) -> tp.Any:
     return value
 
 
-def _legacy_names(rules: _Dialect) -> tp.Collection[str]:
-    """0.5.x's older handler names (``DumperLoader.CLASSES``: String, DataDict, NumpyMemmapArray...)."""
-    loader = getattr(sys.modules.get("exca.dumperloader"), "DumperLoader", None)
-    return getattr(loader, "CLASSES", {}) if rules.version < (0, 6) else ()
+def _known(rules: _Dialect, name: str) -> bool:
+    """Whether exca knows the handler ``name`` (0.5.x also its older ``DumperLoader`` names: String...)."""
+    try:
+        rules.context._lookup(name)
+    except KeyError:
+        return False
+    return True
 
 
 def prepare(value: tp.Any, cache_type: tp.Optional[str]) -> tuple[tp.Any, tp.Optional[str]]:

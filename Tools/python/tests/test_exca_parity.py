@@ -76,7 +76,7 @@ forced = {
     ("ParquetPandasDataFrame", "list"): [1], ("Json", "set"): {1}, ("Json", "datetime"): datetime.date(2020, 1, 1),
     ("Pickle", "obj"): Obj(), ("Auto", "obj"): Obj(), ("AutoPickle", "mixed"): {"o": Obj(), "a": np.ones(2)},
     ("Nope", "x"): 1, ("Bytes", "bytes"): b"x", ("DataDict", "dict"): {"x": np.arange(2), "o": Obj()},
-    ("NumpyMemmapArray", "array"): np.arange(3),
+    ("NumpyMemmapArray", "array"): np.arange(3), ("String", "str"): "abc",
 }
 def show(v):
     if isinstance(v, np.ndarray):
@@ -143,7 +143,7 @@ def test_switched_values_and_errors_are_exca_060s(layered: Layered, tmp_path: Pa
     assert got["mixed"] == "{'a': memmap[int64[3]][0, 1, 2], 'when': str:'2021-01-01', 't': list[int:1, int:2]}"
     assert got["MemmapArray/list"] == "raised TypeError: Expected numpy array but got <class 'list'>"
     assert got["PandasDataFrame/dict"] == "raised TypeError: Only supports pd.DataFrame (got <class 'dict'>)"
-    assert got["Nope/x"] == "raised KeyError: 'Nope'"
+    assert got["Nope/x"] == "raised KeyError: 'Nope'" and got["String/str"] == "raised KeyError: 'String'"
     assert got["MemmapArrayFile/array"] == "memmap[float64[2]][1.0, 1.0]"
     assert got["del outside write()"] == "raised RuntimeError: Cannot delete outside of a write() context"
 
@@ -157,7 +157,7 @@ def test_switched_values_and_errors_are_exca_0529s(layered: Layered, tmp_path: P
     assert got["dict_set"] == "{'s': set:{1}, 'a': memmap[float64[2]][1.0, 1.0]} DeprecationWarning"
     assert got["datetime"] == "str:'2020-01-02T03:04:05'"
     assert got["empty_array"] == "raised ValueError: Cannot dump data with no size: shape=(0, 3)"
-    assert got["NumpyMemmapArray/array"] == "memmap[int64[3]][0, 1, 2]"
+    assert got["NumpyMemmapArray/array"] == "memmap[int64[3]][0, 1, 2]" and got["String/str"] == "str:'abc'"
     assert got["del outside write()"] == "done, []"
 
 
