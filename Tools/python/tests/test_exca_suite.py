@@ -106,11 +106,11 @@ def _start(python: Path | str, switch: bool, work: Path, site: Path, files: list
     return subprocess.Popen(cmd, cwd=site, env=env, stdout=log, stderr=subprocess.STDOUT), xml
 
 
-def run_both(exca: str | Path, casket: Path, work: Path,
-             modules: tp.Sequence[str] = MODULES) -> tuple[Pass, Pass]:
+def run_both(exca: str | Path, casket: str | Path, work: Path, modules: tp.Sequence[str] = MODULES,
+             site: tp.Optional[Path] = None) -> tuple[Pass, Pass]:
     """exca's modules on plain exca and with the switch, in parallel; each in its own tmp folder. Both read
-    the test modules from exca's venv (the layered one sees its site-packages)."""
-    site = Path(site_packages(exca))
+    the test modules from exca's venv (the layered one sees its site-packages), or from ``site``."""
+    site = Path(site_packages(exca)) if site is None else site
     files = sorted({str(p.relative_to(site)) for pattern in modules for p in site.glob(pattern)} - set(SKIPPED))
     assert files, f"no exca test modules {list(modules)} in {site}"
     passes = []
@@ -220,6 +220,41 @@ def test_verdict_catches_regressions_and_stale_exceptions() -> None:
         f"excepted but exca has no such test (remove it from {EXCEPTIONS.name}): m.py::gone",
     ]
     assert "| `m.py` | 3 | 2 | 1 | 0 |" in table(exca, casket, {"m.py::b": "files: x"})
+
+
+FLAKY = """
+import os
+from pathlib import Path
+
+def test_ratio():  # fails once on the switched-on side, as a timing ratio under load would
+    flag = Path(os.environ["EXCA_SUITE_FLAG"])
+    if os.environ.get("CASKET_EXCA") and not flag.exists():
+        flag.touch()
+        assert False, "too slow under load"
+"""
+
+
+def test_timed_tests_run_again_alone_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TIMED test that passed on exca and failed on Casket is run again alone, and counts as it does
+    then; any other test that fails on Casket is not run again."""
+    site = tmp_path / "site"
+    for module in ("exca/steps/test_perf.py", "exca/test_other.py"):
+        (site / module).parent.mkdir(parents=True, exist_ok=True)
+        (site / module).write_text(FLAKY.replace("EXCA_SUITE_FLAG", "FLAG_" + Path(module).stem.upper()))
+        for package in (site / module).parents:
+            if package == site:
+                break
+            (package / "__init__.py").touch()
+    monkeypatch.setenv("FLAG_TEST_PERF", str(tmp_path / "perf.flag"))
+    monkeypatch.setenv("FLAG_TEST_OTHER", str(tmp_path / "other.flag"))
+    on_exca, on_casket = run_both(sys.executable, sys.executable, tmp_path / "runs", MODULES, site)
+    assert on_exca.outcomes == {"exca/steps/test_perf.py::test_ratio": "passed",
+                                "exca/test_other.py::test_ratio": "passed"}
+    assert on_casket.rerun == ("exca/steps/test_perf.py::test_ratio",)
+    assert on_casket.outcomes == {"exca/steps/test_perf.py::test_ratio": "passed",
+                                  "exca/test_other.py::test_ratio": "failure"}
+    assert verdict(on_exca, on_casket, {}) == [
+        "passes on exca, failure on Casket: exca/test_other.py::test_ratio: AssertionError: too slow under load"]
 
 
 if __name__ == "__main__":  # the figures of docs/EXCA.md, with the messages of what does not pass
