@@ -29,7 +29,7 @@ from .store import CasketError, Store, describe_kind
 __all__ = ["NATIVE", "dump_context", "contiguous_memmap", "handler_name", "settle_defaults", "staging",
            "staged_files", "check_name", "info_filenames", "names_file", "read_view"]
 
-# exca 0.6 handler names whose values Casket encodes itself (FORMAT 6.2); every other handler is exca's
+# exca handler names whose values Casket encodes itself (FORMAT 6.2); every other handler is exca's
 NATIVE = frozenset({
     "MemmapArray", "MemmapArrayFile", "ContiguousMemmapArray", "TorchTensor", "Json", "Pickle", "NumpyArray",
     "PandasDataFrame", "ParquetPandasDataFrame", "NibabelNifti", "Auto",
@@ -41,7 +41,7 @@ _imports: dict[str, tp.Any] = {}
 
 
 def _optional(name: str, module: str, attr: str) -> tp.Any:
-    """``module.attr``, imported once; None when it cannot be imported (exca missing, or before 0.6)."""
+    """``module.attr``, imported once; None when it cannot be imported (exca missing, or before 0.5.29)."""
     if name not in _imports:
         try:
             _imports[name] = getattr(__import__(module, fromlist=[attr]), attr)
@@ -51,7 +51,7 @@ def _optional(name: str, module: str, attr: str) -> tp.Any:
 
 
 def dump_context() -> tp.Any:
-    """exca's ``DumpContext`` class (exca 0.6 and later), or None."""
+    """exca's ``DumpContext`` class (exca 0.5.29 and later), or None."""
     return _optional("DumpContext", "exca.cachedict.dumpcontext", "DumpContext")
 
 
@@ -94,7 +94,8 @@ def require_dump_context(what: str) -> tp.Any:
     if context is None:
         from .values import MissingDependencyError
 
-        raise MissingDependencyError(f"{what} needs exca 0.6 or later (its DumpContext): pip install 'exca>=0.6'")
+        raise MissingDependencyError(
+            f"{what} needs an exca with DumpContext (0.5.29 or later): pip install 'exca>=0.5.29'")
     return context
 
 
@@ -229,7 +230,7 @@ class _ReadRoots:
 
 
 def _make_read_root(store: Store) -> Path:
-    elsewhere = os.environ.get("CASKET_READ_DIR")  # a folder of the user's choice (then copies across file systems)
+    elsewhere = os.environ.get("CASKET_READ_DIR")  # the user's choice (copies, on another file system)
     if not elsewhere:
         try:
             folder = _store_tmp(store) / f"{store._host}.{os.getpid()}.{secrets.token_hex(8)}{READ_SUFFIX}"
@@ -272,6 +273,8 @@ def read_view(store: Store, files: dict[str, dict], fill: tp.Callable[[dict, Pat
             try:
                 fill(files[name], path)
             except OSError as e:
+                if isinstance(e, CasketError):  # a missing blob, named as such
+                    raise
                 raise CasketError(f"cannot make the file {name!r} in the read folder {build}: {e}") from e
         try:
             os.rename(build, view)

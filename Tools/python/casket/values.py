@@ -259,7 +259,7 @@ class _Encoder:
             return {"#type": "Auto", "content": content}
         if handlers.dump_context() is not None:
             return self.handler(value, cache_type, key)  # exca's handler (it raises for a name it lacks)
-        raise ValueError(f"casket cannot write cache_type {cache_type!r} without exca 0.6 or later installed")
+        raise ValueError(f"casket cannot write cache_type {cache_type!r} without exca (0.5.29 or later) installed")
 
 
 def _json_bytes(value: tp.Any) -> bytes:

@@ -30,10 +30,10 @@ def pythons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory, pythons: dict[str, Path]) -> Layered:
-    """exca 0.6.0 with its optional handler packages (mne, pybv, pandas...), or 0.5.29 (its DumpContext)."""
+    """exca 0.6.0 or 0.5.29 (both have DumpContext) with the optional handler packages (mne, pybv, pandas...)."""
     def get(version: str) -> Path:
         if version not in pythons:
-            extras = "all" if version == "0.6.0" else "core"
+            extras = "all"
             pythons[version] = _layered_venv(version, tmp_path_factory.mktemp("exca-venvs"), extras=extras)
         return pythons[version]
 
@@ -225,17 +225,18 @@ out = {}
 for name in kinds:
     back = CacheDict(folder / name)["raw"]
     data = back.get_data()
-    out[name] = [type(back).__name__, back.ch_names, back.info["sfreq"], bool(np.allclose(data, raw.get_data(), atol=1e-10)),
-                 data.shape]
+    same = bool(np.allclose(data, raw.get_data(), atol=1e-10))
+    out[name] = [type(back).__name__, back.ch_names, back.info["sfreq"], same, data.shape]
 print(json.dumps(out))
 """
 
 
+@pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_mne_raw_values_written_and_read_back(venv: Layered, tmp_path: Path, impl: str) -> None:
+def test_mne_raw_values_written_and_read_back(venv: Layered, tmp_path: Path, impl: str, version: str) -> None:
     """``MneRawFif`` and ``MneRawBrainVision`` (forced, and MneRawFif as exca's default for an mne Raw)
     are written through exca's handlers and read back equal, as the same types exca returns."""
-    python = venv("0.6.0")
+    python = venv(version)
     folder = tmp_path / "cache"
     run_impl(python, impl, MNE, str(folder), "write")
     got = json.loads(run_impl(python, impl, MNE, str(folder), "read"))
@@ -358,7 +359,8 @@ for d in (dead, live, dead_read):
 cd = casket.CacheDict(folder)
 with cd.write():
     cd["p"] = Point(np.arange(2), "p")
-print(dead.exists(), dead_read.exists(), live.exists(), sorted(p.name for p in (folder / "tmp").iterdir()) == [live.name])
+left = sorted(p.name for p in (folder / "tmp").iterdir())
+print(dead.exists(), dead_read.exists(), live.exists(), left == [live.name])
 """
 
 
@@ -390,8 +392,8 @@ def test_gc_keeps_handler_blobs_and_fsck_passes(venv: Layered, tmp_path: Path) -
 
     casket.Store(folder).put_bytes(b"garbage nobody references")  # what GC must remove
     for s in stores:
-        gc = subprocess.run([binary, "gc", "--store", str(s), "--grace", "0s", "--offline", "--json"], capture_output=True,
-                            text=True)
+        gc = subprocess.run([binary, "gc", "--store", str(s), "--grace", "0s", "--offline", "--json"],
+                            capture_output=True, text=True)
         assert gc.returncode == 0, gc
         assert _blob_files(s) == before[s], s
         fsck = subprocess.run([binary, "fsck", "--store", str(s)], capture_output=True, text=True)
