@@ -1,6 +1,6 @@
 """Compute once in exca's ``MapInfra`` through Casket's claims (docs/EXCA.md, "Compute once").
 
-exca 0.5.2x and 0.6.0 coordinate workers with an SQLite registry (``inflight.db``) that is advisory: on
+exca 0.5.29 and 0.6.0 coordinate workers with an SQLite registry (``inflight.db``) that is advisory: on
 NFS its locks are best effort, and on any error it answers "everything is yours", so every worker computes
 everything. With the switch on, ``exca.map`` gets its own ``inflight`` binding whose ``inflight_session``
 hands out a :class:`MapClaim` instead, and ``MapInfra._recheck_after_wait`` (called inside that session
@@ -13,7 +13,9 @@ claim while it waits, so no two workers can wait for each other. ``exca.steps`` 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import threading
 import time
 import types
 import typing as tp
@@ -28,6 +30,7 @@ logger = logging.getLogger("casket.exca")
 CLAIM_TTL = 60.0  # seconds: a worker on another host is judged dead after this long without a heartbeat
 # (obj, attribute, value it had): what restore() puts back
 _patches: list[tuple[tp.Any, str, tp.Any]] = []
+_request = threading.local()  # .items: the items of this thread's MapInfra call, see patch_map_module
 
 
 class MapClaim:
@@ -51,6 +54,7 @@ class MapClaim:
         self._board: tp.Optional[ClaimBoard] = None
         self._infra: tp.Any = None
         self._items: dict[str, tp.Any] = {}
+        self._request: tp.Mapping[str, tp.Any] = {}  # the call's items, kept under forbid_single_item_computation
         self._held: dict[str, HeldClaim] = {}
         self._others: list[str] = []
 
@@ -69,7 +73,8 @@ class MapClaim:
     # ------------------------------------------------------------------ claiming
 
     def claim(self, infra: tp.Any, missing: list[tuple[str, tp.Any]],
-              recheck: tp.Callable[..., list[tuple[str, tp.Any]]]) -> list[tuple[str, tp.Any]]:
+              recheck: tp.Callable[..., list[tuple[str, tp.Any]]],
+              request: tp.Mapping[str, tp.Any]) -> list[tuple[str, tp.Any]]:
         """Claims the missing items nobody computes; returns those this worker computes now (exca's
         ``_recheck_after_wait`` filter on them: held, and still absent from the store)."""
         cache = _casket_cache(infra)
@@ -77,7 +82,7 @@ class MapClaim:
             self._delegate = self._stack.enter_context(self._original_session(self._reg, list(self.uids)))
             return recheck(infra, missing, self._delegate)
         self._close_registry()
-        self._cache, self._infra, self._items = cache, infra, dict(missing)
+        self._cache, self._infra, self._items, self._request = cache, infra, dict(missing), request
         board = self._board = ClaimBoard(cache.store, CLAIM_TTL)
         first_holder = None
         with cache.frozen_cache_folder():  # one read of the index for the whole pass
@@ -148,7 +153,10 @@ class MapClaim:
         recomputed = getattr(state, "recomputed", None)
         if isinstance(recomputed, set):  # mode="force": recorded as recomputed by this call, but not computed
             recomputed.difference_update(keys)
-        self._infra._method_override([self._items[key] for key in keys])
+        items = [self._items[key] for key in keys]
+        if len(keys) == 1:  # not a single-item call: forbid_single_item_computation would refuse it
+            items += itertools.islice((item for key, item in self._request.items() if key != keys[0]), 1)
+        self._infra._method_override(items)
 
     def _release(self) -> None:
         while self._held:
@@ -201,24 +209,36 @@ class _MapInflight(types.ModuleType):
 
 def patch_map_module(module: types.ModuleType) -> None:
     """Routes ``module`` (``exca.map``)'s MapInfra through Casket's claims; a no-op for an exca without the
-    in-flight session (before 0.5.2x: there, nothing coordinates workers, with the switch or without)."""
+    in-flight session (0.5.11, for one: there, nothing coordinates workers, with the switch or without)."""
     infra = getattr(module, "MapInfra", None)
     real = getattr(module, "inflight", None)
     if infra is None or not isinstance(real, types.ModuleType) or isinstance(real, _MapInflight):
         return
-    if not hasattr(real, "inflight_session") or not hasattr(infra, "_recheck_after_wait"):
+    if not all(hasattr(infra, name) for name in ("_recheck_after_wait", "_find_missing")) or not hasattr(
+            real, "inflight_session"):
         return
     original = infra.__dict__.get("_recheck_after_wait", infra._recheck_after_wait)
+    find_missing = infra.__dict__.get("_find_missing", infra._find_missing)
 
     def _recheck_after_wait(self: tp.Any, missing: list[tuple[str, tp.Any]], claim: tp.Any) -> tp.Any:
+        request, _request.items = getattr(_request, "items", None), None
         if isinstance(claim, MapClaim):
-            return claim.claim(self, missing, original)
+            return claim.claim(self, missing, original, request or {})
         return original(self, missing, claim)
+
+    def _find_missing(self: tp.Any, items: dict[str, tp.Any]) -> tp.Any:
+        out = find_missing(self, items)
+        # the whole call's items, which the session is not given: needed only to take one item over under
+        # forbid_single_item_computation (kept no longer than the session, and only then)
+        _request.items = items if out and getattr(self, "forbid_single_item_computation", False) else None
+        return out
 
     _patches.append((module, "inflight", real))
     _patches.append((infra, "_recheck_after_wait", original))
+    _patches.append((infra, "_find_missing", find_missing))
     module.inflight = _MapInflight(real)  # type: ignore[attr-defined]
     infra._recheck_after_wait = _recheck_after_wait
+    infra._find_missing = _find_missing
 
 
 def restore() -> None:

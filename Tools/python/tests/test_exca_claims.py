@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import typing as tp
 from pathlib import Path
@@ -23,17 +22,11 @@ from test_exca_switch import Layered, layered, venvs  # noqa: F401  (module fixt
 
 WORKERS, ITEMS, SIZE = 8, 50, 1000
 
-# One worker: waits at a barrier (the file GO) so the workers overlap, then runs the method over every item.
-# NO_REGISTRY=1 disables exca's in-flight registry as exca itself does when it has none (the session then
-# claims everything for everyone): what an NFS mount that breaks SQLite's locks leaves of it.
-WORKER = """
-import json, os, sys, time, typing as tp
-from pathlib import Path
-import numpy as np, pydantic, exca, exca.map
-folder, log, ready, go = sys.argv[1:5]
-hang_at = int(os.environ.get("HANG_AT", "-1"))
-if os.environ.get("NO_REGISTRY") == "1":
-    exca.map.MapInfra._inflight_registry = lambda self: None
+# The pipeline, a module (a process pool pickles the model by reference: it cannot live in __main__). Every
+# computation begun is logged to $CLAIMS_LOG; the worker whose $HANG_AT is N hangs in its (N+1)-th item.
+MODEL = """
+import os, time, typing as tp
+import numpy as np, pydantic, exca
 computed = []
 class Model(pydantic.BaseModel):
     seed: int = 7
@@ -41,14 +34,28 @@ class Model(pydantic.BaseModel):
     @infra.apply(item_uid=str)
     def process(self, items: tp.Iterable[int]) -> tp.Iterator[np.ndarray]:
         for item in items:
-            with open(log, "a") as f:
+            with open(os.environ["CLAIMS_LOG"], "a") as f:
                 f.write(f"start {item} {os.getpid()}\\n")
-            if len(computed) == hang_at:
+            if len(computed) == int(os.environ.get("HANG_AT", "-1")):
                 time.sleep(600)  # killed here
             time.sleep(0.01)
             computed.append(item)
             yield np.full(%(size)d, item * self.seed, dtype=np.int64)
-model = Model(infra={"folder": folder, "cluster": os.environ.get("CLUSTER") or None, "max_jobs": 2})
+""" % {"size": SIZE}
+
+# One worker: waits at a barrier (the file GO) so the workers overlap, then runs the method over every item.
+# NO_REGISTRY=1 disables exca's in-flight registry as exca itself does when it has none (the session then
+# claims everything for everyone): what an NFS mount that breaks SQLite's locks leaves of it.
+WORKER = """
+import json, os, sys, time
+from pathlib import Path
+import numpy as np, exca.map
+from claims_pipeline import Model
+folder, ready, go = sys.argv[1:4]
+if os.environ.get("NO_REGISTRY") == "1":
+    exca.map.MapInfra._inflight_registry = lambda self: None
+model = Model(infra={"folder": folder, "cluster": os.environ.get("CLUSTER") or None, "max_jobs": 2,
+                     "forbid_single_item_computation": os.environ.get("FORBID") == "1"})
 Path(ready, str(os.getpid())).touch()
 while not Path(go).exists():
     time.sleep(0.005)
@@ -64,17 +71,21 @@ class Run(tp.NamedTuple):
     uid_folder: Path
 
 
-def _env(switch: bool, **extra: str) -> dict[str, str]:
+def _env(tmp: Path, switch: bool, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CASKET_EXCA", "PYTHONPATH")}
     if switch:
         env["CASKET_EXCA"] = "1"
-    env.update(extra)
+    env.update(extra, CLAIMS_LOG=str(tmp / "log"), PYTHONPATH=str(tmp / "code"))
     return env
 
 
 def _spawn(python: Path, tmp: Path, env: dict[str, str], go: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(python), "-c", WORKER, str(tmp / "cache"), str(tmp / "log"), str(tmp / "ready"),
-                             str(go)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = tmp / "code"
+    if not code.exists():
+        code.mkdir()
+        (code / "claims_pipeline.py").write_text(MODEL)
+    return subprocess.Popen([str(python), "-c", WORKER, str(tmp / "cache"), str(tmp / "ready"), str(go)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(what: tp.Callable[[], bool], procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
@@ -106,7 +117,7 @@ def _run_workers(python: Path, tmp: Path, switch: bool, **extra: str) -> Run:
     (tmp / "cache").mkdir()
     (tmp / "ready").mkdir()
     go = tmp / "go"
-    procs = [_spawn(python, tmp, _env(switch, **extra), go) for _ in range(WORKERS)]
+    procs = [_spawn(python, tmp, _env(tmp, switch, **extra), go) for _ in range(WORKERS)]
     _wait_for(lambda: len(list((tmp / "ready").iterdir())) == WORKERS, procs)
     go.touch()
     return _collect(procs, tmp)
@@ -127,7 +138,7 @@ def _check_store(uid_folder: Path) -> None:
     assert not (uid_folder / "inflight.db").exists()  # exca's SQLite registry is not used with the switch
 
 
-@pytest.mark.parametrize("cluster", ["", "threadpool", "local"])
+@pytest.mark.parametrize("cluster", ["", "threadpool", "local", "processpool", "debug"])
 @pytest.mark.parametrize("version", ["0.6.0", "0.5.29"])
 def test_eight_workers_compute_each_item_once(layered: Layered, tmp_path: Path, version: str,  # noqa: F811
                                               cluster: str) -> None:
@@ -148,18 +159,23 @@ def test_without_the_switch_a_disabled_registry_computes_again(layered: Layered,
     assert len(run.starts) > ITEMS, len(run.starts)
 
 
-def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("version,hang_at,forbid", [("0.6.0", 10, ""), ("0.5.29", 10, ""), ("0.6.0", 49, "1")])
+def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path, version: str,  # noqa: F811
+                                            hang_at: int, forbid: str) -> None:
     """A worker holding every claim is killed with kill -9 in its 11th item; the 7 others, waiting for it,
-    take its items over: the 10 it stored are not computed again, each other item is computed once more."""
-    python = layered("0.6.0")
+    take its items over: the 10 it stored are not computed again, each other item is computed once more.
+    Killed in its last item under forbid_single_item_computation, that one item is taken over, not refused
+    (the call is over 50 items, not one)."""
+    python = layered(version)
     (tmp_path / "cache").mkdir()
     (tmp_path / "ready").mkdir()
     victim_go, go = tmp_path / "victim-go", tmp_path / "go"
     victim_go.touch()
-    victim = _spawn(python, tmp_path, _env(True, NO_REGISTRY="1", HANG_AT="10"), victim_go)
-    others = [_spawn(python, tmp_path, _env(True, NO_REGISTRY="1"), go) for _ in range(WORKERS - 1)]
+    env = {"NO_REGISTRY": "1", "FORBID": forbid}
+    victim = _spawn(python, tmp_path, _env(tmp_path, True, HANG_AT=str(hang_at), **env), victim_go)
+    others = [_spawn(python, tmp_path, _env(tmp_path, True, **env), go) for _ in range(WORKERS - 1)]
     log = tmp_path / "log"
-    _wait_for(lambda: len(_starts(log)) == 11 and len(list((tmp_path / "ready").iterdir())) == WORKERS,
+    _wait_for(lambda: len(_starts(log)) == hang_at + 1 and len(list((tmp_path / "ready").iterdir())) == WORKERS,
               [victim, *others])
     go.touch()
     time.sleep(1.0)  # the others find every item claimed by the victim, or stored, and wait
@@ -167,9 +183,9 @@ def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path) ->
     victim.communicate(timeout=30)
     run = _collect(others, tmp_path)
     by_victim = [item for item, pid in run.starts if pid == victim.pid]
-    stored_by_victim, hung = by_victim[:10], by_victim[10]
+    stored_by_victim, hung = by_victim[:hang_at], by_victim[hang_at]
     by_others = sorted(item for item, pid in run.starts if pid != victim.pid)
-    assert len(by_victim) == 11
+    assert len(by_victim) == hang_at + 1
     assert by_others == sorted(set(range(ITEMS)) - set(stored_by_victim)), (hung, by_others)
     assert all(o["ok"] for o in run.outputs), run.outputs
     _check_store(run.uid_folder)
@@ -180,19 +196,20 @@ def test_killed_worker_items_are_taken_over(layered: Layered, tmp_path: Path) ->
 
 
 def test_switch_off_again_restores_exca_map(layered: Layered) -> None:  # noqa: F811
-    """uninstall() gives exca.map back its own in-flight module and MapInfra its own method."""
+    """uninstall() gives exca.map back its own in-flight module and MapInfra its own methods."""
     code = """
 import json, exca.map, exca.cachedict.inflight as real, casket.exca
-before = (exca.map.inflight is real, exca.map.MapInfra._recheck_after_wait)
+M = exca.map.MapInfra
+before = (exca.map.inflight is real, M._recheck_after_wait, M._find_missing)
 casket.exca.install()
-during = exca.map.inflight is not real and exca.map.MapInfra._recheck_after_wait is not before[1]
+during = exca.map.inflight is not real and M._recheck_after_wait is not before[1] and M._find_missing is not before[2]
 casket.exca.uninstall()
-after = exca.map.inflight is real and exca.map.MapInfra._recheck_after_wait is before[1]
+after = exca.map.inflight is real and M._recheck_after_wait is before[1] and M._find_missing is before[2]
 casket.exca.install(); casket.exca.install()
 again = type(exca.map.inflight).__name__, exca.map.inflight.InflightRegistry is real.InflightRegistry
 print(json.dumps([before[0], during, after, list(again)]))
 """
-    env = _env(False)
+    env = {k: v for k, v in os.environ.items() if k not in ("CASKET_EXCA", "PYTHONPATH")}
     out = subprocess.run([str(layered("0.6.0")), "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [True, True, True, ["_MapInflight", True]]
