@@ -65,10 +65,8 @@ def delete_needs_write() -> bool:
 def _handler_name(rules: _Dialect, value: tp.Any) -> tp.Optional[str]:
     if hasattr(value, "__dump_info__"):
         return type(value).__name__
-    find = getattr(rules.context, "_find_handler", None)
-    with warnings.catch_warnings():  # 0.5.x warns about its legacy table; the write that follows warns again
-        warnings.simplefilter("ignore", DeprecationWarning)
-        handler = find(type(value)) if find is not None else None
+    find = getattr(rules.context, "_find_handler", None)  # 0.5.x warns of a legacy match, as in exca's write
+    handler = find(type(value)) if find is not None else None
     return None if handler is None else handler.__name__
 
 
