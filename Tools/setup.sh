@@ -49,6 +49,12 @@ if ! .venv/bin/python -c 'import numpy, xxhash, lz4, pytest, casket' 2>/dev/null
     .venv/bin/python -m pip install -q -e ./Tools/python
 fi
 
+if [ "${CASKET_PREFETCH_EXCA:-}" = 1 ]; then
+    mkdir -p .build
+    say "making the exca venvs in the background (log: .build/prefetch-exca.log)"
+    nohup Tools/exca-fixtures/prefetch.sh >.build/prefetch-exca.log 2>&1 &
+fi
+
 say "swift build -c $CONFIG"
 swift build -c "$CONFIG" 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 test -x ".build/$CONFIG/casket" || { echo "setup: the build failed" >&2; exit 1; }

@@ -4,7 +4,7 @@
 # Swift binary. Exit code 0 only if all pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Tools/setup.sh debug
+CASKET_PREFETCH_EXCA=1 Tools/setup.sh debug
 export PATH="/opt/swift/usr/bin:$PATH"
 export CASKET_BIN="$PWD/.build/debug/casket"
 
@@ -19,4 +19,4 @@ printf '\033[1m==> swift test\033[0m\n'
 swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)|^(✔|◇) (Test "|Test case|Suite .* started)'
 
 printf '\033[1m==> Python client tests\033[0m\n'
-.venv/bin/python -m pytest -q Tools/python/tests
+.venv/bin/python -m pytest -q -rs Tools/python/tests

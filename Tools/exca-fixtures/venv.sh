@@ -7,8 +7,11 @@
 # Venvs live under ${CASKET_VENV_DIR:-$HOME/.cache/casket/venvs}/exca-<version>.
 # "all" additionally installs the optional handler deps (pandas, pyarrow,
 # nibabel, mne, pybv) into the same venv; a marker file records what's in it.
-# "suite" is its own venv, exca-<version>-suite: "all" plus what exca's own test
-# modules import (torch, psutil, pytest), for Tools/python/tests/test_exca_suite.py.
+# "suite" adds, to the same venv, what exca's own test modules import (torch,
+# psutil, pytest), for Tools/python/tests/test_exca_suite.py. One venv per version
+# (not one more for the suite) saves a minute a version on a fresh machine.
+# Processes that make the same venv at once (Tools/test.sh prefetches them while
+# the Swift tests use them) take turns: a lock file per version.
 # torch is the big one (docs/EXCA.md, "exca's own test suite"): PyPI's x86_64 wheel
 # pulls ~2.5 GB of nvidia-* wheels (about 60 s here); a CPU build of the same
 # version found through pip's own configuration (PIP_FIND_LINKS) is preferred by
@@ -20,9 +23,6 @@ HANDLERS="${2:-core}"
 PYTHON="${CASKET_PYTHON:-python3}"
 ROOT="${CASKET_VENV_DIR:-$HOME/.cache/casket/venvs}"
 VENV="$ROOT/exca-$VERSION"
-if [ "$HANDLERS" = "suite" ]; then
-  VENV="$ROOT/exca-$VERSION-suite"
-fi
 
 # Pins known to work on Python 3.11 (see README.md).  Keep them in one place.
 pins_for() {
@@ -44,7 +44,23 @@ suite_for() {
   echo "${CASKET_TORCH:-torch==2.13.0} psutil pytest xxhash lz4"
 }
 
+EXTRAS="$(extra_for "$VERSION")"
+SUITE="$EXTRAS $(suite_for "$VERSION")"
+# Whether the venv already has the level asked for (read without the lock: a venv that has it stays usable
+# while another process adds a higher level to it).
+ready() {
+  [ -x "$VENV/bin/python" ] && [ -f "$VENV/.casket-core-ok" ] || return 1
+  [ "$HANDLERS" = "core" ] || [ "$(cat "$VENV/.casket-all-ok" 2>/dev/null)" = "$EXTRAS" ] || return 1
+  [ "$HANDLERS" != "suite" ] || [ "$(cat "$VENV/.casket-suite-ok" 2>/dev/null)" = "$SUITE" ] || return 1
+}
+if ready; then
+  echo "$VENV/bin/python"
+  exit 0
+fi
+
 mkdir -p "$ROOT"
+exec 9>"$ROOT/.exca-$VERSION.lock"
+flock 9
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.casket-core-ok" ]; then
   t0=$(date +%s)
   "$PYTHON" -m venv "$VENV" >&2
@@ -53,7 +69,6 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.casket-core-ok" ]; then
   touch "$VENV/.casket-core-ok"
   echo "[venv.sh] exca-$VERSION core installed in $(( $(date +%s) - t0 ))s" >&2
 fi
-EXTRAS="$(extra_for "$VERSION")"
 if [ "$HANDLERS" != "core" ] && [ "$(cat "$VENV/.casket-all-ok" 2>/dev/null)" != "$EXTRAS" ]; then
   t0=$(date +%s)
   # shellcheck disable=SC2046
@@ -61,7 +76,6 @@ if [ "$HANDLERS" != "core" ] && [ "$(cat "$VENV/.casket-all-ok" 2>/dev/null)" !=
   echo "$EXTRAS" > "$VENV/.casket-all-ok"
   echo "[venv.sh] exca-$VERSION handler extras installed in $(( $(date +%s) - t0 ))s" >&2
 fi
-SUITE="$EXTRAS $(suite_for "$VERSION")"
 if [ "$HANDLERS" = "suite" ] && [ "$(cat "$VENV/.casket-suite-ok" 2>/dev/null)" != "$SUITE" ]; then
   t0=$(date +%s)
   # shellcheck disable=SC2046
