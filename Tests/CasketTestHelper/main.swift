@@ -13,6 +13,13 @@
 //                                       prints "S key hash" / "D key" per committed operation
 //   casket-testhelper hold-lock STORE SECONDS TTL_S                take the GC lock, print "held", hold it SECONDS
 //   casket-testhelper bench-fill STORE BLOBS ENTRIES               write a large store directly (benchmark)
+//   casket-testhelper pack-write STORE SIZE...                     append payloads p0.. of these sizes (odd ones compressible, p1 twice) to
+//                                       one pack (LZ4 records where the store's compression says) and seal it;
+//                                       print the pack id
+//   casket-testhelper pack-loop STORE SIZE                         append payloads q0.. to packs until killed; print
+//                                       "<pack> <hash>" per appended record (not flushed: a kill -9 keeps the page cache)
+//   casket-testhelper pack-torn STORE                              append t0..t2, then the header and half the bytes of
+//                                       t3 with one write; print "torn <pack>" and wait to be killed
 //   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
 //                                       more appends: see AppendFailure.swift
 //
@@ -129,6 +136,8 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
+    case "pack-write", "pack-loop", "pack-torn":
+        try packCommand(args, cache.blobs)
     case "append-fail":
         try appendFailure(cache)
     default:

@@ -21,6 +21,8 @@ public final class BlobStore: Sendable {
 
     /// The store's folders, open: every file operation goes through them (none follows a link).
     let directories: StoreDirectories
+    /// What this process knows of `packs/`, made on first use (a version 1 store may have no `packs/`).
+    let shelf = Mutex<PackShelf?>(nil)
 
     init(root: String, config: StoreConfig, directories: StoreDirectories) {
         self.root = root

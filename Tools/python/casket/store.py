@@ -107,7 +107,7 @@ def sanitized_host() -> str:
     return "".join(chr(b) if b in ok else "_" for b in raw) or "_"
 
 
-STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims")  # FORMAT 1
+STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims", "packs")  # FORMAT 1
 
 
 def describe_kind(mode: int) -> str:
