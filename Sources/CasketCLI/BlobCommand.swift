@@ -86,9 +86,17 @@ extension BlobCommand {
                 """)
         var output: String?
 
+        @Option(help: PayloadRange.help)
+        var range: PayloadRange?
+
         func run() throws {
             let digest = try Digest(validating: hash)
             let store = try options.openStore()
+            if let range {
+                let size = try store.export(digest, range: range, toFileAt: output)
+                if options.json, let output { Output.json(["hash": digest.hex, "size": size, "file": output]) }
+                return
+            }
             if let output {
                 let size = try store.export(digest, toFileAt: output)
                 if options.json { Output.json(["hash": digest.hex, "size": size, "file": output]) }

@@ -138,7 +138,7 @@ struct GCCommand: ParsableCommand {
                 + "\(r.live) live, \(r.keptYoung) unreferenced but younger than the grace \(GCDuration.format(r.grace))",
             "swept \(r.swept) unreferenced blobs, \(r.twinsRemoved) older twins, \(r.unsoundFormsRemoved) unsound forms, "
                 + "\(r.emptyBlobsRemoved) empty blob files, "
-                + "\(r.strayFilesRemoved) stray files, \(r.tempFilesRemoved) temp files: \(verb) "
+                + "\(r.strayFilesRemoved) stray files, \(r.sidecarsRemoved) sidecars, \(r.tempFilesRemoved) temp files: \(verb) "
                 + "\(Output.bytes(r.bytesReclaimed)) (\(r.bytesReclaimed) B)",
             "index: \(r.keys) live keys, \(r.indexEntries) entries in \(r.indexFiles) files, "
                 + "\(r.referencedBlobs) referenced blobs"
@@ -195,6 +195,13 @@ struct FsckCommand: ParsableCommand {
         help: "Re-hash only N blob files chosen at random (the index checks always cover every key).")
     var sample: Int?
 
+    @Flag(
+        help: """
+            Write chunk digests (docs/FORMAT.md 3.6) for blobs of at least chunks_min bytes that have none, \
+            such as blobs stored before chunk digests existed, and replace wrong ones.
+            """)
+    var addChunks = false
+
     func validate() throws {
         if let sample, sample < 0 { throw ValidationError("--sample must not be negative") }
     }
@@ -203,7 +210,9 @@ struct FsckCommand: ParsableCommand {
         let report: Checker.Report
         do {
             let store = try options.openStore()
-            report = try Checker(store: store, sample: sample).run { corruption in
+            var checker = Checker(store: store, sample: sample)
+            checker.addChunks = addChunks
+            report = try checker.run { corruption in
                 if !options.json {
                     Output.standardError("casket: corrupt: \(corruption.message)")
                 }
@@ -222,6 +231,12 @@ struct FsckCommand: ParsableCommand {
                     return o
                 },
                 "missing": report.missing.map { ["key": $0.key, "blob": $0.digest.hex] },
+                "bad_sidecars": report.badSidecars.map { b -> [String: Any] in
+                    var o: [String: Any] = ["path": b.path, "reason": b.reason, "replaced": b.replaced]
+                    if let q = b.quarantinedAs { o["quarantined_as"] = q }
+                    return o
+                },
+                "sidecars_added": report.sidecarsAdded,
                 "malformed": report.malformed.map {
                     ["file": $0.file, "line": $0.line, "reason": $0.reason.description]
                 },
@@ -239,6 +254,12 @@ struct FsckCommand: ParsableCommand {
                 print("corrupt  \(c.path)" + (c.quarantinedAs.map { " -> \($0)" } ?? " (could not move it)"))
             }
             for m in report.missing { print("missing  blob \(m.digest) of key \(KeyDisplay.quoted(m.key))") }
+            for b in report.badSidecars {
+                print(
+                    "bad sidecar  \(b.path): \(b.reason)" + (b.quarantinedAs.map { " -> \($0)" } ?? "")
+                        + (b.replaced ? " (replaced)" : ""))
+            }
+            if report.sidecarsAdded > 0 { print("added chunk digests to \(report.sidecarsAdded) blobs") }
             for issue in report.malformed { print("malformed  \(issue)") }
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
             for debris in report.indexDebris { print("debris  \(debris)") }
@@ -246,7 +267,7 @@ struct FsckCommand: ParsableCommand {
             print(
                 report.clean
                     ? "clean"
-                    : "damage found: \(report.corrupt.count) corrupt, \(report.missing.count) missing, \(report.malformed.count) malformed lines"
+                    : "damage found: \(report.corrupt.count) corrupt, \(report.missing.count) missing, \(report.malformed.count) malformed lines, \(report.badSidecars.count) bad sidecars"
             )
         }
         if !report.clean { throw ExitCode(MaintenanceExit.damageFound) }

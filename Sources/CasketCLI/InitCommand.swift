@@ -27,6 +27,9 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Inline payloads of at most this many bytes in index entries (0: never).")
     var inlineMax: Int = 0
 
+    @Option(help: "Give blobs of at least this many bytes chunk digests, for verified window reads (default 4194304).")
+    var chunksMin: Int64 = ChunkDigests.defaultMinimum
+
     @Flag(name: .long, help: "Print machine-readable JSON on standard output.")
     var json = false
 
@@ -34,15 +37,18 @@ struct InitCommand: ParsableCommand {
         guard inlineMax >= 0 && inlineMax <= 1 << 20 else {
             throw ValidationError("--inline-max must be between 0 and 1048576")
         }
+        guard chunksMin >= 0 else { throw ValidationError("--chunks-min cannot be negative (got \(chunksMin))") }
     }
 
     func run() throws {
-        let config = StoreConfig(compression: compression, durability: durability, inlineMax: inlineMax)
+        let config = StoreConfig(
+            compression: compression, durability: durability, inlineMax: inlineMax, chunksMin: chunksMin)
         let store = try BlobStore.create(at: directory, config: config)
         if json {
             Output.json([
                 "store": store.root, "version": config.version, "compression": config.compression.rawValue,
                 "durability": config.durability.rawValue, "inline_max": config.inlineMax,
+                "chunks_min": Int(config.chunksMin),
             ])
         } else {
             print(

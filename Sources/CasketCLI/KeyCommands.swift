@@ -94,9 +94,16 @@ struct GetCommand: ParsableCommand {
             """)
     var output: String?
 
+    @Option(help: PayloadRange.help)
+    var range: PayloadRange?
+
     func run() throws {
         let cache = CacheStore(blobs: try options.openStore())
         defer { IndexWarnings.report(cache) }
+        if let range {
+            try cache.export(key, range: range, toFileAt: output)
+            return
+        }
         if let output {
             try cache.export(key, toFileAt: output)
         } else {

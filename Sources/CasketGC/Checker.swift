@@ -16,6 +16,18 @@ public struct Checker {
         public var message: String
     }
 
+    /// A sidecar that does not hold its blob's chunk digests (docs/FORMAT.md 3.6).
+    public struct BadSidecar: Sendable, Equatable {
+        /// Where it was.
+        public var path: String
+        /// Where it is now (`quarantine/...`), or `nil` if it could not be moved.
+        public var quarantinedAs: String?
+        /// Why it is wrong.
+        public var reason: String
+        /// Whether a correct sidecar was written in its place (`--add-chunks`).
+        public var replaced: Bool
+    }
+
     /// A live key whose blob is absent.
     public struct Missing: Sendable, Equatable {
         /// The key.
@@ -36,6 +48,10 @@ public struct Checker {
         public var corrupt: [Corruption] = []
         /// Live keys whose blobs are missing.
         public var missing: [Missing] = []
+        /// Sidecars that do not match their blobs (quarantined): damage, though the blobs are sound.
+        public var badSidecars: [BadSidecar] = []
+        /// Sidecars written for blobs that had none (``Checker/addChunks``).
+        public var sidecarsAdded = 0
         /// Malformed index lines.
         public var malformed: [IndexIssue] = []
         /// Files under `blobs/` that are not blobs.
@@ -53,7 +69,9 @@ public struct Checker {
         public var durationSeconds = 0.0
 
         /// True when nothing is wrong (debris alone is not wrong: GC removes it).
-        public var clean: Bool { corrupt.isEmpty && missing.isEmpty && malformed.isEmpty && unsafeEntries.isEmpty }
+        public var clean: Bool {
+            corrupt.isEmpty && missing.isEmpty && malformed.isEmpty && unsafeEntries.isEmpty && badSidecars.isEmpty
+        }
     }
 
     let store: BlobStore
@@ -61,6 +79,9 @@ public struct Checker {
     public var sample: Int?
     /// Move corrupt blobs to `quarantine/` (default true).
     public var quarantine = true
+    /// Write the sidecar of every blob of at least `chunks_min` bytes that has none, and replace wrong ones
+    /// (`fsck --add-chunks`): blobs stored before chunk digests existed get them.
+    public var addChunks = false
 
     /// Creates a checker.
     public init(store: BlobStore, sample: Int? = nil) {
@@ -103,6 +124,13 @@ public struct Checker {
                 } else {
                     report.debris.append(path)
                 }
+            },
+            sidecar: { (digest, path) throws(CasketError) in
+                // Judged with its blob; one without a blob file is debris that GC removes.
+                if ![false, true].contains(where: { store.files.status(store.path(of: digest, compressed: $0)) != nil })
+                {
+                    report.debris.append(path)
+                }
             })
         for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
         report.blobFiles = seen
@@ -130,7 +158,9 @@ public struct Checker {
         do {
             report.bytesChecked += file.storedBytes
             report.blobsChecked += 1
-            _ = try store.verifyFile(at: file.path, digest: file.digest, buffer: buffer)
+            let digester = ChunkDigester()
+            let size = try store.verifyFile(at: file.path, digest: file.digest, buffer: buffer, chunks: digester)
+            try checkSidecar(file, size: size, digests: digester.finish(), report: &report)
         } catch  where error.code == .notFound {
             return  // removed meanwhile (a garbage collection)
         } catch  where error.code == .corrupt || error.code == .compression {
@@ -145,6 +175,42 @@ public struct Checker {
             report.corrupt.append(corruption)
             onCorrupt(corruption)
         }
+    }
+
+    /// Checks a sound blob's sidecar against the digests computed while it was re-hashed: a wrong or
+    /// unusable one is quarantined (readers would verify the blob whole, or report its chunks corrupt); with
+    /// ``addChunks`` a missing or wrong one is (re)written.
+    private func checkSidecar(
+        _ file: BlobStore.BlobFile, size: Int64, digests: [UInt64], report: inout Report
+    ) throws(CasketError) {
+        let state = store.sidecar(file.digest, size: size)
+        let computed = ChunkDigests(digest: file.digest, size: size, digests: digests)
+        let wanted = ChunkDigests.wanted(size: size, minimum: store.config.chunksMin)
+        let reason: String
+        switch state {
+        case .usable(let found) where found == computed || found.chunkSize != computed.chunkSize: return
+        case .usable: reason = "its chunk digests do not match the blob's bytes"
+        case .unusable(_, let why): reason = why
+        case .absent:
+            guard addChunks, wanted else { return }
+            try store.publishSidecar(computed)
+            report.sidecarsAdded += 1
+            return
+        }
+        let path = store.sidecarPath(file.digest)
+        var bad = BadSidecar(path: path, quarantinedAs: nil, reason: reason, replaced: false)
+        if quarantine {
+            try store.files.makeDirectory(store.quarantineDirectory)
+            let target =
+                store.quarantineDirectory + "/" + file.digest.hex + ChunkDigests.suffix + "."
+                + StoreFiles.randomHex(bytes: 4)
+            if case .success = store.files.rename(path, target) { bad.quarantinedAs = target }
+        }
+        if addChunks, wanted {
+            try store.publishSidecar(computed)
+            bad.replaced = true
+        }
+        report.badSidecars.append(bad)
     }
 
     enum QuarantineOutcome {

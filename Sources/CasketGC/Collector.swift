@@ -51,6 +51,8 @@ public final class Collector {
             case empty
             /// A file under `blobs/` that is not a blob.
             case stray
+            /// The chunk digests of a blob that is gone (docs/FORMAT.md 3.6).
+            case sidecar
             /// A temp file older than the grace.
             case temp
         }
@@ -167,7 +169,8 @@ final class Sweep {
     func run() throws(CasketError) {
         try store.forEachBlob(
             { (file) throws(CasketError) in try blob(file) },
-            debris: { (path) throws(CasketError) in try debris(path) })
+            debris: { (path) throws(CasketError) in try debris(path) },
+            sidecar: { (digest, _) throws(CasketError) in try sidecar(of: digest, swept: nil) })
         // Temp files: everything old in tmp/, the unique files a killed process left behind the link that
         // creates a lock or a claim (`*.tmp` in gc/ and claims/), and a killed compaction's unpublished
         // output (`compact-*.jsonl.tmp` in index/).
@@ -216,6 +219,24 @@ final class Sweep {
             return
         }
         try remove(file.path, bytes: file.storedBytes, reason: .unreferenced) { $0.mtimeNanoseconds < cutoff }
+        try sidecar(of: file.digest, swept: file.compressed)
+    }
+
+    /// A blob's sidecar goes with its last form: at once when this pass swept the blob (`swept`, the form
+    /// swept), else (an orphan left by a killed collector or beside a quarantined blob) once older than the
+    /// grace. Never while a file of either form is under the blob's name, checked again once it is aside.
+    private func sidecar(of digest: Digest, swept: Bool?) throws(CasketError) {
+        let path = store.sidecarPath(digest)
+        // A dry run removed nothing: the form it would sweep is still there.
+        let forms = [false, true].filter { !(dryRun && $0 == swept) }.map { store.path(of: digest, compressed: $0) }
+        let files = store.files
+        let blobGone = { forms.allSatisfy { files.status($0) == nil } }
+        guard let status = store.files.status(path), status.isRegularFile, blobGone(),
+            swept != nil || status.mtimeNanoseconds < cutoff
+        else { return }
+        try remove(path, bytes: status.size, reason: .sidecar) { (status) in
+            blobGone() && (swept != nil || status.mtimeNanoseconds < cutoff)
+        }
     }
 
     /// Both forms of one blob exist (docs/FORMAT.md 3.2, 3.4): an unsound form goes once older than the
@@ -308,6 +329,7 @@ final class Sweep {
         case .unsound: report.unsoundFormsRemoved += 1
         case .empty: report.emptyBlobsRemoved += 1
         case .stray: report.strayFilesRemoved += 1
+        case .sidecar: report.sidecarsRemoved += 1
         case .temp: report.tempFilesRemoved += 1
         }
         report.bytesReclaimed += bytes

@@ -53,6 +53,8 @@ public struct GCReport: Sendable, Equatable {
     public var emptyBlobsRemoved = 0
     /// Other files under `blobs/` older than the grace, removed.
     public var strayFilesRemoved = 0
+    /// Chunk digest sidecars of blobs that are gone, removed (docs/FORMAT.md 3.6).
+    public var sidecarsRemoved = 0
     /// Temp files in `tmp/` older than the grace, removed.
     public var tempFilesRemoved = 0
     /// Candidates found freshened or replaced at the last moment, and kept.
@@ -84,6 +86,7 @@ public struct GCReport: Sendable, Equatable {
             "live": live, "kept_young": keptYoung, "swept": swept, "twins_removed": twinsRemoved,
             "unsound_forms_removed": unsoundFormsRemoved,
             "empty_blobs_removed": emptyBlobsRemoved, "stray_files_removed": strayFilesRemoved,
+            "sidecars_removed": sidecarsRemoved,
             "temp_files_removed": tempFilesRemoved, "raced": raced, "restored": restored,
             "bytes_reclaimed": bytesReclaimed, "mark_seconds": markSeconds, "sweep_seconds": sweepSeconds,
             "duration_seconds": durationSeconds,
@@ -124,6 +127,7 @@ public struct GCReport: Sendable, Equatable {
         unsoundFormsRemoved = int("unsound_forms_removed")
         emptyBlobsRemoved = int("empty_blobs_removed")
         strayFilesRemoved = int("stray_files_removed")
+        sidecarsRemoved = int("sidecars_removed")
         tempFilesRemoved = int("temp_files_removed")
         raced = int("raced")
         restored = int("restored")

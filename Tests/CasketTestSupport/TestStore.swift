@@ -35,7 +35,12 @@ public enum TestStore {
 
     /// Every regular file under `blobs/`, relative to it.
     public static func blobFiles(_ root: String) -> [String] {
-        TestFiles.regularFiles(under: root + "/blobs")
+        TestFiles.regularFiles(under: root + "/blobs").filter { !$0.hasSuffix(ChunkDigests.suffix) }
+    }
+
+    /// The chunk digest sidecars under `blobs/` (docs/FORMAT.md 3.6).
+    public static func sidecarFiles(_ root: String) -> [String] {
+        TestFiles.regularFiles(under: root + "/blobs").filter { $0.hasSuffix(ChunkDigests.suffix) }
     }
 
     /// The names left in `tmp/`.

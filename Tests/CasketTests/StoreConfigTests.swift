@@ -59,6 +59,7 @@ struct StoreConfigTests {
             #expect(store.config.compression.rawValue == item["compression"] as? String, "\(item)")
             #expect(store.config.durability.rawValue == item["durability"] as? String, "\(item)")
             #expect(store.config.inlineMax == item["inline_max"] as? Int, "\(item)")
+            #expect(store.config.chunksMin == (item["chunks_min"] as? NSNumber)?.int64Value, "\(item)")
         }
     }
 }

@@ -13,6 +13,6 @@ extension BlobStore {
         -> Digest
     {
         _ = try checkRange(file.handle.io, offset: offset, length: length)
-        return try hashRange(file.handle.io, offset: offset, length: length)
+        return try hashRange(file.handle.io, offset: offset, length: length, chunks: nil)
     }
 }

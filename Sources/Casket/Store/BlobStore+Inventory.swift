@@ -39,9 +39,12 @@ extension BlobStore {
     /// - Parameters:
     ///   - body: Called for each blob file.
     ///   - debris: Called for each other file under `blobs/` (a name that is not a blob's).
+    ///   - sidecar: Called for each regular file named as a blob's chunk digests, `<hash>.chunks`
+    ///     (docs/FORMAT.md 3.6), with the blob and the path; such files are not debris.
     public func forEachBlob(
         _ body: (BlobFile) throws(CasketError) -> Void,
-        debris: (String) throws(CasketError) -> Void = { (_) throws(CasketError) in }
+        debris: (String) throws(CasketError) -> Void = { (_) throws(CasketError) in },
+        sidecar: (Digest, String) throws(CasketError) -> Void = { (_, _) throws(CasketError) in }
     ) throws(CasketError) {
         let blobs = try directories.folder(.blobs)
         var fanouts: [String] = []
@@ -56,6 +59,12 @@ extension BlobStore {
             let folder = try blobs.directory(fanout)
             try folder.forEachEntry { (name, _) throws(CasketError) in
                 let path = directory + "/" + name
+                if name.hasSuffix(ChunkDigests.suffix),
+                    let digest = Digest(String(name.dropLast(ChunkDigests.suffix.count))),
+                    name.hasPrefix(fanout), case .success(let st) = folder.status(name), st.isRegularFile
+                {
+                    return try sidecar(digest, path)
+                }
                 let compressed = name.hasSuffix(StoreLayout.compressedSuffix)
                 let hex = compressed ? String(name.dropLast(StoreLayout.compressedSuffix.count)) : name
                 guard let digest = Digest(hex), hex.hasPrefix(fanout), case .success(let st) = folder.status(name),

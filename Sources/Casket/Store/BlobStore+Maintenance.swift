@@ -37,12 +37,15 @@ extension BlobStore {
     ///   - buffer: Scratch space, reused between calls.
     /// - Returns: The payload size.
     /// - Throws: ``CasketError/Code/corrupt`` naming the file with the expected and actual hash.
+    ///   - chunks: Fed the payload in the same pass, to check or write its sidecar (docs/FORMAT.md 3.6).
     @_spi(Maintenance) public func verifyFile(
-        at path: String, digest: Digest, buffer: UnsafeMutableRawBufferPointer
+        at path: String, digest: Digest, buffer: UnsafeMutableRawBufferPointer, chunks: ChunkDigester? = nil
     ) throws(CasketError) -> Int64 {
         let (folder, name) = try files.locate(path)
         let handle = try folder.openForReading(name)
-        return try read(opened: handle, digest: digest, verify: true, buffer: buffer) { (_) throws(CasketError) in }
+        return try read(opened: handle, digest: digest, verify: true, buffer: buffer) { (piece) throws(CasketError) in
+            chunks?.update(piece)
+        }
     }
 }
 

@@ -22,9 +22,26 @@ extension BlobStore {
     ///   form, and every writer of a payload picks the same form.
     func publish(_ staged: consuming StagedBlob, lookFirst: Bool = true) throws(CasketError) -> PutResult {
         let digest = staged.digest
+        let chunks = staged.chunks
         let newResult = PutResult(
             digest: digest, size: staged.size, deduplicated: false, compressed: staged.compressed,
             storedBytes: staged.storedBytes)
+        let result = try publishBlob(staged, lookFirst: lookFirst, newResult: newResult)
+        // The sidecar follows its blob: a reader that finds the blob without it verifies the blob whole.
+        if let chunks {
+            if result.deduplicated {
+                try ensureSidecar(digest, size: result.size) { () throws(CasketError) in chunks }
+            } else {
+                try publishSidecar(ChunkDigests(digest: digest, size: result.size, digests: chunks))
+            }
+        }
+        return result
+    }
+
+    private func publishBlob(
+        _ staged: consuming StagedBlob, lookFirst: Bool, newResult: PutResult
+    ) throws(CasketError) -> PutResult {
+        let digest = staged.digest
         // A racing writer (possibly of the other form) may have finished while this one was writing.
         if lookFirst, let hit = deduplicate(digest, size: staged.size) { return hit }
         let finalName = blobName(digest, compressed: staged.compressed)

@@ -14,7 +14,14 @@ extension BlobStore {
     ///   disk); the temp file is removed and no partial blob is ever published.
     public func put(_ bytes: UnsafeRawBufferPointer) throws(CasketError) -> PutResult {
         let digest = Digest(hashing: bytes)
-        if let hit = deduplicate(digest, size: Int64(bytes.count)) { return hit }
+        if let hit = deduplicate(digest, size: Int64(bytes.count)) {
+            try ensureSidecar(digest, size: hit.size) { () throws(CasketError) in
+                let digester = ChunkDigester()
+                digester.update(bytes)
+                return digester.finish()
+            }
+            return hit
+        }
         let staged = try stage(knownSize: Int64(bytes.count)) { (feed) throws(CasketError) in
             var offset = 0
             while offset < bytes.count {
@@ -114,6 +121,7 @@ extension BlobStore {
         let temp = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
         let out = temp.io
         var hasher = StreamingHasher()
+        let digester = ChunkDigester()
         var encoder: LZ4FrameEncoder? = nil
         var sample: [UInt8]? = config.compression == .none ? nil : []
         var size: Int64 = 0
@@ -136,6 +144,7 @@ extension BlobStore {
         }
         try produce { (chunk) throws(CasketError) in
             hasher.update(chunk)
+            digester.update(chunk)
             size += Int64(chunk.count)
             guard sample != nil else { return try pass(chunk) }
             let room = min(BlobStore.compressionSample - sample!.count, chunk.count)
@@ -148,7 +157,8 @@ extension BlobStore {
         let compressed = encoder != nil
         if compressed { try encoder!.end(write) }
         return StagedBlob(
-            temp: temp, digest: hasher.finalize(), size: size, compressed: compressed, storedBytes: stored)
+            temp: temp, digest: hasher.finalize(), size: size, compressed: compressed, storedBytes: stored,
+            chunks: ChunkDigests.wanted(size: size, minimum: config.chunksMin) ? digester.finish() : nil)
     }
 
     /// How many leading bytes of a payload decide its form (docs/FORMAT.md 3.2).

@@ -31,7 +31,7 @@ extension BlobStore {
     {
         let handle = try FileHandle.openForReading(path)
         let size = try checkRange(handle.io, offset: offset, length: length ?? 0)
-        return try hashRange(handle.io, offset: offset, length: length ?? (size - offset))
+        return try hashRange(handle.io, offset: offset, length: length ?? (size - offset), chunks: nil)
     }
 
     /// Checks that `io` is a regular file holding the range; returns its size.
@@ -72,27 +72,46 @@ extension BlobStore {
         }
     }
 
-    static func hashRange(_ io: FileRef, offset: Int64, length: Int64) throws(CasketError) -> Digest {
+    /// Hashes a range, feeding `chunks` the same pieces (one pass for the name and the chunk digests).
+    static func hashRange(
+        _ io: FileRef, offset: Int64, length: Int64, chunks: ChunkDigester?
+    ) throws(CasketError) -> Digest {
         var hasher = StreamingHasher()
         if length >= readAheadMinimum {
             // The next piece is read on another thread while this one is hashed.
             let ahead = ReadAhead(io, chunk: 1 << 20, range: (offset, length))
             defer { ahead.finish() }
-            while let piece = try ahead.next() { hasher.update(piece) }
+            while let piece = try ahead.next() {
+                hasher.update(piece)
+                chunks?.update(piece)
+            }
             return hasher.finalize()
         }
-        try forEachPiece(io, offset: offset, length: length) { (piece) throws(CasketError) in hasher.update(piece) }
+        try forEachPiece(io, offset: offset, length: length) { (piece) throws(CasketError) in
+            hasher.update(piece)
+            chunks?.update(piece)
+        }
         return hasher.finalize()
     }
 
     /// Hashes a temp file this process wrote, through a read-only mapping: no copy into user space. Only for
     /// files nobody else can truncate (a mapping of a file truncated under it faults), so never for inputs.
-    static func hashOwnFile(_ io: FileRef, length: Int64) throws(CasketError) -> Digest {
+    static func hashOwnFile(_ io: FileRef, length: Int64, chunks: ChunkDigester?) throws(CasketError) -> Digest {
         guard length > 0, case .success(let base) = system_mmapReadOnly(io.fd, Int(length)) else {
-            return try hashRange(io, offset: 0, length: length)
+            return try hashRange(io, offset: 0, length: length, chunks: chunks)
         }
         defer { system_munmap(base, Int(length)) }
-        return Digest(hashing: UnsafeRawBufferPointer(start: base, count: Int(length)))
+        let all = UnsafeRawBufferPointer(start: base, count: Int(length))
+        guard let chunks else { return Digest(hashing: all) }
+        var hasher = StreamingHasher()
+        var offset = 0
+        while offset < all.count {
+            let piece = UnsafeRawBufferPointer(rebasing: all[offset..<min(offset + chunks.chunkSize, all.count)])
+            hasher.update(piece)
+            chunks.update(piece)
+            offset += piece.count
+        }
+        return hasher.finalize()
     }
 
     /// The one implementation behind every file and range put.
@@ -106,8 +125,18 @@ extension BlobStore {
         guard hashFirst else {
             return try publish(try stageCopy(io, offset: offset, length: length), lookFirst: true)
         }
-        let digest = try BlobStore.hashRange(io, offset: offset, length: length)
-        if let hit = deduplicate(digest, size: length) { return hit }
+        // No chunk digests in this pass: a dedup hit (most puts here) needs none when the blob has its
+        // sidecar, and a new blob gets them in the pass that hashes its copy.
+        let digest = try BlobStore.hashRange(io, offset: offset, length: length, chunks: nil)
+        if let hit = deduplicate(digest, size: length) {
+            try ensureSidecar(digest, size: length) { () throws(CasketError) in
+                // A blob stored before chunk digests: read back, verified, from the store.
+                let digester = ChunkDigester()
+                try read(digest, size: length) { (piece) throws(CasketError) in digester.update(piece) }
+                return digester.finish()
+            }
+            return hit
+        }
         return try publish(try stageCopy(io, offset: offset, length: length, expected: digest), lookFirst: false)
     }
 
@@ -132,9 +161,12 @@ extension BlobStore {
             let temp = try AtomicFile(in: directories.folder(.tmp), mode: 0o444)
             let out = temp.io
             if try BlobStore.kernelCopy(io, offset: offset, length: length, into: out) {
-                let digest = try BlobStore.hashOwnFile(out, length: length)
+                let chunks = ChunkDigests.wanted(size: length, minimum: config.chunksMin) ? ChunkDigester() : nil
+                let digest = try BlobStore.hashOwnFile(out, length: length, chunks: chunks)
                 try BlobStore.expectUnchanged(io, offset: offset, length: length, expected: expected, actual: digest)
-                return StagedBlob(temp: temp, digest: digest, size: length, compressed: false, storedBytes: length)
+                return StagedBlob(
+                    temp: temp, digest: digest, size: length, compressed: false, storedBytes: length,
+                    chunks: chunks?.finish())
             }
         }
         let staged = try stage(knownSize: length) { (feed) throws(CasketError) in

@@ -41,15 +41,30 @@ extension BlobStore {
         verify: Bool = true,
         to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
     ) throws(CasketError) -> Int64 {
-        var delivered = false
-        do {
-            return try read(digest, size: size, excluding: nil, verify: verify) { (bytes) throws(CasketError) in
-                delivered = true
+        try streamWithFallback(digest, size: size) { (excluding, delivery) throws(CasketError) in
+            try read(digest, size: size, excluding: excluding, verify: verify) { (bytes) throws(CasketError) in
+                delivery.started = true
                 try sink(bytes)
             }
-        } catch  where error.code == .corrupt && !delivered {
+        }
+    }
+
+    /// Whether a read has handed bytes on: a read that has can no longer start over on the other form.
+    final class Delivery {
+        var started = false
+    }
+
+    /// Runs `attempt` on the preferred sound form; when that form turns out corrupt before any byte was handed
+    /// on and the other form is sound, runs it again on the other form (FORMAT 3.5).
+    func streamWithFallback<R>(
+        _ digest: Digest, size: Int64?, _ attempt: (_ excluding: Bool?, _ delivery: Delivery) throws(CasketError) -> R
+    ) throws(CasketError) -> R {
+        let delivery = Delivery()
+        do {
+            return try attempt(nil, delivery)
+        } catch  where error.code == .corrupt && !delivery.started {
             guard let failed = failedForm(digest, error, size: size) else { throw error }
-            return try read(digest, size: size, excluding: failed, verify: verify, to: sink)
+            return try attempt(failed, delivery)
         }
     }
 

@@ -5,4 +5,6 @@ struct StagedBlob: ~Copyable {
     let size: Int64
     let compressed: Bool
     let storedBytes: Int64
+    /// The payload's chunk digests, computed in the same pass as `digest` (docs/FORMAT.md 3.6).
+    var chunks: [UInt64]? = nil
 }

@@ -10,7 +10,9 @@ extension StoreConfig {
         let text =
             "{\"format\":\"casket\",\"version\":\(version),\"hash\":\"xxh3-128\","
             + "\"compression\":\"\(compression.rawValue)\",\"durability\":\"\(durability.rawValue)\","
-            + "\"inline_max\":\(inlineMax),\"created\":\"\(stamp)\"}\n"
+            + "\"inline_max\":\(inlineMax),"
+            + (chunksMin == ChunkDigests.defaultMinimum ? "" : "\"chunks_min\":\(chunksMin),")
+            + "\"created\":\"\(stamp)\"}\n"
         return Array(text.utf8)
     }
 
@@ -78,7 +80,14 @@ extension StoreConfig {
             }
             inlineMax = Int(value)
         }
-        self.init(compression: compression, durability: durability, inlineMax: inlineMax)
+        var chunksMin = ChunkDigests.defaultMinimum
+        if let given = object["chunks_min"] {
+            guard let value = StoreConfig.integer(given), value >= 0 else {
+                throw field("chunks_min", given, must: "a non-negative integer")
+            }
+            chunksMin = value
+        }
+        self.init(compression: compression, durability: durability, inlineMax: inlineMax, chunksMin: chunksMin)
         self.version = Int(version)
     }
 

@@ -32,6 +32,8 @@ public struct StoreConfig: Sendable, Equatable {
     public var durability: Durability
     /// Payloads up to this many bytes may be inlined in index entries; 0 disables inlining.
     public var inlineMax: Int
+    /// Blobs of at least this many bytes (and not empty) get chunk digests (docs/FORMAT.md 3.6).
+    public var chunksMin: Int64
 
     /// Creates a configuration for a new store.
     ///
@@ -39,10 +41,15 @@ public struct StoreConfig: Sendable, Equatable {
     ///   - compression: How new blobs are kept (default: raw).
     ///   - durability: Whether writes are flushed (default: fsync).
     ///   - inlineMax: The largest payload inlined in an index entry (default: 0, never).
-    public init(compression: Compression = .none, durability: Durability = .fsync, inlineMax: Int = 0) {
+    ///   - chunksMin: The smallest blob that gets chunk digests (default 4 MiB, docs/PERFORMANCE.md 9).
+    public init(
+        compression: Compression = .none, durability: Durability = .fsync, inlineMax: Int = 0,
+        chunksMin: Int64 = ChunkDigests.defaultMinimum
+    ) {
         self.version = StoreConfig.currentVersion
         self.compression = compression
         self.durability = durability
         self.inlineMax = inlineMax
+        self.chunksMin = chunksMin
     }
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
-from .store import CasketError, Store, open_or_init_store
+from .store import CasketError, Store, check_store_settings, open_or_init_store
 from .values import Payload, decode, encode
 
 __all__ = ["CacheDict"]
@@ -43,6 +43,11 @@ class CacheDict(tp.Generic[X]):
     verify:
         verify the hash of every blob read (default True; memory-mapped arrays are hashed once
         through the mapping, without a copy).
+    store_settings:
+        ``compression``, ``durability``, ``inline_max`` (casket.json's settings, FORMAT 2) of the store
+        the first write creates; an existing store keeps its own. None: those of the exca switch
+        (``casket.exca.install(settings=...)``, ``CASKET_EXCA_<SETTING>``) while it is on, else
+        ``casket init``'s defaults.
 
     Writes and deletions need a ``with cd.write():`` block, as in exca.
     """
@@ -54,9 +59,12 @@ class CacheDict(tp.Generic[X]):
         cache_type: tp.Optional[str] = None,
         permissions: tp.Optional[int] = None,
         verify: bool = True,
+        store_settings: tp.Optional[tp.Mapping[str, tp.Any]] = None,
     ) -> None:
         if folder is None and not keep_in_ram:
             raise ValueError("At least folder or keep_in_ram should be activated")  # exca's words: MapInfra catches it
+        self.store_settings = None if store_settings is None else check_store_settings(
+            store_settings, "CacheDict(store_settings=...)")
         self.folder = None if folder is None else Path(folder)
         self.cache_type = cache_type
         # exca 0.5.x's argument (exca.steps passes 0o777), kept for its callers but not applied: a store's
@@ -81,7 +89,8 @@ class CacheDict(tp.Generic[X]):
         return f"{self.__class__.__name__}({self.folder},keep_in_ram={self._keep_in_ram})"
 
     def __reduce__(self) -> tp.Any:
-        return (self.__class__, (self.folder, self._keep_in_ram, self.cache_type, self.permissions, self.verify))
+        return (self.__class__, (self.folder, self._keep_in_ram, self.cache_type, self.permissions, self.verify,
+                                 self.store_settings))
 
     # ------------------------------------------------------------------ the store
 
@@ -94,10 +103,17 @@ class CacheDict(tp.Generic[X]):
                 self._store = Store(self.folder)
             elif create:
                 self._warn_if_exca_cache()
-                self._store = open_or_init_store(self.folder)
+                self._store = open_or_init_store(self.folder, **self._new_store_settings())
             if self._store is not None:
                 self._reader = IndexReader(self._store)
         return self._store
+
+    def _new_store_settings(self) -> dict[str, tp.Any]:
+        if self.store_settings is not None:
+            return self.store_settings
+        from .exca import store_settings  # the switch's, while it is on
+
+        return store_settings()
 
     def _warn_if_exca_cache(self) -> None:
         """When the first write creates a store beside an exca cache, say what happens to exca's keys: served

@@ -130,6 +130,18 @@ class ClaimBoard:
             return HeldClaim(key, got)
         return ClaimRecord.of(got)
 
+    def free(self, keys: tp.Iterable[str]) -> list[str]:
+        """The keys nobody holds a live claim on (no claim file, or a stale one), without claiming them: a
+        waiter's test for a worker that died or gave up. A folder under a claim's name raises."""
+        self._ensure_directory()
+        now = self.fs_now()
+        out = []
+        for key in keys:
+            holder = observe(self.path(key), now, self.ttl)
+            if holder is None or holder.is_stale:
+                out.append(key)
+        return out
+
     def survey(self) -> ClaimSurvey:
         """Every claim file (readable or not) and every stray entry with its reason; never fails on one."""
         self._ensure_directory()

@@ -17,7 +17,7 @@ import threading
 import types
 import typing as tp
 
-__all__ = ["install", "uninstall", "installed", "install_from_environment"]
+__all__ = ["install", "uninstall", "installed", "install_from_environment", "environment_settings", "store_settings"]
 
 _lock = threading.RLock()
 _finder: tp.Optional["_ExcaFinder"] = None
@@ -46,6 +46,10 @@ def _patch_module(module: types.ModuleType) -> None:
     name = getattr(module, "__name__", "")
     if name != "exca" and not name.startswith("exca."):
         return
+    if name == "exca.map":
+        from .excamap import patch_map_module
+
+        patch_map_module(module)  # compute once through Casket's claims
     ours = _casket_class()
     with _lock:
         done = {(m, a) for m, a, _ in _patched}
@@ -104,11 +108,68 @@ def installed() -> bool:
     return _finder is not None
 
 
-def install() -> None:
+ENV_PREFIX = "CASKET_EXCA_"  # CASKET_EXCA_COMPRESSION, CASKET_EXCA_DURABILITY, CASKET_EXCA_INLINE_MAX
+# the settings of the stores the switch creates, or the error that refused them (raised at store creation)
+_settings: dict[str, tp.Any] = {}
+_settings_error: tp.Optional[Exception] = None
+
+
+def environment_settings() -> dict[str, tp.Any]:
+    """The store settings of the ``CASKET_EXCA_<SETTING>`` variables (unset or empty: ``casket init``'s
+    default), checked with casket.json's rules; a refusal names the variable. ``inline_max`` and
+    ``chunks_min`` are read as casket.json's JSON integers (``4096``; not ``4096.0``, ``0x10`` or ``4k``)."""
+    import json
+    import os
+
+    from .store import STORE_SETTINGS, StoreError, setting_rule
+
+    out: dict[str, tp.Any] = {}
+    for name in STORE_SETTINGS:
+        variable = ENV_PREFIX + name.upper()
+        text = os.environ.get(variable, "")
+        if not text:
+            continue
+        value: tp.Any = text
+        if name in ("inline_max", "chunks_min"):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                pass
+        must = setting_rule(name, value)
+        if must is not None:
+            raise StoreError(f"{variable}={text!r} is not a valid {name} for the stores the exca switch creates: it"
+                             f" must be {must}, as in casket.json (docs/FORMAT.md 2, docs/EXCA.md)", "invalid_config")
+        out[name] = value
+    return out
+
+
+def store_settings() -> dict[str, tp.Any]:
+    """The settings ``casket.CacheDict`` creates a store with while the switch is on ({} when off: ``casket
+    init``'s defaults). Raises the error that refused the ``CASKET_EXCA_<SETTING>`` variables, if any."""
+    if _finder is None:
+        return {}
+    if _settings_error is not None:
+        raise _settings_error
+    return dict(_settings)
+
+
+def install(settings: tp.Optional[tp.Mapping[str, tp.Any]] = None) -> None:
     """Makes every place where exca looks ``CacheDict`` up use ``casket.CacheDict``, in the exca modules
-    already imported and in those imported later. Idempotent."""
-    global _finder
+    already imported and in those imported later. Idempotent.
+
+    ``settings`` (``compression``, ``durability``, ``inline_max``, as in casket.json) are those of the stores
+    the switch creates; they override the ``CASKET_EXCA_<SETTING>`` variables. A store that exists keeps its
+    own. An invalid setting or variable raises a ``StoreError`` naming it, and the switch stays as it was."""
+    from .store import check_store_settings
+
+    chosen = {**environment_settings(), **check_store_settings(settings or {}, "casket.exca.install(settings=...)")}
+    _switch_on(chosen, None)
+
+
+def _switch_on(settings: dict[str, tp.Any], error: tp.Optional[Exception]) -> None:
+    global _finder, _settings, _settings_error
     with _lock:
+        _settings, _settings_error = settings, error
         if _finder is None:
             _finder = _ExcaFinder()
             sys.meta_path.insert(0, _finder)
@@ -119,7 +180,7 @@ def install() -> None:
 
 def uninstall() -> None:
     """Puts back exactly what ``install()`` replaced, and stops patching modules imported later."""
-    global _finder
+    global _finder, _settings_error
     with _lock:
         if _finder is not None:
             try:
@@ -127,6 +188,10 @@ def uninstall() -> None:
             except ValueError:
                 pass
             _finder = None
+        _settings.clear()
+        _settings_error = None
+        if "casket.excamap" in sys.modules:
+            sys.modules["casket.excamap"].restore()
         while _patched:
             name, attr, value = _patched.pop()
             module = sys.modules.get(name)
@@ -139,5 +204,12 @@ def install_from_environment() -> None:
     at interpreter start)."""
     import os
 
-    if os.environ.get("CASKET_EXCA", "") not in ("", "0"):
-        install()
+    if os.environ.get("CASKET_EXCA", "") in ("", "0"):
+        return
+    # An error raised here would only be printed, and the process would run on exca's format: the switch
+    # is turned on, and the first store it would create raises the error instead.
+    try:
+        settings, error = environment_settings(), None
+    except Exception as e:
+        settings, error = {}, e
+    _switch_on(settings, error)

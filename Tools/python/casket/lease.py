@@ -12,6 +12,8 @@ removes another owner's file.
 from __future__ import annotations
 
 import errno
+import heapq
+import itertools
 import json
 import os
 import secrets
@@ -242,8 +244,54 @@ def with_takeover_file(path: Path, record: LeaseRecord, ttl: float, body: tp.Cal
     return False
 
 
+class _Heartbeats:
+    """The one thread that beats every lease of the process, each at its own interval: a worker holding
+    thousands of claims (a MapInfra call over many items) runs one thread, not one per claim (threads are
+    limited per process and per container)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # the parent's leases, and thread, are not the child's
+
+    def _reset(self) -> None:
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int, "Lease"]] = []
+        self._order = itertools.count()
+        self._thread: tp.Optional[threading.Thread] = None
+
+    def add(self, lease: "Lease") -> None:
+        with self._wake:
+            heapq.heappush(self._due, (time.monotonic() + lease.interval, next(self._order), lease))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="casket-lease-heartbeat", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while True:
+                    if not self._due:
+                        self._wake.wait()
+                        continue
+                    due, _, lease = self._due[0]
+                    wait = due - time.monotonic()
+                    if lease._stop.is_set() or wait <= 0:
+                        heapq.heappop(self._due)
+                        if not lease._stop.is_set():
+                            break
+                        continue
+                    self._wake.wait(wait)
+            if lease._beat():  # outside the lock: a slow file system never blocks add()
+                with self._wake:
+                    heapq.heappush(self._due, (time.monotonic() + lease.interval, next(self._order), lease))
+
+
+_HEARTBEATS = _Heartbeats()
+
+
 class Lease:
-    """A lease this process holds, kept alive by a heartbeat thread until :meth:`release`."""
+    """A lease this process holds, kept alive by the process's heartbeat thread until :meth:`release`."""
 
     def __init__(self, path: Path, record: LeaseRecord, ttl: float, heartbeat: float,
                  took_over: tp.Optional[LeaseHolder]) -> None:
@@ -251,8 +299,7 @@ class Lease:
         self._lost = False
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="casket-lease-heartbeat", daemon=True)
-        self._thread.start()
+        _HEARTBEATS.add(self)
 
     @classmethod
     def acquire(cls, path: Path, fields: dict, ttl: float, heartbeat: float,
@@ -293,27 +340,31 @@ class Lease:
     def is_held(self) -> bool:
         return _holds(self.path, self.record.token)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                data = _read_regular(self.path)
-                record = LeaseRecord.parse(data) if data is not None else None
-                if record is None or record.token != self.record.token:
-                    ok: tp.Optional[bool] = False
-                else:
-                    os.utime(self.path)
-                    ok = True
-            except FileNotFoundError:
-                ok = False
-            except OSError:
-                ok = None
-            if self._stop.is_set():
-                return
-            if ok:
-                self._last_refresh = time.monotonic()
-            elif ok is False or time.monotonic() - self._last_refresh > self.silence_limit:
-                self._lost = True
-                return
+    def _beat(self) -> bool:
+        """One heartbeat: checks the file still holds this owner's token, then touches it. False once there is
+        nothing more to beat (released, or lost)."""
+        if self._stop.is_set():
+            return False
+        try:
+            data = _read_regular(self.path)
+            record = LeaseRecord.parse(data) if data is not None else None
+            if record is None or record.token != self.record.token:
+                ok: tp.Optional[bool] = False
+            else:
+                os.utime(self.path)
+                ok = True
+        except FileNotFoundError:
+            ok = False
+        except OSError:
+            ok = None
+        if self._stop.is_set():
+            return False
+        if ok:
+            self._last_refresh = time.monotonic()
+        elif ok is False or time.monotonic() - self._last_refresh > self.silence_limit:
+            self._lost = True
+            return False
+        return True
 
     def release(self) -> None:
         """Stops the heartbeat; removes the file if it still holds this owner's token. Idempotent."""

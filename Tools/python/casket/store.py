@@ -25,6 +25,18 @@ import lz4.frame
 import numpy as np
 import xxhash
 
+from .chunks import (
+    DEFAULT_CHUNKS_MIN,
+    SIDECAR_SUFFIX,
+    ChunkDigester,
+    ChunkTable,
+    SidecarFlaw,
+    parse_sidecar,
+    sidecar_bytes,
+    sidecar_length,
+    wants_sidecar,
+)
+
 __all__ = [
     "CasketError",
     "StoreError",
@@ -196,18 +208,18 @@ def init_store(
     compression: str = "none",
     durability: str = "fsync",
     inline_max: int = 0,
+    chunks_min: int = DEFAULT_CHUNKS_MIN,
 ) -> "Store":
     """Create a store at ``path`` exactly as ``casket init`` does (FORMAT 2) and open it.
 
     ``casket.json`` is written through a temp file in ``tmp/`` and linked into place, which never replaces
     a racing init's file. Refuses an existing store.
     """
-    if compression not in ("none", "lz4"):
-        raise ValueError(f"compression must be 'none' or 'lz4', got {compression!r}")
-    if durability not in ("fsync", "none"):
-        raise ValueError(f"durability must be 'fsync' or 'none', got {durability!r}")
-    if _config_integer(inline_max) is None or not 0 <= inline_max <= MAX_INLINE_MAX:
-        raise ValueError(f"inline_max must be an integer from 0 to {MAX_INLINE_MAX}, got {inline_max!r}")
+    for name, value in (("compression", compression), ("durability", durability), ("inline_max", inline_max),
+                        ("chunks_min", chunks_min)):
+        must = setting_rule(name, value)
+        if must is not None:
+            raise ValueError(f"{name} must be {must}, got {value!r}")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / "casket.json"
@@ -237,7 +249,9 @@ def init_store(
     data = (
         f'{{"format":"casket","version":{FORMAT_VERSION},"hash":"xxh3-128",'
         f'"compression":"{compression}","durability":"{durability}",'
-        f'"inline_max":{inline_max},"created":"{created}"}}\n'
+        f'"inline_max":{inline_max},'
+        + (f'"chunks_min":{chunks_min},' if chunks_min != DEFAULT_CHUNKS_MIN else "")
+        + f'"created":"{created}"}}\n'
     ).encode()
     # published like a blob (as `casket init` does): a temp file in tmp/, flushed, linked without replacing
     tmp = root / "tmp" / f"{sanitized_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
@@ -263,8 +277,9 @@ def init_store(
     return Store(root)
 
 
-def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store":
-    """The store at ``path``, created by :func:`init_store` if it has none (FORMAT 2).
+def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0, **settings: tp.Any) -> "Store":
+    """The store at ``path``, created by :func:`init_store` with ``settings`` if it has none (FORMAT 2; an
+    existing store keeps its own).
 
     Many processes and hosts may call this at once on a folder without a store: one init wins the link of
     ``casket.json`` and every other one is refused with ``already_exists``, then opens the winner's store.
@@ -279,7 +294,7 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store"
         if os.path.lexists(cfg_path):
             return Store(root)
         try:
-            return init_store(root)
+            return init_store(root, **settings)
         except StoreError as e:
             if e.code != "already_exists":
                 raise
@@ -295,7 +310,39 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0) -> "Store"
             delay = min(delay * 2, 0.2)
 
 
+MIN_CHUNK_READ = 4 << 10  # the smallest chunk a sidecar may declare: bounds how much of one is read
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
+# FORMAT 2: the settings a store is created with (casket init's defaults), which casket.json keeps
+STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN}
+
+
+def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
+    """None when ``value`` is valid for the casket.json setting ``name`` (FORMAT 2), else what it must be:
+    the one rule for casket.json, ``init`` and settings given another way (docs/EXCA.md)."""
+    if name == "inline_max":
+        number = _config_integer(value)
+        return None if number is not None and 0 <= number <= MAX_INLINE_MAX else f"an integer from 0 to {MAX_INLINE_MAX}"
+    if name == "chunks_min":  # FORMAT 3.6
+        number = _config_integer(value)
+        return None if number is not None and number >= 0 else "a non-negative integer"
+    known = {"compression": ("none", "lz4"), "durability": ("fsync", "none")}[name]
+    return None if isinstance(value, str) and value in known else " or ".join(f'"{k}"' for k in known)
+
+
+def check_store_settings(settings: tp.Mapping[str, tp.Any], source: str) -> dict[str, tp.Any]:
+    """``settings`` for new stores, checked with casket.json's rules; a refusal is a StoreError
+    (``invalid_config``) that names ``source`` (where the settings came from) and the setting."""
+    out = {}
+    for name, value in settings.items():
+        if name not in STORE_SETTINGS:
+            raise StoreError(f"{source}: {name!r} is not a store setting; a new store's settings are "
+                             f"{', '.join(STORE_SETTINGS)} (docs/FORMAT.md 2)", "invalid_config")
+        must = setting_rule(name, value)
+        if must is not None:
+            raise StoreError(f"{source}: {name} is {value!r}; it must be {must}, as in casket.json "
+                             "(docs/FORMAT.md 2)", "invalid_config")
+        out[name] = value
+    return out
 
 
 def _config_integer(value: tp.Any) -> tp.Optional[int]:
@@ -358,13 +405,10 @@ def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
         )
     if "hash" in cfg and cfg["hash"] != "xxh3-128":
         raise field("hash", '"xxh3-128"')
-    for name, known in (("compression", ("none", "lz4")), ("durability", ("fsync", "none"))):
-        if name in cfg and (not isinstance(cfg[name], str) or cfg[name] not in known):
-            raise field(name, " or ".join(f'"{k}"' for k in known))
-    if "inline_max" in cfg:
-        inline_max = _config_integer(cfg["inline_max"])
-        if inline_max is None or not 0 <= inline_max <= MAX_INLINE_MAX:
-            raise field("inline_max", f"an integer from 0 to {MAX_INLINE_MAX}")
+    for name in STORE_SETTINGS:
+        must = setting_rule(name, cfg[name]) if name in cfg else None
+        if must is not None:
+            raise field(name, must)
     return cfg
 
 
@@ -385,6 +429,7 @@ class Store:
         self.compression: str = cfg.get("compression", "none")
         self.durability: str = cfg.get("durability", "fsync")
         self.inline_max: int = cfg.get("inline_max", 0)
+        self.chunks_min: int = cfg.get("chunks_min", DEFAULT_CHUNKS_MIN)
         self.blobs_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.index_dir = self.root / "index"
@@ -419,6 +464,69 @@ class Store:
         if self.real_dir(self.blobs_dir):
             self.real_dir(fan)
         return fan / name
+
+    def sidecar_path(self, h: str) -> Path:
+        """Where blob ``h``'s chunk digests live (FORMAT 3.6): the one place readers and writers look."""
+        return self.blob_path(h).with_name(h + SIDECAR_SUFFIX)
+
+    def load_chunks(self, h: str, size: int) -> tuple[tp.Optional[ChunkTable], str]:
+        """Blob ``h``'s chunk digests checked against it, or (None, why not): ``"absent"``, or the flaw of a
+        sidecar that cannot be used (a link, not a regular file, truncated, of another blob...)."""
+        path = self.sidecar_path(h)
+        try:
+            fd = _open_form(path)
+        except FileNotFoundError:
+            return None, "absent"
+        except _FormFlaw as e:
+            return None, f"sidecar {path}: {e}"
+        except OSError as e:
+            return None, f"sidecar {path}: {_open_flaw(e)}"
+        try:
+            length = os.fstat(fd).st_size
+            if length > sidecar_length(size, MIN_CHUNK_READ):
+                return None, f"sidecar {path}: it holds {length} bytes, more than any sidecar of {size} bytes"
+            data = os.pread(fd, length, 0)
+        except OSError as e:
+            return None, f"sidecar {path}: it cannot be read ({e})"
+        finally:
+            os.close(fd)
+        try:
+            return parse_sidecar(data, h, size), ""
+        except SidecarFlaw as e:
+            return None, f"sidecar {path}: {e}"
+
+    def _publish_sidecar(self, h: str, size: int, digests: tp.Sequence[int], chunk: tp.Optional[int] = None) -> None:
+        """Publish blob ``h``'s sidecar through the blob publish rule (FORMAT 3.3: temp file, flush, link
+        without replacing); an existing file with other bytes (damaged, a link) is replaced."""
+        data = sidecar_bytes(h, size, digests, chunk)
+        final = self.sidecar_path(h)
+        tmp, fd = self._new_tmp()
+        try:
+            try:
+                _write_all(fd, data)
+            finally:
+                self._finish_tmp(fd)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                found = self.load_chunks(h, size)[0]
+                if found is None or found.raw != data:
+                    os.rename(tmp, final)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK, errno.ENOSYS):
+                    raise
+                os.rename(tmp, final)
+        except OSError as e:
+            raise BlobError(f"storing the chunk digests {final} failed: {e}") from e
+        finally:
+            self._unlink_quiet(tmp)
+        if self.fsync:
+            _fsync_dir(final.parent)
+
+    def _ensure_sidecar(self, h: str, size: int, digester: tp.Optional[ChunkDigester]) -> None:
+        """After a dedup hit: give a blob written before chunk digests (or with a wrong sidecar) its own."""
+        if digester is not None and wants_sidecar(size, self.chunks_min) and self.load_chunks(h, size)[0] is None:
+            self._publish_sidecar(h, size, digester.finish(), digester.chunk)
 
     def find_blob(self, h: str, size: tp.Optional[int] = None) -> tp.Optional[tuple[Path, bool]]:
         """(path, compressed) of the form a reader takes: the raw form if sound, else the compressed one
@@ -586,9 +694,24 @@ class Store:
     def put_bytes(self, data: tp.Any, known_hash: tp.Optional[str] = None) -> str:
         """Store a payload held in memory (bytes, bytearray, memoryview, ndarray). Returns its hash."""
         view = _as_byte_view(data)
-        h = hash_bytes(view) if known_hash is None else check_hash(known_hash)
         size = view.nbytes
+        digester = ChunkDigester() if wants_sidecar(size, self.chunks_min) else None
+        if known_hash is not None:
+            h = check_hash(known_hash)
+            if digester is not None:
+                digester.update(view)
+        elif digester is None:
+            h = hash_bytes(view)
+        else:  # one pass: each piece (in cache) is hashed for the blob's name, then for its chunks' digests
+            hasher = xxhash.xxh3_128()
+            step = max(digester.chunk, CHUNK - CHUNK % digester.chunk)
+            for start in range(0, size, step):
+                piece = view[start : start + step]
+                hasher.update(piece)
+                digester.update(piece)
+            h = hasher.hexdigest()
         if self._freshen_existing(h, size):
+            self._ensure_sidecar(h, size, digester)
             return h
         compressed, replace = self._choose_form(h, size, view[:COMPRESSION_SAMPLE])
         payload: tp.Any = view
@@ -606,6 +729,8 @@ class Store:
             if isinstance(e, OSError) and not isinstance(e, BlobError):
                 raise BlobError(f"storing blob {h} in {self.root} failed: {e}") from e
             raise
+        if digester is not None:
+            self._publish_sidecar(h, size, digester.finish(), digester.chunk)
         return h
 
     def _choose_form(self, h: str, size: int, sample: tp.Any) -> tuple[bool, bool]:
@@ -620,13 +745,16 @@ class Store:
     def put_file(self, path: tp.Union[str, Path]) -> str:
         """Store the content of a file, streaming (hashes it first to deduplicate). Returns the hash."""
         hasher = xxhash.xxh3_128()
+        digester = ChunkDigester()
         size = 0
         with open(path, "rb") as f:
             for chunk in _iter_source(f):
                 hasher.update(chunk)
+                digester.update(chunk)
                 size += len(chunk)
         h = hasher.hexdigest()
         if self._freshen_existing(h, size):
+            self._ensure_sidecar(h, size, digester)
             return h
         with open(path, "rb") as f:
             return self._put_stream(f)
@@ -654,10 +782,12 @@ class Store:
 
         try:
             hasher = xxhash.xxh3_128()
+            digester = ChunkDigester()  # the same pass: digests are over the payload, whatever its form
             size = 0
             sample = bytearray()  # the first COMPRESSION_SAMPLE bytes decide the form (FORMAT 3.2)
             for chunk in _iter_source(source):
                 hasher.update(chunk)
+                digester.update(chunk)
                 _write_all(fd, chunk)
                 view = _as_byte_view(chunk)
                 size += view.nbytes
@@ -668,6 +798,7 @@ class Store:
             if self._freshen_existing(h, size):
                 close_fd()
                 self._unlink_quiet(tmp)
+                self._ensure_sidecar(h, size, digester)
                 return h
             compressed, replace = self._choose_form(h, size, sample)
             if compressed:
@@ -679,6 +810,8 @@ class Store:
             else:
                 close_fd(finish=True)
             self._publish(tmp, h, size, compressed, replace)
+            if wants_sidecar(size, self.chunks_min):
+                self._publish_sidecar(h, size, digester.finish(), digester.chunk)
             return h
         except BaseException as e:
             try:
@@ -803,7 +936,9 @@ class Store:
     ) -> np.ndarray:
         """The blob as an array. A sound raw blob is memory-mapped read-only (no copy, ``np.memmap``);
         otherwise a sound compressed one is decompressed into a new array. With ``verify`` (default) the
-        bytes are hashed before the array is returned, and a raw form that fails gives way to a sound frame."""
+        bytes are hashed before the array is returned, and a raw form that fails gives way to a sound frame.
+        A verified raw blob of at least ``chunks_min`` bytes is returned as a ``ChunkedArray`` proxy instead,
+        which verifies the chunks each read touches (casket/verified.py, FORMAT 3.6)."""
         dt = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
         nbytes = math.prod(shape) * dt.itemsize
@@ -813,6 +948,12 @@ class Store:
             fd = _open_sized(raw, nbytes)
             if fd is not None:
                 try:
+                    if verify and wants_sidecar(nbytes, self.chunks_min):
+                        # large: verified by the chunks each read touches (FORMAT 3.6)
+                        from .verified import ChunkedArray, mapping_of
+
+                        mapping = mapping_of(self, raw, fd, os.fstat(fd), h, nbytes)
+                        return ChunkedArray(mapping, dt, shape)  # type: ignore[return-value]
                     mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
                 finally:
                     os.close(fd)

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import handlers
 from .store import CasketError, Store, _as_byte_view, check_hash, is_well_formed_hash
+from .verified import ChunkedArray
 
 __all__ = ["encode", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
 
@@ -421,10 +422,12 @@ class _Decoder:
 
     def t_ContiguousMemmapArray(self, node: dict) -> tp.Any:
         """exca's ``ContiguousMemmap`` proxy when exca is installed (as exca returns), over a memory map of
-        the raw blob, or of a verified file in the read folder for a compressed or inline payload."""
+        the raw blob, or of a verified file in the read folder for a compressed or inline payload. An array
+        with chunk digests stays Casket's own proxy, verified by the chunks each read touches (FORMAT 3.6):
+        exca's would read the mapping unverified, so it could only be given one verified whole."""
         arr = self.array(node)
         proxy = handlers.contiguous_memmap()
-        if proxy is None or arr.size == 0:  # nothing to map: exca never writes an empty array
+        if proxy is None or arr.size == 0 or isinstance(arr, ChunkedArray):  # exca never writes an empty array
             return arr
         if not isinstance(arr, np.memmap):
             folder = self.view({"array": node})

@@ -24,5 +24,5 @@ def store(root: Path) -> "casket.Store":
 def blob_files(root: Path) -> list:
     out = []
     for dirpath, _dirs, files in os.walk(Path(root) / "blobs"):
-        out.extend(Path(dirpath) / f for f in files)
+        out.extend(Path(dirpath) / f for f in files if not f.endswith(".chunks"))  # sidecars are not blobs
     return sorted(out)

@@ -140,6 +140,30 @@ def test_heartbeat_keeps_a_slow_compute_claimed(root: Path, tmp_path: Path) -> N
     assert computed(log)["k"] == 1
 
 
+def test_many_claims_share_one_heartbeat_thread(root: Path) -> None:
+    """A worker holding hundreds of claims (a MapInfra call over many items) keeps them all alive with one
+    thread: threads are limited per process and per container."""
+    import threading
+
+    board = casket.ClaimBoard(casket.Store(root), ttl=0.8)
+    before = threading.active_count()
+    held = [board.try_claim(f"item/{i}") for i in range(300)]
+    assert all(isinstance(h, casket.HeldClaim) for h in held)
+    assert threading.active_count() <= before + 1
+    time.sleep(2.0)  # more than two TTLs: only the heartbeat keeps them live
+    assert not any(h.lost for h in held)
+    claims = board.list()
+    assert len(claims) == 300 and not any(c.stale for c in claims), [c.age for c in claims if c.stale][:3]
+    for h in held:
+        h.release()
+    assert board.list() == []
+    later = board.try_claim("item/0")  # a released key is free, and a new claim gets its heartbeat
+    assert isinstance(later, casket.HeldClaim)
+    time.sleep(1.2)
+    assert not later.lost and not board.list()[0].stale
+    later.release()
+
+
 def test_io_error_is_never_a_claim(root: Path) -> None:
     board = casket.ClaimBoard(casket.Store(root), ttl=1.0)
     (root / "claims").rmdir()

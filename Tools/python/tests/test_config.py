@@ -33,6 +33,7 @@ def test_invalid_config_is_refused_naming_file_and_field(tmp_path, item):
 def test_valid_config_opens(tmp_path, item):
     s = casket.Store(_write(tmp_path, item))
     assert (s.compression, s.durability, s.inline_max) == (item["compression"], item["durability"], item["inline_max"])
+    assert s.chunks_min == item["chunks_min"]
 
 
 def test_init_refuses_an_invalid_inline_max(tmp_path):
