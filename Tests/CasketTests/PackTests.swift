@@ -15,6 +15,9 @@ struct PackTests {
     static let vectors = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Tools/python/conformance/packs").path
 
+    /// A new process's view of a store's packs.
+    static func shelf(_ root: String) throws -> PackShelf { try #require(try BlobStore.open(at: root).packShelf()) }
+
     static func vectorNames() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: vectors)) ?? []).filter {
             FileManager.default.fileExists(atPath: vectors + "/" + $0 + "/expected.json")
@@ -41,7 +44,7 @@ struct PackTests {
             let id = try #require(expected["pack"] as? String)
             try FileManager.default.copyItem(
                 atPath: folder + "/" + id + ".pack", toPath: store.root + "/packs/" + id + ".pack")
-            let shelf = try store.packShelf()
+            let shelf = try PackTests.shelf(store.root)
             let (records, covered) = try shelf.verify(id)
             let listed = try #require(expected["records"] as? [[String: Any]])
             #expect(covered == Int64(try #require(expected["covered"] as? Int)))
@@ -59,7 +62,7 @@ struct PackTests {
             #expect(
                 try TestFiles.read(store.root + "/packs/" + id + ".idx") == TestFiles.read(folder + "/expected.idx"),
                 "Swift's seal writes the bytes Python's does")
-            let reader = try BlobStore.open(at: store.root).packShelf()
+            let reader = try PackTests.shelf(store.root)
             for (record, flaw) in records {
                 if flaw == nil {
                     let bytes = try #require(try reader.read(record.digest))
@@ -90,14 +93,14 @@ struct PackTests {
             let size = try #require(TestFiles.info(store.root + "/packs/" + id + ".pack")).size
             _ = try values[3].withUnsafeBytes { try writer.append($0, digest: Digest(hashing: values[3])) }
             #expect(TestFiles.info(store.root + "/packs/" + id + ".pack")?.size == size, "no duplicate record")
-            let reader = try BlobStore.open(at: store.root).packShelf()
+            let reader = try PackTests.shelf(store.root)
             for value in values {
                 #expect(try reader.read(Digest(hashing: value)) == value, "scanned in the open pack")
             }
             try writer.seal()
             #expect(TestFiles.names(in: store.root + "/packs").sorted() == [id + ".idx", id + ".pack"])
             #expect(try reader.packIDs().map(\.sealed) == [true])
-            let fresh = try BlobStore.open(at: store.root).packShelf()
+            let fresh = try PackTests.shelf(store.root)
             for value in values { #expect(try fresh.read(Digest(hashing: value)) == value, "found through the index") }
             #expect(try fresh.read(Digest(hashing: [9, 9])) == nil)
         }
@@ -119,20 +122,20 @@ struct PackTests {
             chmod(pack, 0o644)
             try TestFiles.write(pack, bytes)
             let flipped = #expect(throws: CasketError.self, "a flipped byte is never data") {
-                try BlobStore.open(at: store.root).packShelf().read(Digest(hashing: second))
+                try PackTests.shelf(store.root).read(Digest(hashing: second))
             }
             #expect(flipped?.code == .corrupt)
             #expect(
                 flipped?.message.contains("pack '\(pack)' is damaged at offset \(record.offset)") == true,
                 "\(String(describing: flipped))")
-            #expect(try BlobStore.open(at: store.root).packShelf().read(Digest(hashing: first)) == first)
+            #expect(try PackTests.shelf(store.root).read(Digest(hashing: first)) == first)
             let index = store.root + "/packs/" + id + ".idx"
             var indexBytes = try TestFiles.read(index)
             indexBytes[1100] ^= 1
             chmod(index, 0o644)
             try TestFiles.write(index, indexBytes)
             let refused = #expect(throws: CasketError.self, "a damaged index is never used") {
-                try BlobStore.open(at: store.root).packShelf().read(Digest(hashing: first))
+                try PackTests.shelf(store.root).read(Digest(hashing: first))
             }
             #expect(refused?.code == .corrupt)
             #expect(refused?.message == "pack index '\(index)' is damaged: its checksum does not match")
@@ -159,7 +162,7 @@ struct PackTests {
             let child = try Child(executable: try CLI.helper(), arguments: ["pack-torn", store.root], stdoutFile: out)
             defer { child.signal(SIGKILL) }
             let id = try PackTests.line(startingWith: "torn", in: out)[1]
-            let shelf = try store.packShelf()
+            let shelf = try PackTests.shelf(store.root)
             #expect(try shelf.find(Digest(hashing: TestBytes.random(1))) == nil)
             #expect(try shelf.packIDs().map(\.sealed) == [false])
             #expect(try shelf.seal(id, durable: false) == .writerAlive)
@@ -172,7 +175,7 @@ struct PackTests {
             #expect(covered == records[2].record.end)
             #expect(try #require(TestFiles.info(store.root + "/packs/" + id + ".pack")).size > covered)
             #expect(!FileManager.default.fileExists(atPath: store.root + "/packs/" + id + ".lease"))
-            let fresh = try BlobStore.open(at: store.root).packShelf()
+            let fresh = try PackTests.shelf(store.root)
             for (record, _) in records {
                 #expect(try fresh.read(record.digest).map(Digest.init(hashing:)) == record.digest)
             }
@@ -192,11 +195,11 @@ struct PackTests {
             let acknowledged = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
                 .map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 2 }
             #expect(Set(acknowledged.map { $0[0] }).count >= 2, "at least one full pack was sealed by its writer")
-            let shelf = try store.packShelf()
+            let shelf = try PackTests.shelf(store.root)
             for (id, sealed) in try shelf.packIDs() where !sealed {
                 if case .sealed = try shelf.seal(id, durable: false) {} else { Issue.record("\(id) was not sealed") }
             }
-            let fresh = try BlobStore.open(at: store.root).packShelf()
+            let fresh = try PackTests.shelf(store.root)
             #expect(try fresh.packIDs().allSatisfy(\.sealed))
             for line in acknowledged {
                 let digest = try #require(Digest(line[1]))

@@ -18,6 +18,8 @@ public final class WriteSession {
     /// (docs/FORMAT.md 5.4), since listing `index/` before every write costs one `lstat` per index file.
     package var refreshesBeforeEachWrite = false
     private var indexRead = false
+    /// This session's packs (docs/FORMAT.md 3.7), made at its first small payload in a store with packs.
+    private var packs: PackWriter?
     /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
     /// without the value trees, and without changing the view of the store's own reads.
     private var winners: IndexReader
@@ -44,6 +46,15 @@ public final class WriteSession {
     public func set(_ key: String, bytes: [UInt8]) throws(CasketError) -> IndexEntry {
         if store.blobs.config.inlineMax > 0 && bytes.count <= store.blobs.config.inlineMax {
             return try set(key, value: ValueTree.inlineBytesNode(bytes))
+        }
+        if store.blobs.packs(size: Int64(bytes.count)) {
+            let put = try typed { try bytes.withUnsafeBytes { try store.blobs.put($0, packingInto: packWriter()) } }
+            return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
+                (_) throws(CasketError) in
+                _ = try typed {
+                    try bytes.withUnsafeBytes { try self.store.blobs.put($0, packingInto: self.packWriter()) }
+                }
+            }
         }
         let put = try store.blobs.put(bytes)
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
@@ -112,10 +123,14 @@ public final class WriteSession {
                 .invalidArgument, "the value of key \(KeyDisplay.quoted(key)) is not a node (an object with \"#type\")")
         }
         let blobs = try ValueTree.blobs(in: value)
+        // A line never reaches the disk before the packed bytes it references.
+        if store.blobs.durable { try packs?.sync() }
         let entry = try append(key: key, value: value, blobs: blobs, meta: meta)
         // Invariant I4: a GC that finished between the blob writes and this line may have swept a blob
         // this writer deduplicated against; the line is durable now, so republishing closes the race.
-        for ref in blobs where !store.blobs.contains(ref.digest, size: ref.size) {
+        // (Records of this writer's open pack are not swept: GC leaves packs alone.)
+        for ref in blobs where packs?.record(of: ref.digest) == nil && !store.blobs.contains(ref.digest, size: ref.size)
+        {
             guard let republish else {
                 throw CasketError(
                     .notFound,
@@ -149,10 +164,13 @@ public final class WriteSession {
         }
     }
 
-    /// Appends a seal line and closes the file. Nothing can be written afterwards.
+    /// Seals this session's pack, then appends a seal line and closes the file. Nothing can be written
+    /// afterwards.
     public func close() throws(CasketError) {
         guard !closed else { return }
         closed = true
+        try packs?.seal()
+        packs = nil
         guard let io else { return }
         defer {
             file = nil
@@ -162,6 +180,14 @@ public final class WriteSession {
             timestamp: lastTimestamp == .max ? .max : max(system_wallClockNanoseconds(), lastTimestamp + 1))
         try typed { try seal.withUnsafeBytes { try io.writeAll($0) } }
         if store.blobs.durable { try io.sync(dataOnly: true) }
+    }
+
+    /// The session's pack writer, made on first use; its packs are named after the session's first writer id.
+    func packWriter() throws(CasketError) -> PackWriter {
+        if let packs { return packs }
+        let made = try store.blobs.packWriter(writerID: writerID)
+        packs = made
+        return made
     }
 
     /// The timestamp of a write of `key`: later than the clock, than this file's last line, and than the

@@ -46,3 +46,59 @@ extension PackShelf {
         return (records, covered)
     }
 }
+
+extension PackShelf {
+    /// What fsck finds in one pack (docs/GC.md, "fsck").
+    public struct Audit: Sendable {
+        /// The pack file's path.
+        public var path: String
+        /// Records with a valid header.
+        public var records = 0
+        /// The bytes they hold.
+        public var bytes: Int64 = 0
+        /// Records whose bytes do not decode or hash to their digest, as "offset N (blob H): why".
+        public var damaged: [String] = []
+        /// What is wrong with the pack's index: it is not the one a seal writes for the pack now (`nil`:
+        /// it is, or the pack is not sealed).
+        public var indexProblem: String?
+        /// Whether the pack has an index.
+        public var sealed = false
+    }
+
+    /// Verifies every record of the pack `id` and, when it is sealed, that its index is exactly the one a
+    /// seal would write (every sound record listed, nothing else).
+    public func audit(_ id: String) throws(CasketError) -> Audit {
+        var audit = Audit(path: folder.path(of: id + PackShelf.packSuffix))
+        let (records, covered) = try verify(id)
+        for (record, flaw) in records {
+            audit.records += 1
+            audit.bytes += record.stored
+            if let flaw { audit.damaged.append("offset \(record.offset) (blob \(record.digest.hex)): \(flaw)") }
+        }
+        guard let indexStatus = try folder.statusIfPresent(id + PackShelf.indexSuffix) else { return audit }
+        audit.sealed = true
+        let indexPath = folder.path(of: id + PackShelf.indexSuffix)
+        guard indexStatus.isRegularFile else {
+            audit.indexProblem = "'\(indexPath)' is \(indexStatus.kind), not a regular file"
+            return audit
+        }
+        let handle = try folder.openForReading(id + PackShelf.indexSuffix)
+        do {
+            let index = try PackIndex(handle.io, length: handle.io.status().size)
+            // The index may cover less than the scan (records appended by nobody after the seal are not
+            // indexed); what it covers must be exactly what a seal of that length lists.
+            let within = records.filter { $0.flaw == nil && $0.record.end <= index.covered }.map(\.record)
+            let expected = PackIndex.encode(within, covered: index.covered)
+            let actual = try PackScan.readExactly(handle.io, at: 0, count: Int(handle.io.status().size))
+            if index.covered > covered {
+                audit.indexProblem =
+                    "'\(indexPath)' covers \(index.covered) bytes, the pack's records end at \(covered)"
+            } else if actual != expected {
+                audit.indexProblem = "'\(indexPath)' does not list exactly the sound records of the pack"
+            }
+        } catch  where error.code == .corrupt {
+            audit.indexProblem = error.message
+        }
+        return audit
+    }
+}

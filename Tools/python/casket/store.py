@@ -53,7 +53,10 @@ __all__ = [
     "FORMAT_VERSION",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this client reads and writes; a store without packs is still made as 1
+MAX_PACK_MAX = 1 << 20  # FORMAT 3.7: a record's form follows the rule of 3.2 over its whole payload
+DEFAULT_PACK_SIZE = 16 << 20
+PACK_SIZE_RANGE = (64 << 10, 1 << 30)
 EMPTY_HASH = "99aa06d3014798d86001c324468d497f"
 CHUNK = 1 << 20  # 1 MiB streaming unit
 COMPRESSION_SAMPLE = 1 << 20  # the leading bytes that decide a payload's form (FORMAT 3.2)
@@ -209,6 +212,8 @@ def init_store(
     durability: str = "fsync",
     inline_max: int = 0,
     chunks_min: int = DEFAULT_CHUNKS_MIN,
+    pack_max: int = 0,
+    pack_size: int = DEFAULT_PACK_SIZE,
 ) -> "Store":
     """Create a store at ``path`` exactly as ``casket init`` does (FORMAT 2) and open it.
 
@@ -216,7 +221,7 @@ def init_store(
     a racing init's file. Refuses an existing store.
     """
     for name, value in (("compression", compression), ("durability", durability), ("inline_max", inline_max),
-                        ("chunks_min", chunks_min)):
+                        ("chunks_min", chunks_min), ("pack_max", pack_max), ("pack_size", pack_size)):
         must = setting_rule(name, value)
         if must is not None:
             raise ValueError(f"{name} must be {must}, got {value!r}")
@@ -247,10 +252,11 @@ def init_store(
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     # same bytes and key order as the Swift `casket init`
     data = (
-        f'{{"format":"casket","version":{FORMAT_VERSION},"hash":"xxh3-128",'
+        f'{{"format":"casket","version":{2 if pack_max > 0 else 1},"hash":"xxh3-128",'
         f'"compression":"{compression}","durability":"{durability}",'
         f'"inline_max":{inline_max},'
         + (f'"chunks_min":{chunks_min},' if chunks_min != DEFAULT_CHUNKS_MIN else "")
+        + (f'"pack_max":{pack_max},"pack_size":{pack_size},' if pack_max > 0 else "")
         + f'"created":"{created}"}}\n'
     ).encode()
     # published like a blob (as `casket init` does): a temp file in tmp/, flushed, linked without replacing
@@ -313,7 +319,8 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0, **settings
 MIN_CHUNK_READ = 4 << 10  # the smallest chunk a sidecar may declare: bounds how much of one is read
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
 # FORMAT 2: the settings a store is created with (casket init's defaults), which casket.json keeps
-STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN}
+STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN,
+                  "pack_max": 0, "pack_size": DEFAULT_PACK_SIZE}
 
 
 def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
@@ -325,6 +332,13 @@ def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
     if name == "chunks_min":  # FORMAT 3.6
         number = _config_integer(value)
         return None if number is not None and number >= 0 else "a non-negative integer"
+    if name == "pack_max":  # FORMAT 3.7
+        number = _config_integer(value)
+        return None if number is not None and 0 <= number <= MAX_PACK_MAX else f"an integer from 0 to {MAX_PACK_MAX}"
+    if name == "pack_size":
+        number = _config_integer(value)
+        lo, hi = PACK_SIZE_RANGE
+        return None if number is not None and lo <= number <= hi else f"an integer from {lo} to {hi}"
     known = {"compression": ("none", "lz4"), "durability": ("fsync", "none")}[name]
     return None if isinstance(value, str) and value in known else " or ".join(f'"{k}"' for k in known)
 
@@ -409,6 +423,9 @@ def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
         must = setting_rule(name, cfg[name]) if name in cfg else None
         if must is not None:
             raise field(name, must)
+    if version < 2 and cfg.get("pack_max", 0) != 0:
+        # a version 1 reader ignores the field and would never find a packed payload
+        raise field("pack_max", '0 in a store of version 1 (packs need "version": 2)')
     return cfg
 
 
@@ -430,6 +447,8 @@ class Store:
         self.durability: str = cfg.get("durability", "fsync")
         self.inline_max: int = cfg.get("inline_max", 0)
         self.chunks_min: int = cfg.get("chunks_min", DEFAULT_CHUNKS_MIN)
+        self.pack_max: int = cfg.get("pack_max", 0) if cfg["version"] >= 2 else 0
+        self.pack_size: int = cfg.get("pack_size", DEFAULT_PACK_SIZE)
         self.blobs_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.index_dir = self.root / "index"

@@ -44,8 +44,8 @@ def test_open_refuses_non_store(tmp_path):
 
 
 def test_open_refuses_newer_version(tmp_path):
-    (tmp_path / "casket.json").write_text('{"format":"casket","version":2,"hash":"xxh3-128"}')
-    with pytest.raises(casket.StoreError, match=rf"{tmp_path}.*version 2"):
+    (tmp_path / "casket.json").write_text('{"format":"casket","version":3,"hash":"xxh3-128"}')
+    with pytest.raises(casket.StoreError, match=rf"{tmp_path}.*version 3"):
         casket.Store(tmp_path)
     with pytest.raises(casket.StoreError):
         casket.CacheDict(tmp_path)

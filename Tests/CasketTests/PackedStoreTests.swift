@@ -1,0 +1,108 @@
+import Casket
+import CasketTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A store of version 2 with `pack_max` (docs/FORMAT.md 3.7): small payloads written through a session,
+/// the CLI's `set` and `blob put` go to packs, large ones stay loose blobs, and every reader finds both.
+@Suite("packed stores: small payloads in packs, read back by other processes")
+struct PackedStoreTests {
+    @Test("a session packs small payloads, dedups against its pack, seals at close; large stays loose")
+    func sessionPacks() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, compression: .lz4, durability: .fsync, packMax: 4096)
+            #expect(store.config.version == 2)
+            let cache = try CacheStore.open(at: store.root)
+            let session = try cache.writeSession()
+            let small = (0..<50).map { TestBytes.random(100 + $0, seed: UInt64($0)) }
+            for (i, value) in small.enumerated() { try session.set("k\(i)", bytes: value) }
+            try session.set("again", bytes: small[3])
+            try session.set("compressible", bytes: TestBytes.compressible(4000))
+            try session.set("edge", bytes: TestBytes.random(4095, seed: 99))
+            try session.set("large", bytes: TestBytes.random(4096, seed: 98))
+            let packs = TestFiles.names(in: store.root + "/packs")
+            #expect(packs.filter { $0.hasSuffix(".pack") }.count == 1 && packs.contains { $0.hasSuffix(".lease") })
+            #expect(TestStore.blobFiles(store.root).count == 1, "only the 4096-byte payload is a blob file")
+            let live = try CacheStore.open(at: store.root)
+            #expect(try live.get("k7") == small[7], "another reader finds a record of an open pack")
+            try session.close()
+            #expect(TestFiles.names(in: store.root + "/packs").filter { $0.hasSuffix(".idx") }.count == 1)
+            #expect(!TestFiles.names(in: store.root + "/packs").contains { $0.hasSuffix(".lease") })
+            let shelf = try #require(try BlobStore.open(at: store.root).packShelf())
+            let (records, _) = try shelf.verify(try #require(shelf.packIDs().first?.id))
+            #expect(records.count == 52, "50 small, one compressible, the 4095-byte one: 'again' is a dedup")
+            #expect(records.contains { $0.record.form == .lz4 })
+            let reader = try CacheStore.open(at: store.root)
+            for (i, value) in small.enumerated() { #expect(try reader.get("k\(i)") == value) }
+            #expect(try reader.get("again") == small[3])
+            #expect(try reader.get("compressible") == TestBytes.compressible(4000))
+            #expect(try reader.get("large") == TestBytes.random(4096, seed: 98))
+        }
+    }
+
+    @Test("the CLI packs set and blob put, and get, get --range, blob has, fsck and gc serve packed payloads")
+    func cliPacks() throws {
+        try withTemporaryDirectory { dir in
+            let root = dir + "/store"
+            #expect(try CLI.run(["init", root, "--pack-max", "65536", "--durability", "none"]).status == 0)
+            let text = Array("packed through the CLI\n".utf8)
+            try TestFiles.write(dir + "/small", text)
+            #expect(try CLI.run(["set", "--store", root, "k", dir + "/small"]).status == 0)
+            let put = try CLI.run(["blob", "put", "--store", root, dir + "/small"])
+            #expect(put.status == 0 && put.stdout.hasPrefix(Digest(hashing: text).hex), "\(put)")
+            #expect(TestStore.blobFiles(root).isEmpty)
+            #expect(try CLI.run(["get", "--store", root, "k"]).stdout == "packed through the CLI\n")
+            #expect(try CLI.run(["get", "--store", root, "k", "--range", "7:14"]).stdout == "through")
+            let has = try CLI.run(["blob", "has", "--store", root, Digest(hashing: text).hex, "--json"])
+            #expect(has.status == 0 && has.stdout.contains("\"packed\":true"), "\(has)")
+            let gc = try CLI.run(["gc", "--store", root, "--grace", "1s"])
+            #expect(gc.status == 0, "\(gc)")
+            #expect(try CLI.run(["get", "--store", root, "k"]).stdout == "packed through the CLI\n", "GC kept it")
+            let fsck = try CLI.run(["fsck", "--store", root])
+            #expect(fsck.status == 0 && fsck.stdout.contains("1 pack records in 1 packs"), "\(fsck)")
+            // A flipped byte in the record: fsck reports the pack, the offset and the hash (exit 5).
+            let pack = try #require(TestFiles.names(in: root + "/packs").first { $0.hasSuffix(".pack") })
+            var bytes = try TestFiles.read(root + "/packs/" + pack)
+            bytes[PackRecord.headerSize + 3] ^= 1
+            chmod(root + "/packs/" + pack, 0o644)
+            try TestFiles.write(root + "/packs/" + pack, bytes)
+            let damaged = try CLI.run(["fsck", "--store", root])
+            #expect(damaged.status == 5, "\(damaged)")
+            #expect(damaged.stdout.contains("pack '\(root)/packs/\(pack)': record at offset 0"), "\(damaged)")
+            let get = try CLI.run(["get", "--store", root, "k"])
+            #expect(get.status == 1 && get.stderr.contains("is damaged at offset 0"), "\(get)")
+        }
+    }
+
+    @Test("a packing writer killed with SIGKILL: every key it reported reads back, from its unsealed pack")
+    func killedWriter() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, durability: .fsync, packMax: 65536)
+            let log = dir + "/log"
+            let child = try Child(
+                executable: try CLI.helper(), arguments: ["set-loop", store.root, "w/", "3000"], stdoutFile: log)
+            usleep(700_000)
+            child.signal(SIGKILL)
+            _ = child.wait()
+            let reported = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+                .map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 2 }
+            #expect(reported.count > 10, "the writer committed keys before it was killed")
+            #expect(TestStore.blobFiles(store.root).isEmpty, "every payload was packed")
+            let reader = try CacheStore.open(at: store.root)
+            for line in reported {
+                let bytes = try reader.get(line[0])
+                #expect(Digest(hashing: bytes).hex == line[1], "\(line[0])")
+            }
+            let shelf = try #require(try BlobStore.open(at: store.root).packShelf())
+            let open = try shelf.packIDs().filter { !$0.sealed }
+            #expect(open.count == 1)
+            #expect(try shelf.seal(open[0].id, durable: true) != .writerAlive, "its writer is dead")
+            let fsck = try CLI.run(["fsck", "--store", store.root])
+            #expect(fsck.status == 0, "\(fsck)")
+        }
+    }
+}
