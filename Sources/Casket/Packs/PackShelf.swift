@@ -54,6 +54,17 @@ public final class PackShelf: Sendable {
         }
     }
 
+    /// ``find(_:)`` for a writer's dedup check: the listing is read again only when the folder's mtime
+    /// changed, never for a change that may hide in the same clock tick, so a burst of puts right after a
+    /// pack was made does not list the folder at each one. A miss costs at most a copy of the payload.
+    public func probe(_ digest: Digest) throws(CasketError) -> (pack: String, record: PackRecord)? {
+        try state.withLock { (state) throws(CasketError) -> (pack: String, record: PackRecord)? in
+            if let found = PackShelf.search(state.packs, digest) { return found }
+            try refresh(&state, thorough: false)
+            return PackShelf.search(state.packs, digest)
+        }
+    }
+
     /// The verified payload of `digest` if a pack holds it, else `nil`.
     ///
     /// - Throws: ``CasketError/Code/corrupt`` when the record's header or bytes are wrong.
@@ -86,10 +97,11 @@ public final class PackShelf: Sendable {
         return nil
     }
 
-    /// Lists the folder again if it changed, then scans the open packs on.
-    private func refresh(_ state: inout State) throws(CasketError) {
+    /// Lists the folder again if it changed (or, when `thorough`, may have changed unseen), then scans the
+    /// open packs on.
+    private func refresh(_ state: inout State, thorough: Bool = true) throws(CasketError) {
         let mtime = try folder.status().mtimeNanoseconds
-        if state.racy || state.listedAt != mtime {
+        if (thorough && state.racy) || state.listedAt != mtime {
             try relist(&state)
             state.listedAt = mtime
             state.racy = system_wallClockNanoseconds() - mtime < PackShelf.racyWindow

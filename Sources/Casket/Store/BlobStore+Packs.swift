@@ -61,7 +61,7 @@ extension BlobStore {
                 storedBytes: own.record.stored)
         }
         if let hit = deduplicate(digest, size: size) { return hit }
-        if let shelf = try packShelf(), let found = try shelf.find(digest), found.record.size == size {
+        if let shelf = try packShelf(), let found = try shelf.probe(digest), found.record.size == size {
             return PutResult(
                 digest: digest, size: size, deduplicated: true, compressed: found.record.form == .lz4,
                 storedBytes: found.record.stored)

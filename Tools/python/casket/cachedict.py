@@ -309,6 +309,7 @@ class CacheDict(tp.Generic[X]):
         writer: tp.Optional[IndexWriter] = self._local.writer
         if writer is None:
             writer = self._local.writer = IndexWriter(self.store)
+            self.store.begin_packing()  # the session's small payloads go to one pack (FORMAT 3.7)
         return writer
 
     @contextlib.contextmanager
@@ -331,7 +332,10 @@ class CacheDict(tp.Generic[X]):
             self._local.writer = None
             self._local.session = False
             if writer is not None:
-                writer.close()
+                try:
+                    writer.store.end_packing()  # the pack is sealed before the index file
+                finally:
+                    writer.close()
 
     @contextlib.contextmanager
     def writer(self) -> tp.Iterator["CacheDict[X]"]:

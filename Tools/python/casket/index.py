@@ -248,6 +248,7 @@ class IndexWriter:
                 raise CasketError("index writer is closed")
             ts = self.next_ts(after)
             line = line_fn(ts)
+            self.store.sync_packs()  # a line never reaches the disk before the packed bytes it names
             try:
                 self._write_line(line)
             except CasketError:

@@ -456,6 +456,12 @@ class PackShelf:
         found = self._locate(digest)
         return (found[0].id, found[1]) if found else None
 
+    def probe(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
+        """:meth:`find` for a writer's dedup check: the listing is read again only when the folder's mtime
+        changed, never for a change that may hide in the same tick (a miss costs at most a copy)."""
+        found = self._locate(digest, thorough=False)
+        return (found[0].id, found[1]) if found else None
+
     def read(self, digest: str) -> tp.Optional[bytes]:
         """The verified payload of ``digest`` if a pack holds it, else None."""
         found = self._locate(digest)
@@ -476,20 +482,20 @@ class PackShelf:
                 return pack, record
         return None
 
-    def _locate(self, digest: str) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
+    def _locate(self, digest: str, thorough: bool = True) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
         with self._lock:
             found = self._search(digest)
             if found is None:
-                self._refresh()
+                self._refresh(thorough)
                 found = self._search(digest)
             return found
 
-    def _refresh(self) -> None:
+    def _refresh(self, thorough: bool = True) -> None:
         try:
             mtime = os.stat(self.folder, follow_symlinks=False).st_mtime_ns
         except FileNotFoundError:
             return
-        if self._racy or mtime != self._listed_at:
+        if (thorough and self._racy) or mtime != self._listed_at:
             self._relist()
             self._listed_at = mtime
             self._racy = time.time_ns() - mtime < RACY_WINDOW_NS

@@ -17,6 +17,7 @@ import re
 import secrets
 import socket
 import stat
+import threading
 import typing as tp
 from pathlib import Path
 
@@ -455,6 +456,9 @@ class Store:
         self._blobs_str = os.path.abspath(self.blobs_dir)
         self._host = sanitized_host()
         self._real_dirs: set[str] = set()  # folders already seen to be real (not links): FORMAT 1.1
+        self.packs_dir = self.root / "packs"
+        self._packing = threading.local()  # this thread's write session's PackWriter (FORMAT 3.7)
+        self._shelf: tp.Optional[tp.Any] = None  # the PackShelf of this process, made on first use
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -589,8 +593,88 @@ class Store:
         return self.judge(h, False, expected), comp
 
     def has_blob(self, h: str, size: tp.Optional[int] = None) -> bool:
-        """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists."""
-        return self.find_blob(h, size) is not None
+        """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists, as a blob
+        file or a pack record (FORMAT 3.7)."""
+        writer = getattr(self._packing, "writer", None)
+        if writer is not None and writer.record_of(h) is not None:
+            return True  # this session's own pack: no system call
+        return self.find_blob(h, size) is not None or self._packed_record(h, size) is not None
+
+    # ------------------------------------------------------------------ packs (FORMAT 3.7-3.8)
+
+    def pack_shelf(self) -> tp.Optional[tp.Any]:
+        """This process's view of ``packs/`` (a ``PackShelf``), None when the store has no ``packs/``."""
+        if self._shelf is None:
+            if not self.real_dir(self.packs_dir):
+                return None
+            from .packs import PackShelf
+
+            self._shelf = PackShelf(str(self.packs_dir))
+        return self._shelf
+
+    def _packed_record(self, h: str, size: tp.Optional[int]) -> tp.Optional[tp.Any]:
+        writer = getattr(self._packing, "writer", None)
+        own = writer.record_of(h) if writer is not None else None
+        if own is not None:
+            return own[1]
+        shelf = self.pack_shelf()
+        found = shelf.find(h) if shelf is not None else None
+        return found[1] if found is not None and (size is None or found[1].size == size) else None
+
+    def _packed(self, h: str, size: tp.Optional[int]) -> tp.Optional[bytes]:
+        """The verified payload of a packed blob, None when no pack holds it (with ``size`` bytes)."""
+        if self._packed_record(h, size) is None:
+            return None
+        return self.pack_shelf().read(h)  # type: ignore[union-attr]
+
+    def packs_payload(self, size: int) -> bool:
+        """Whether a payload of ``size`` bytes goes to a pack in this store (version 2, below pack_max)."""
+        return size < self.pack_max
+
+    def begin_packing(self) -> None:
+        """Called by a write session: its small payloads go to one pack writer of this thread."""
+        self._packing.writer = None
+        self._packing.active = True
+
+    def end_packing(self) -> None:
+        """Seals the session's pack (FORMAT 3.7, sealing)."""
+        writer = getattr(self._packing, "writer", None)
+        self._packing.writer = None
+        self._packing.active = False
+        if writer is not None:
+            writer.seal()
+
+    def sync_packs(self) -> None:
+        """Flushes the session's pack before a line that may reference it (durability fsync)."""
+        writer = getattr(self._packing, "writer", None)
+        if writer is not None and self.fsync:
+            writer.sync()
+
+    def _pack_writer(self) -> tp.Optional[tp.Any]:
+        if not getattr(self._packing, "active", False):
+            return None
+        writer = getattr(self._packing, "writer", None)
+        if writer is None:
+            from .packs import PackWriter
+
+            if not self.real_dir(self.packs_dir):
+                self.packs_dir.mkdir(exist_ok=True)
+            writer = self._packing.writer = PackWriter(
+                str(self.packs_dir), f"{self._host}-{os.getpid()}-{secrets.token_hex(4)}", self.pack_size,
+                compress=self.compression == "lz4", durable=self.fsync)
+        return writer
+
+    def _put_packed(self, view: memoryview, h: str, writer: tp.Any) -> str:
+        """A small payload: not written again when the session's pack, a sound blob file (freshened) or a
+        pack holds it; else appended to the session's pack, flushed before the line that references it."""
+        size = view.nbytes
+        if writer.record_of(h) is not None or self._freshen_existing(h, size):
+            return h
+        shelf = self.pack_shelf()
+        found = shelf.probe(h) if shelf is not None else None
+        if found is None or found[1].size != size:
+            writer.append(view, h)
+        return h
 
     def _remove_unsound_twin(self, h: str, kept: bool, size: int) -> None:
         """Once the form ``kept`` is known sound, remove the other form if it is unsound (readers and GC
@@ -711,9 +795,14 @@ class Store:
     # ------------------------------------------------------------------ writes
 
     def put_bytes(self, data: tp.Any, known_hash: tp.Optional[str] = None) -> str:
-        """Store a payload held in memory (bytes, bytearray, memoryview, ndarray). Returns its hash."""
+        """Store a payload held in memory (bytes, bytearray, memoryview, ndarray). Returns its hash. In a
+        write session of a store with packs, a payload below ``pack_max`` goes to the session's pack."""
         view = _as_byte_view(data)
         size = view.nbytes
+        if size < self.pack_max:
+            writer = self._pack_writer()
+            if writer is not None:
+                return self._put_packed(view, check_hash(known_hash) if known_hash else hash_bytes(view), writer)
         digester = ChunkDigester() if wants_sidecar(size, self.chunks_min) else None
         if known_hash is not None:
             h = check_hash(known_hash)
@@ -932,7 +1021,13 @@ class Store:
 
     def get_bytes(self, h: str, expected_size: tp.Optional[int] = None) -> bytes:
         """The payload of blob ``h``, verified; a corrupt form gives way to a sound twin (FORMAT 3.5)."""
-        path, compressed = self._locate(h, expected_size)
+        try:
+            path, compressed = self._locate(h, expected_size)
+        except BlobError:
+            packed = self._packed(h, expected_size)
+            if packed is None:
+                raise
+            return packed
         try:
             return b"".join(self._iter_form(path, compressed, h, expected_size))
         except BlobCorruptError:
@@ -992,7 +1087,13 @@ class Store:
                 arr.mode = "r"
                 arr.filename = raw
                 return arr
-        path, compressed = self._locate(h, nbytes)
+        try:
+            path, compressed = self._locate(h, nbytes)
+        except BlobError:
+            packed = self._packed(h, nbytes)  # verified as it is read
+            if packed is None:
+                raise
+            return np.frombuffer(packed, dtype=dt).reshape(shape)
         if compressed:
             return self._decompress_array(h, dt, shape, nbytes, exclude_raw=False)
         if nbytes == 0:
