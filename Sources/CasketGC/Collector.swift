@@ -134,6 +134,15 @@ public final class Collector {
             try sweep.run()
             return sweep.report
         }
+        // Packs are never swept (their records are kept whole until repacking exists); a pack whose writer
+        // is gone is sealed, so that readers search it through its index (docs/GC.md, "Packs").
+        if !dryRun, let shelf = try store.packShelf() {
+            for (id, sealed) in try shelf.packIDs() where !sealed {
+                if case .sealed = try shelf.seal(id, durable: store.config.durability == .fsync) {
+                    report.packsSealed += 1
+                }
+            }
+        }
         report.sweepSeconds = Date().timeIntervalSince(markDone)
         report.durationSeconds = Date().timeIntervalSince(started)
         if options.saveReport {
