@@ -17,6 +17,24 @@ package struct TempFile: ~Copyable {
         "\(HostIdentity.host).\(HostIdentity.pid).\(HostIdentity.randomHex(bytes: 8))\(TempFile.suffix)"
     }
 
+    /// Whether `name` has the shape of ``uniqueName()``: `<host>.<pid>.<16 hex digits>.tmp`, the host part
+    /// made of `[A-Za-z0-9_-]` (docs/FORMAT.md, section 4).
+    package static func isTempName(_ name: String) -> Bool {
+        guard name.hasSuffix(suffix) else { return false }
+        let parts = name.dropLast(suffix.count).split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return false }
+        let host = parts[0].utf8
+        let pid = parts[1].utf8
+        let random = parts[2].utf8
+        func isWordByte(_ b: UInt8) -> Bool {
+            (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x5F
+                || b == 0x2D
+        }
+        return !host.isEmpty && host.allSatisfy(isWordByte) && !pid.isEmpty
+            && pid.allSatisfy { (0x30...0x39).contains($0) } && random.count == 16
+            && random.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     /// Creates the file in `directory`, relative to its descriptor.
     package init(in directory: Directory, named name: String? = nil, mode: UInt32 = 0o444) throws(CasketError) {
         let name = name ?? TempFile.uniqueName()

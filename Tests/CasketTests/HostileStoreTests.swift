@@ -80,7 +80,10 @@ struct HostileStoreTests {
 
     @Test(
         "init refuses a folder whose store folder names hold foreign content, and changes nothing",
-        arguments: ["blobs/ab", "tmp/old.tmp", "index/x.jsonl", "claims/c", "gc/lock", "quarantine/q"])
+        arguments: [
+            "blobs/ab", "blobs/ab/99aa06d3014798d86001c324468d497f", "blobs/AB/x", "tmp/old.tmp",
+            "tmp/host.12.0123456789abcdef.tmp/x", "index/x.jsonl", "claims/c", "gc/lock", "quarantine/q",
+        ])
     func initRefusesForeignContent(_ relative: String) throws {
         let path = store + "/" + relative
         try FileManager.default.createDirectory(
@@ -92,6 +95,39 @@ struct HostileStoreTests {
         #expect(created.stderr.contains("'\(store)/\(folder)' already holds 1 entry"), "\(created)")
         #expect(!FileManager.default.fileExists(atPath: store + "/casket.json"))
         #expect(try TestFiles.read(path) == Array("someone's data".utf8))
+    }
+
+    @Test("an init killed at any moment before casket.json is completed by the next init")
+    func killedInitIsCompleted() throws {
+        var interrupted = 0
+        var attempts = 0
+        while interrupted < 3 && attempts < 60 {
+            attempts += 1
+            try? FileManager.default.removeItem(atPath: store)
+            let child = try CLI.start(["init", store])
+            usleep(UInt32.random(in: 0...(2_000 + UInt32(attempts) * 200)))
+            child.signal(SIGKILL)
+            guard child.wait().signalled, !FileManager.default.fileExists(atPath: store + "/casket.json") else {
+                continue
+            }
+            interrupted += 1
+            let again = try CLI.run(["init", store])
+            #expect(again.status == 0, "attempt \(attempts): \(again)")
+            #expect(try CLI.run(["fsck", "--store", store]).status == 0)
+        }
+        #expect(interrupted > 0, "no init was interrupted before it published casket.json")
+    }
+
+    @Test("init completes what an interrupted init left: empty fan-out folders and temp files")
+    func initCompletesLeftovers() throws {
+        for hh in ["00", "0f", "a7"] {
+            try FileManager.default.createDirectory(atPath: store + "/blobs/" + hh, withIntermediateDirectories: true)
+        }
+        try FileManager.default.createDirectory(atPath: store + "/tmp", withIntermediateDirectories: true)
+        try TestFiles.write(store + "/tmp/some-host.4242.0123456789abcdef.tmp", Array("{".utf8))
+        let created = try CLI.run(["init", store])
+        #expect(created.status == 0, "\(created)")
+        #expect(FileManager.default.fileExists(atPath: store + "/casket.json"))
     }
 
     @Test("init refuses a store folder name taken by a file or a link, and accepts empty folders")

@@ -103,8 +103,10 @@ public final class BlobStore: Sendable {
         return store
     }
 
-    /// Throws when a store folder name is taken by anything but an empty folder (finding: `init` over a
-    /// folder holding `blobs/` or `tmp/` adopted them, and the next GC deleted their files).
+    /// Throws when a store folder name is taken by anything but what an interrupted `init` leaves: an empty
+    /// folder, `blobs/` holding only empty fan-out folders, `tmp/` holding only temp files (finding: `init`
+    /// over a folder holding `blobs/` or `tmp/` adopted them, and the next GC deleted their files; and an
+    /// `init` killed while it made the fan-out folders left a folder no later `init` would take).
     static func refuseForeignContent(in root: Directory) throws(CasketError) {
         for folder in StoreDirectories.Folder.allCases {
             guard let status = try root.statusIfPresent(folder.rawValue) else { continue }
@@ -115,14 +117,38 @@ public final class BlobStore: Sendable {
                     "'\(path)' exists and is \(status.kind); a store needs that name for its own folder",
                     path: path)
             }
+            let directory = try root.directory(folder.rawValue)
             var entries = 0
-            try root.directory(folder.rawValue).forEachEntry { (_, _) throws(CasketError) in entries += 1 }
+            try directory.forEachEntry { (name, kind) throws(CasketError) in
+                if try !isLeftByInit(name, kind: kind, in: directory, of: folder) { entries += 1 }
+            }
             if entries > 0 {
                 throw CasketError(
                     .alreadyExists,
                     "'\(path)' already holds \(entries) entr\(entries == 1 ? "y" : "ies") that no Casket store wrote; move them away or choose another folder",
                     path: path)
             }
+        }
+    }
+
+    /// Whether `name` in store folder `folder` is something `init` itself makes before it publishes
+    /// `casket.json`: an empty fan-out folder of `blobs/`, or a temp file of `tmp/` (docs/FORMAT.md 1.1).
+    private static func isLeftByInit(
+        _ name: String, kind: FileStatus.Kind?, in directory: Directory, of folder: StoreDirectories.Folder
+    ) throws(CasketError) -> Bool {
+        switch folder {
+        case .blobs:
+            guard StoreDirectories.isFanOutName(name), try directory.statusIfPresent(name)?.kind == .directory else {
+                return false
+            }
+            var empty = true
+            try directory.directory(name).forEachEntry { (_, _) throws(CasketError) in empty = false }
+            return empty
+        case .tmp:
+            guard TempFile.isTempName(name) else { return false }
+            return try directory.statusIfPresent(name)?.kind == .regular
+        default:
+            return false
         }
     }
 

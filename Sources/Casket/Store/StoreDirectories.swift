@@ -32,10 +32,17 @@ final class StoreDirectories: Sendable {
         }
     }
 
+    /// Whether `name` is exactly two lowercase hex digits, the name of a fan-out folder (`UInt8(_:radix:)`
+    /// alone would also take `+f` or `F0`).
+    static func isFanOutName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return bytes.count == 2 && bytes.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     /// The fan-out folder named `hh` (two lowercase hex digits); `nil` when it does not exist. Any other
     /// name is not a fan-out folder and is opened as a plain sub-folder of `blobs/` by the caller.
     func fanout(named name: String) throws(CasketError) -> Directory? {
-        guard name.utf8.count == 2, let byte = UInt8(name, radix: 16), name == name.lowercased() else {
+        guard Self.isFanOutName(name), let byte = UInt8(name, radix: 16) else {
             return try folder(.blobs).directory(name)
         }
         return try fanout(Digest(high: UInt64(byte) << 56, low: 0))

@@ -11,6 +11,7 @@ import time
 import typing as tp
 from pathlib import Path
 
+from . import excarules
 from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
 from .store import CasketError, Store, check_store_settings, open_or_init_store
@@ -246,6 +247,10 @@ class CacheDict(tp.Generic[X]):
             return False
         if key in self._ram_data:
             return True
+        # as exca's: a key already in view answers without listing the index again (a warm MapInfra or
+        # exca.steps hit asks once per item); only a miss refreshes, so a key written meanwhile is found
+        if self._read_once and self._reader is not None and self._reader.get(key) is not None:
+            return True
         self._refresh()
         return (self._reader is not None and self._reader.get(key) is not None) or self._from_exca(key)
 
@@ -365,8 +370,10 @@ class CacheDict(tp.Generic[X]):
         # as exca: judged on the view as last read (concurrent writers of one key all succeed)
         if self._reader.get(key) is not None or key in self._ram_data or self._from_exca(key):
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
+        # while the switch is on, exca's rules: its errors, and its JSON rendering (docs/EXCA.md)
+        value, cache_type = excarules.prepare(value, self.cache_type)
         with contextlib.ExitStack() as staged:  # exca handlers' files, kept until the line is written
-            node, payloads = encode(self.store, value, self.cache_type, key=key, stack=staged)
+            node, payloads = encode(self.store, value, cache_type, key=key, stack=staged)
             blobs = [(p.hash, p.size) for p in payloads]
             sources = {p.hash: p for p in payloads}
 
@@ -396,7 +403,10 @@ class CacheDict(tp.Generic[X]):
             del self._ram_data[key]
             return
         if not self._in_session:
-            raise RuntimeError("Cannot delete outside of a write() context")
+            if excarules.delete_needs_write():
+                raise RuntimeError("Cannot delete outside of a write() context")
+            with self.write():  # exca 0.5.x deletes outside write() too
+                return self.__delitem__(key)
         self._refresh()
         # a key served from exca's files is deleted by a tombstone in the store, which hides it: exca's
         # files are never modified

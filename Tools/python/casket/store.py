@@ -63,6 +63,8 @@ CHUNK = 1 << 20  # 1 MiB streaming unit
 COMPRESSION_SAMPLE = 1 << 20  # the leading bytes that decide a payload's form (FORMAT 3.2)
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 _HASH_RE = re.compile(r"[0-9a-f]{32}")
+_FANOUT_RE = re.compile(r"[0-9a-f]{2}")
+_TEMP_RE = re.compile(r"[A-Za-z0-9_-]+\.[0-9]+\.[0-9a-f]{16}\.tmp")  # FORMAT 4: <host>.<pid>.<random>.tmp
 
 
 class CasketError(Exception):
@@ -207,6 +209,18 @@ def _iter_source(source: tp.Any) -> tp.Iterator[bytes]:
 # --------------------------------------------------------------------------- config
 
 
+def _left_by_init(sub: str, folder: Path, name: str) -> bool:
+    """Whether ``name`` in store folder ``sub`` is what an interrupted init leaves before it publishes
+    ``casket.json`` (FORMAT 1.1): an empty fan-out folder of ``blobs/``, a temp file of ``tmp/``."""
+    try:
+        st = os.lstat(os.path.join(folder, name))
+    except FileNotFoundError:
+        return True
+    if sub == "blobs" and _FANOUT_RE.fullmatch(name) and stat.S_ISDIR(st.st_mode):
+        return not os.listdir(os.path.join(folder, name))
+    return sub == "tmp" and bool(_TEMP_RE.fullmatch(name)) and stat.S_ISREG(st.st_mode)
+
+
 def init_store(
     path: tp.Union[str, Path],
     compression: str = "none",
@@ -241,7 +255,7 @@ def init_store(
             raise StoreError(
                 f"'{folder}' exists and is {describe_kind(st.st_mode)}; a store needs that name for its own folder",
                 "already_exists")
-        entries = len(os.listdir(folder))
+        entries = sum(not _left_by_init(sub, folder, name) for name in os.listdir(folder))
         if entries:
             raise StoreError(
                 f"'{folder}' already holds {entries} entr{'y' if entries == 1 else 'ies'} that no Casket store "

@@ -17,44 +17,9 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-CLIENT = HERE.parent
-VENV_SH = CLIENT.parent / "exca-fixtures" / "venv.sh"
+from excavenv import CLIENT, layered_venv as _layered_venv
+
 Layered = tp.Callable[[str], Path]  # exca version -> the python of a venv with exca and this client
-
-
-def _exca_python(version: str, extras: str = "core") -> str:
-    if os.environ.get("CASKET_SKIP_EXCA"):
-        pytest.skip("CASKET_SKIP_EXCA is set")
-    try:
-        out = subprocess.run([str(VENV_SH), version, extras], capture_output=True, text=True, check=True,
-                             timeout=1200)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"no exca {version} venv: {e}")
-    python = out.stdout.strip().splitlines()[-1]
-    if subprocess.run([python, "-c", "import xxhash, lz4"], capture_output=True).returncode != 0:
-        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "xxhash", "lz4"],
-                       check=True)
-    return python
-
-
-def _layered_venv(version: str, root: Path, extras: str = "core") -> Path:
-    """A venv whose own site-packages holds only the client (pip install -e), and sees exca's beside it
-    (``extras="all"``: with exca's optional handler packages, pandas, nibabel, mne, pybv)."""
-    exca_python = _exca_python(version, extras)
-    site = subprocess.run([exca_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    venv = root / f"venv-{version}"
-    subprocess.run([exca_python, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    # sorts before casket_exca.pth, so exca's numpy, xxhash and lz4 are on the path when the hook runs
-    Path(own, "00-exca-site.pth").write_text(site + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "-e",
-                    str(CLIENT)], check=True, env={**os.environ, "PIP_NO_INPUT": "1"})
-    assert Path(own, "casket_exca.pth").is_file(), "the editable install must put the hook in site-packages"
-    return python
 
 
 @pytest.fixture(scope="module")

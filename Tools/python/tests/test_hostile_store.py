@@ -79,7 +79,9 @@ def test_linked_casket_json_is_refused(tmp_path: Path) -> None:
         casket.Store(root)
 
 
-@pytest.mark.parametrize("relative", ["blobs/ab", "tmp/old.tmp", "index/x.jsonl", "claims/c", "gc/lock", "quarantine/q"])
+@pytest.mark.parametrize("relative", ["blobs/ab", "blobs/ab/99aa06d3014798d86001c324468d497f", "blobs/AB/x",
+                                      "tmp/old.tmp", "tmp/host.12.0123456789abcdef.tmp/x", "index/x.jsonl",
+                                      "claims/c", "gc/lock", "quarantine/q"])
 def test_init_refuses_foreign_content(tmp_path: Path, relative: str) -> None:
     root = tmp_path / "store"
     (root / relative).parent.mkdir(parents=True)
@@ -91,6 +93,16 @@ def test_init_refuses_foreign_content(tmp_path: Path, relative: str) -> None:
     assert f"'{root / folder}' already holds 1 entry" in str(raised.value)
     assert not os.path.lexists(root / "casket.json")
     assert (root / relative).read_bytes() == b"someone's data"
+
+
+def test_init_completes_what_an_interrupted_init_left(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    for hh in ("00", "0f", "a7"):
+        (root / "blobs" / hh).mkdir(parents=True)
+    (root / "tmp").mkdir()
+    (root / "tmp" / "some-host.4242.0123456789abcdef.tmp").write_bytes(b"{")
+    casket.init_store(root)
+    assert casket.Store(root).config["format"] == "casket"
 
 
 def test_init_refuses_files_and_links_in_folder_names(tmp_path: Path) -> None:
