@@ -462,10 +462,10 @@ class PackShelf:
         found = self._locate(digest, thorough=False)
         return (found[0].id, found[1]) if found else None
 
-    def read(self, digest: str) -> tp.Optional[bytes]:
-        """The verified payload of ``digest`` if a pack holds it, else None."""
+    def read(self, digest: str, size: tp.Optional[int] = None) -> tp.Optional[bytes]:
+        """The verified payload of ``digest`` if a pack holds it (with ``size`` bytes, when given), else None."""
         found = self._locate(digest)
-        if found is None:
+        if found is None or (size is not None and found[1].size != size):
             return None
         pack, record = found
         return read_payload(pack.fd, os.path.join(self.folder, pack.id + PACK_SUFFIX), record)

@@ -637,13 +637,16 @@ class Store:
 
     def _packed(self, h: str, size: tp.Optional[int]) -> tp.Optional[bytes]:
         """The verified payload of a packed blob, None when no pack holds it (with ``size`` bytes)."""
-        if self._packed_record(h, size) is None:
-            return None
-        return self.pack_shelf().read(h)  # type: ignore[union-attr]
+        shelf = self.pack_shelf()
+        return shelf.read(h, size) if shelf is not None else None
 
-    def packs_payload(self, size: int) -> bool:
-        """Whether a payload of ``size`` bytes goes to a pack in this store (version 2, below pack_max)."""
-        return size < self.pack_max
+    def _packed_or_none(self, h: str, size: int) -> tp.Optional[bytes]:
+        """``_packed``, with a damaged record taken as absent: the blob files are looked at next, and the
+        damage is raised only if no sound blob file holds the payload either."""
+        try:
+            return self._packed(h, size)
+        except BlobCorruptError:
+            return None
 
     def begin_packing(self) -> None:
         """Called by a write session: its small payloads go to one pack writer of this thread."""
@@ -1035,6 +1038,10 @@ class Store:
 
     def get_bytes(self, h: str, expected_size: tp.Optional[int] = None) -> bytes:
         """The payload of blob ``h``, verified; a corrupt form gives way to a sound twin (FORMAT 3.5)."""
+        if expected_size is not None and expected_size < self.pack_max:  # a small payload is most likely packed
+            packed = self._packed_or_none(h, expected_size)
+            if packed is not None:
+                return packed
         try:
             path, compressed = self._locate(h, expected_size)
         except BlobError:
@@ -1101,6 +1108,10 @@ class Store:
                 arr.mode = "r"
                 arr.filename = raw
                 return arr
+            if nbytes < self.pack_max:  # no raw blob file: a small payload is most likely packed
+                packed = self._packed_or_none(h, nbytes)
+                if packed is not None:
+                    return np.frombuffer(packed, dtype=dt).reshape(shape)
         try:
             path, compressed = self._locate(h, nbytes)
         except BlobError:

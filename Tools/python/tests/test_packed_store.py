@@ -137,3 +137,23 @@ def test_version_1_store_never_packs(tmp_path):
         cd["k"] = b"small"
     assert os.listdir(root / "packs") == [] and len(blob_files(root)) == 1
     assert casket.init_store(tmp_path / "v2", pack_max=4096).config["version"] == 2
+
+
+def test_damaged_record_is_an_error_unless_a_blob_file_holds_the_payload(packed):
+    value = np.arange(300, dtype=np.float64)
+    cd = casket.CacheDict(packed)
+    with cd.write():
+        cd["k"] = value
+    (record,) = [r for r, _ in records(packed)]
+    (pack,) = (packed / "packs").glob("*.pack")
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as f:
+        f.seek(record.offset + packs.HEADER_SIZE + 5)
+        f.write(b"\xff")
+    with pytest.raises(casket.BlobCorruptError, match=f"pack '{pack}' is damaged at offset 0"):
+        casket.CacheDict(packed)["k"]
+    with pytest.raises(casket.BlobCorruptError, match="is damaged at offset 0"):
+        casket.Store(packed).get_bytes(record.digest, record.size)
+    casket.Store(packed).put_bytes(value)  # outside a session: a blob file
+    assert np.array_equal(casket.CacheDict(packed)["k"], value), "a sound blob file serves the read"
+    assert casket.Store(packed).get_bytes(record.digest, record.size) == value.tobytes()
