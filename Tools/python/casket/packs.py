@@ -322,6 +322,7 @@ class PackWriter:
                  durable: bool = True) -> None:
         self.folder, self.writer_id, self.target_size = folder, writer_id, target_size
         self.compress, self.durable = compress, durable
+        self.pid = os.getpid()  # a forked child never appends to its parent's pack: it makes its own writer
         self._sequence = 0
         self._open: tp.Optional[_OpenPack] = None
 

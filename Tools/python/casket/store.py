@@ -610,7 +610,7 @@ class Store:
         """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists, as a blob
         file or a pack record (FORMAT 3.7)."""
         writer = getattr(self._packing, "writer", None)
-        if writer is not None and writer.record_of(h) is not None:
+        if writer is not None and writer.pid == os.getpid() and writer.record_of(h) is not None:
             return True  # this session's own pack: no system call
         return self.find_blob(h, size) is not None or self._packed_record(h, size) is not None
 
@@ -654,24 +654,24 @@ class Store:
         self._packing.active = True
 
     def end_packing(self) -> None:
-        """Seals the session's pack (FORMAT 3.7, sealing)."""
+        """Seals the session's pack (FORMAT 3.7, sealing); a forked child leaves its parent's pack alone."""
         writer = getattr(self._packing, "writer", None)
         self._packing.writer = None
         self._packing.active = False
-        if writer is not None:
+        if writer is not None and writer.pid == os.getpid():
             writer.seal()
 
     def sync_packs(self) -> None:
         """Flushes the session's pack before a line that may reference it (durability fsync)."""
         writer = getattr(self._packing, "writer", None)
-        if writer is not None and self.fsync:
+        if writer is not None and self.fsync and writer.pid == os.getpid():
             writer.sync()
 
     def _pack_writer(self) -> tp.Optional[tp.Any]:
         if not getattr(self._packing, "active", False):
             return None
         writer = getattr(self._packing, "writer", None)
-        if writer is None:
+        if writer is None or writer.pid != os.getpid():  # one appender per pack: a forked child has its own
             from .packs import PackWriter
 
             if not self.real_dir(self.packs_dir):

@@ -157,3 +157,28 @@ def test_damaged_record_is_an_error_unless_a_blob_file_holds_the_payload(packed)
     casket.Store(packed).put_bytes(value)  # outside a session: a blob file
     assert np.array_equal(casket.CacheDict(packed)["k"], value), "a sound blob file serves the read"
     assert casket.Store(packed).get_bytes(record.digest, record.size) == value.tobytes()
+
+
+def test_a_forked_child_never_appends_to_its_parents_pack(packed):
+    cd = casket.CacheDict(packed)
+    with cd.write():
+        cd["parent/0"] = np.full(400, -1, dtype=np.int64)
+        pid = os.fork()
+        if pid == 0:  # the child writes in the session it inherited, then dies without ending it
+            try:
+                for i in range(30):
+                    cd[f"child/{i}"] = np.full(400, i, dtype=np.int64)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        for i in range(1, 30):
+            cd[f"parent/{i}"] = np.full(400, -1 - i, dtype=np.int64)
+    reader = casket.CacheDict(packed)
+    for i in range(30):
+        assert np.array_equal(reader[f"parent/{i}"], np.full(400, -1 - i, dtype=np.int64))
+        assert np.array_equal(reader[f"child/{i}"], np.full(400, i, dtype=np.int64))
+    shelf = packs.PackShelf(str(packed / "packs"))
+    assert [sealed for _, sealed in shelf.pack_ids()].count(False) == 1, "the child's pack, its writer dead"
+    if HAS_BIN:
+        fsck = subprocess.run([BIN, "fsck", "--store", str(packed)], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck
