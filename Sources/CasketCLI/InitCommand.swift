@@ -21,7 +21,10 @@ struct InitCommand: ParsableCommand {
     @Option(help: "How new blobs are kept: none (raw, memory-mappable) or lz4 (when it saves 10 % or more).")
     var compression: StoreConfig.Compression = .none
 
-    @Option(help: "fsync (flush every write, the default) or none (fast, for scratch stores).")
+    @Option(
+        help:
+            "fsync (flush every write, the default), group (flush once per batch of lines) or none (fast, for scratch stores)."
+    )
     var durability: StoreConfig.Durability = .fsync
 
     @Option(help: "Inline payloads of at most this many bytes in index entries (0: never).")

@@ -138,7 +138,7 @@ public final class Collector {
         // is gone is sealed, so that readers search it through its index (docs/GC.md, "Packs").
         if !dryRun, let shelf = try store.packShelf() {
             for (id, sealed) in try shelf.packIDs() where !sealed {
-                if case .sealed = try shelf.seal(id, durable: store.config.durability == .fsync) {
+                if case .sealed = try shelf.seal(id, durable: store.config.durability != .none) {
                     report.packsSealed += 1
                 }
             }

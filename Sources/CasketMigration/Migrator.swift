@@ -148,7 +148,7 @@ public final class Migrator {
         // With a durable store, blobs and lines are written unflushed and flushed once per batch: all the
         // batch's blobs first (syncfs), then its lines. A line never reaches the disk before its blobs,
         // and a crash loses at most the unflushed batch, which a rerun redoes.
-        let durable = store.blobs.config.durability == .fsync
+        let durable = store.blobs.config.durability != .none
         let writer = durable ? CacheStore(blobs: store.blobs.withDurability(.none)) : store
         let session = try writer.writeSession()
         // The plan has just read the store's index: one more read at the first write is enough.

@@ -152,7 +152,7 @@ public final class BlobStore: Sendable {
         }
     }
 
-    var durable: Bool { config.durability == .fsync }
+    var durable: Bool { config.durability != .none }
 
     /// The same store, with writes flushed or not regardless of `casket.json`.
     ///

@@ -13,6 +13,10 @@ public struct StoreConfig: Sendable, Equatable {
     public enum Durability: String, Sendable, CaseIterable {
         /// `fsync` blobs, their directories and index lines (the default).
         case fsync
+        /// Group commit (docs/FORMAT.md 5.5): blob files as with `fsync`; index lines and pack records
+        /// flushed once per batch. This implementation's writers flush every line (as `fsync`, which
+        /// is stronger); the Python client batches.
+        case group
         /// No flushing: faster, for scratch stores; a power loss may lose recent writes.
         case none
     }

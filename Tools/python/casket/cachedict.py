@@ -342,6 +342,13 @@ class CacheDict(tp.Generic[X]):
                 finally:
                     writer.close()
 
+    def flush(self) -> None:
+        """Commits this thread's batch now (durability ``group``, FORMAT 5.5): once it returns, every key set
+        before it survives a crash. A no-op outside a session and for the other durabilities."""
+        writer = self._writer
+        if writer is not None:
+            writer.commit()
+
     @contextlib.contextmanager
     def writer(self) -> tp.Iterator["CacheDict[X]"]:
         """Deprecated name of :meth:`write`, kept as exca keeps it (with exca's DeprecationWarning)."""

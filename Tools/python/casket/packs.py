@@ -325,6 +325,8 @@ class PackWriter:
         self.pid = os.getpid()  # a forked child never appends to its parent's pack: it makes its own writer
         self._sequence = 0
         self._open: tp.Optional[_OpenPack] = None
+        # a group commit's timer thread flushes while the session's thread appends
+        self._lock = threading.RLock()
 
     @property
     def open_pack_id(self) -> tp.Optional[str]:
@@ -339,16 +341,17 @@ class PackWriter:
     def append(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
         """Appends a payload (its digest computed by the caller), not flushed: :meth:`sync` flushes a batch
         before its index lines are written. A payload already in the open pack is not written again."""
-        found = self.record_of(digest)
-        if found is not None:
-            return found
-        if self._open is not None and self._open.lease.lost:
-            self._abandon()
-        try:
-            return self._append_once(payload, digest)
-        except OSError:
-            self._abandon()  # the pack may end with part of a record: never append to it again
-            return self._append_once(payload, digest)
+        with self._lock:
+            found = self.record_of(digest)
+            if found is not None:
+                return found
+            if self._open is not None and self._open.lease.lost:
+                self._abandon()
+            try:
+                return self._append_once(payload, digest)
+            except OSError:
+                self._abandon()  # the pack may end with part of a record: never append to it again
+                return self._append_once(payload, digest)
 
     def _append_once(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
         pack = self._open or self._start()
@@ -362,25 +365,30 @@ class PackWriter:
         pack.unsynced = True
         ident = pack.id
         if pack.length >= self.target_size:
-            self.seal()
+            self._seal()
         return ident, record
 
     def sync(self) -> None:
         """Flushes the open pack's records (``fdatasync``). A failed flush leaves the pack to be sealed by
         others and is raised: the batch's lines must not be written."""
-        pack = self._open
-        if pack is None or not pack.unsynced:
-            return
-        try:
-            os.fdatasync(pack.fd)
-        except OSError:
-            self._abandon()
-            raise
-        pack.unsynced = False
+        with self._lock:
+            pack = self._open
+            if pack is None or not pack.unsynced:
+                return
+            try:
+                os.fdatasync(pack.fd)
+            except OSError:
+                self._abandon()
+                raise
+            pack.unsynced = False
 
     def seal(self) -> None:
         """Flushes the open pack, publishes its index (never replacing one) and releases its lease; an
         empty pack is removed instead."""
+        with self._lock:
+            self._seal()
+
+    def _seal(self) -> None:
         pack, self._open = self._open, None
         if pack is None:
             return

@@ -354,7 +354,7 @@ def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
         number = _config_integer(value)
         lo, hi = PACK_SIZE_RANGE
         return None if number is not None and lo <= number <= hi else f"an integer from {lo} to {hi}"
-    known = {"compression": ("none", "lz4"), "durability": ("fsync", "none")}[name]
+    known = {"compression": ("none", "lz4"), "durability": ("fsync", "group", "none")}[name]
     return None if isinstance(value, str) and value in known else " or ".join(f'"{k}"' for k in known)
 
 
@@ -479,7 +479,13 @@ class Store:
 
     @property
     def fsync(self) -> bool:
-        return self.durability == "fsync"
+        """Whether blob files, folders and leases are flushed (``fsync`` and ``group``)."""
+        return self.durability != "none"
+
+    @property
+    def group(self) -> bool:
+        """Group commit (FORMAT 5.5): index lines and pack records are flushed once per batch."""
+        return self.durability == "group"
 
     # ------------------------------------------------------------------ paths
 
@@ -660,6 +666,11 @@ class Store:
         self._packing.active = False
         if writer is not None and writer.pid == os.getpid():
             writer.seal()
+
+    def session_pack_writer(self) -> tp.Optional[tp.Any]:
+        """This thread's session's PackWriter, if it has made one (and is this process's)."""
+        writer = getattr(self._packing, "writer", None)
+        return writer if writer is not None and writer.pid == os.getpid() else None
 
     def sync_packs(self) -> None:
         """Flushes the session's pack before a line that may reference it (durability fsync)."""
