@@ -3,6 +3,8 @@
 //   casket-testhelper set-many STORE PREFIX COUNT SIZE START_NS   set PREFIX0..PREFIX{COUNT-1} after START_NS
 //   casket-testhelper set-loop STORE PREFIX SIZE                   set keys until killed; print each committed key
 //   casket-testhelper winners STORE                                print every key's winner, one line each
+//   casket-testhelper set-flush STORE PREFIX SIZE                  set keys until killed, flush every 25; print the
+//                                       number of the last key committed after each flush
 //   casket-testhelper compute STORE TTL LOG COUNT SLEEP_MS START_NS
 //                     getOrCompute over keys k0..k{COUNT-1} from START_NS; each computed key is appended to
 //                     LOG as "key pid"; each batch computation sleeps SLEEP_MS; prints "ok N"
@@ -81,6 +83,20 @@ func run() throws {
             // One write(2) per committed key, so a kill -9 never hides a line that was reported.
             let line = "\(key) \(entry.blobs[0].digest.hex)\n"
             _ = line.withCString { write(1, $0, strlen($0)) }
+            i += 1
+        }
+    case "set-flush":
+        guard args.count == 5, let size = Int(args[4]) else { fail("usage: set-flush STORE PREFIX SIZE") }
+        let session = try cache.writeSession()
+        var i = 0
+        while true {
+            let key = "\(args[3])\(i)"
+            try session.set(key, bytes: payload(for: key, size: size + i % 1024))
+            if i % 25 == 24 {
+                try session.flush()
+                let line = "\(i)\n"  // every key up to i is committed
+                _ = line.withCString { write(1, $0, strlen($0)) }
+            }
             i += 1
         }
     case "compute":

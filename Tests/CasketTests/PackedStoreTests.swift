@@ -110,3 +110,55 @@ struct PackedStoreTests {
         }
     }
 }
+
+/// Group commit in the Swift `WriteSession` (durability `group`, docs/FORMAT.md 5.5).
+@Suite("group commit: a session's lines are written once per batch")
+struct GroupCommitTests {
+    @Test("lines wait for the batch; flush, a full batch, the batch's age and close commit them")
+    func batches() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, durability: .group, packMax: 65536)
+            let session = try CacheStore.open(at: store.root).writeSession()
+            try session.set("a", bytes: [1, 2, 3])
+            try session.set("big", bytes: TestBytes.random(100_000))  // a blob file, published before its line
+            #expect(try !CacheStore.open(at: store.root).contains("a"), "not committed yet")
+            #expect(TestFiles.names(in: store.root + "/index").isEmpty)
+            try session.flush()
+            #expect(try CacheStore.open(at: store.root).get("a") == [1, 2, 3])
+            #expect(try CacheStore.open(at: store.root).get("big") == TestBytes.random(100_000))
+            try session.set("b", bytes: [4])
+            usleep(250_000)
+            try session.set("c", bytes: [5])  // the batch is older than 200 ms: committed with this write
+            #expect(try CacheStore.open(at: store.root).contains("c"))
+            for i in 0..<WriteSession.groupLines { try session.set("n\(i)", bytes: [UInt8(i % 256)]) }
+            #expect(try CacheStore.open(at: store.root).contains("n\(WriteSession.groupLines - 2)"), "a full batch")
+            try session.delete("a")
+            try session.close()
+            let reader = try CacheStore.open(at: store.root)
+            #expect(try !reader.contains("a") && reader.get("n999") == [UInt8(999 % 256)])
+            let text = try String(contentsOfFile: store.root + "/index/" + session.writerID + ".jsonl", encoding: .utf8)
+            #expect(text.split(separator: "\n").count == WriteSession.groupLines + 6, "every line once, and the seal")
+        }
+    }
+
+    @Test("a writer killed with SIGKILL loses no key it had committed")
+    func killed() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, durability: .group, packMax: 65536)
+            let log = dir + "/log"
+            let child = try Child(
+                executable: try CLI.helper(), arguments: ["set-flush", store.root, "g/", "2000"], stdoutFile: log)
+            usleep(700_000)
+            child.signal(SIGKILL)
+            _ = child.wait()
+            let committed = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap {
+                Int($0)
+            }
+            let last = try #require(committed.last, "the writer committed batches before it was killed")
+            let reader = try CacheStore.open(at: store.root)
+            for i in 0...last { #expect(try reader.get("g/\(i)").count == 2000 + i % 1024, "g/\(i)") }
+            let fsck = try CLI.run(["fsck", "--store", store.root])
+            #expect(fsck.status == 0, "\(fsck)")
+        }
+    }
+}

@@ -14,8 +14,7 @@ public struct StoreConfig: Sendable, Equatable {
         /// `fsync` blobs, their directories and index lines (the default).
         case fsync
         /// Group commit (docs/FORMAT.md 5.5): blob files as with `fsync`; index lines and pack records
-        /// flushed once per batch. This implementation's writers flush every line (as `fsync`, which
-        /// is stronger); the Python client batches.
+        /// flushed once per batch of a write session.
         case group
         /// No flushing: faster, for scratch stores; a power loss may lose recent writes.
         case none
