@@ -38,6 +38,7 @@ PACK_SUFFIX, INDEX_SUFFIX, LEASE_SUFFIX = ".pack", ".idx", ".lease"
 LEASE_TTL = 60.0  # a writer's lease; its heartbeat runs every quarter of it
 SCAN_WINDOW = 1 << 20
 RACY_WINDOW_NS = 2_000_000_000
+PROBE_INTERVAL = 0.5  # seconds between two looks at packs/ by dedup probes
 _ID_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _HEAD = struct.Struct("<4s16sBQQ")  # the 37 bytes the header check covers
 _ENTRY = struct.Struct("<16sQQQB")
@@ -459,6 +460,7 @@ class PackShelf:
         self._packs: dict[str, _KnownPack] = {}
         self._listed_at: tp.Optional[int] = None
         self._racy = True
+        self._probed = -PROBE_INTERVAL  # when probe last looked at the folder (monotonic)
         self._lock = threading.Lock()
 
     def find(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
@@ -466,9 +468,16 @@ class PackShelf:
         return (found[0].id, found[1]) if found else None
 
     def probe(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
-        """:meth:`find` for a writer's dedup check: the listing is read again only when the folder's mtime
-        changed, never for a change that may hide in the same tick (a miss costs at most a copy)."""
-        found = self._locate(digest, thorough=False)
+        """:meth:`find` for a writer's dedup check, where a miss costs at most a copy: it looks again at the
+        folder at most every PROBE_INTERVAL seconds, lists it only when its mtime changed, and does not scan
+        other writers' open packs on."""
+        with self._lock:
+            found = self._search(digest)
+            now = time.monotonic()
+            if found is None and now - self._probed >= PROBE_INTERVAL:
+                self._probed = now
+                self._refresh(thorough=False)
+                found = self._search(digest)
         return (found[0].id, found[1]) if found else None
 
     def read(self, digest: str, size: tp.Optional[int] = None) -> tp.Optional[bytes]:
@@ -508,6 +517,8 @@ class PackShelf:
             self._relist()
             self._listed_at = mtime
             self._racy = time.time_ns() - mtime < RACY_WINDOW_NS
+        if not thorough:
+            return
         for pack in self._packs.values():
             if pack.index is not None:
                 continue

@@ -696,7 +696,7 @@ class Store:
         """A small payload: not written again when the session's pack, a sound blob file (freshened) or a
         pack holds it; else appended to the session's pack, flushed before the line that references it."""
         size = view.nbytes
-        if writer.record_of(h) is not None or self._freshen_existing(h, size):
+        if writer.record_of(h) is not None or self._freshen_loose(h, size):
             return h
         shelf = self.pack_shelf()
         found = shelf.probe(h) if shelf is not None else None
@@ -714,11 +714,26 @@ class Store:
             except OSError:
                 pass
 
-    def _freshen_existing(self, h: str, size: int) -> bool:
+    def _freshen_loose(self, h: str, size: int) -> bool:
+        """``_freshen_existing`` for the hot path of small puts: string paths, no pathlib, and no look at
+        a fan-out folder that does not exist (its realness, FORMAT 1.1, is checked once per process)."""
+        fan = os.path.join(self._blobs_str, check_hash(h)[:2])
+        if fan not in self._real_dirs:
+            try:
+                st = os.lstat(fan)
+            except FileNotFoundError:
+                return False  # no fan-out folder: no blob file
+            if not stat.S_ISDIR(st.st_mode):
+                return self._freshen_existing(h, size)  # a link or a file: the checked path says so
+            self._real_dirs.add(fan)
+        raw = os.path.join(fan, h)
+        return self._freshen_existing(h, size, (raw, raw + ".lz4"))
+
+    def _freshen_existing(self, h: str, size: int, paths: tp.Optional[tuple[str, str]] = None) -> bool:
         """Dedup check + freshen (FORMAT 3.4). True only if a sound form was freshened; the form is judged
         and freshened through one descriptor opened without following symlinks."""
         for compressed in (False, True):
-            path = self.blob_path(h, compressed)
+            path = paths[compressed] if paths is not None else self.blob_path(h, compressed)
             try:
                 fd = _open_form(path)
             except (OSError, _FormFlaw):
