@@ -78,6 +78,27 @@ struct PackedStoreTests {
         }
     }
 
+    @Test("GC removes a killed sealer's temp file in packs/ once older than the grace, and nothing else there")
+    func packTempFiles() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, packMax: 4096)
+            let session = try CacheStore.open(at: store.root).writeSession()
+            try session.set("k", bytes: [1, 2, 3])
+            try session.close()
+            let packs = store.root + "/packs/"
+            let old = "node-a.4242.0123456789abcdef.tmp"
+            let young = "node-a.4243.0123456789abcdef.tmp"
+            try TestFiles.write(packs + old, [0])
+            try TestFiles.write(packs + young, [0])
+            TestFiles.setMtime(packs + old, secondsSinceEpoch: 1_000_000_000)
+            let before = TestFiles.names(in: packs).filter { !$0.hasSuffix(".tmp") }.sorted()
+            let gc = try CLI.run(["gc", "--store", store.root, "--grace", "1h"])
+            #expect(gc.status == 0, "\(gc)")
+            #expect(TestFiles.names(in: packs).sorted() == (before + [young]).sorted())
+            #expect(try CacheStore.open(at: store.root).get("k") == [1, 2, 3])
+        }
+    }
+
     @Test("a packing writer killed with SIGKILL: every key it reported reads back, from its unsealed pack")
     func killedWriter() throws {
         try withTemporaryDirectory { dir in

@@ -13,6 +13,8 @@ public final class PackShelf: Sendable {
     static let leaseSuffix = ".lease"
     /// A listing taken less than this after the folder's mtime may have missed a change in the same tick.
     static let racyWindow: Int64 = 2_000_000_000
+    /// How often a dedup probe looks at the folder at most.
+    static let probeInterval: Duration = .milliseconds(500)
 
     let folder: Directory
     private let state = Mutex(State())
@@ -39,6 +41,8 @@ public final class PackShelf: Sendable {
         /// The folder's mtime at the last listing, and whether that listing may have raced a change.
         var listedAt: Int64? = nil
         var racy = true
+        /// When a dedup probe last looked at the folder.
+        var probed: ContinuousClock.Instant? = nil
     }
 
     init(folder: Directory) {
@@ -54,12 +58,15 @@ public final class PackShelf: Sendable {
         }
     }
 
-    /// ``find(_:)`` for a writer's dedup check: the listing is read again only when the folder's mtime
-    /// changed, never for a change that may hide in the same clock tick, so a burst of puts right after a
-    /// pack was made does not list the folder at each one. A miss costs at most a copy of the payload.
+    /// ``find(_:)`` for a writer's dedup check, where a miss costs at most a copy of the payload: it looks
+    /// at the folder again at most every ``probeInterval``, lists it only when its mtime changed (never for
+    /// a change that may hide in the same clock tick), and does not scan other writers' open packs on.
     public func probe(_ digest: Digest) throws(CasketError) -> (pack: String, record: PackRecord)? {
         try state.withLock { (state) throws(CasketError) -> (pack: String, record: PackRecord)? in
             if let found = PackShelf.search(state.packs, digest) { return found }
+            let now = ContinuousClock.now
+            if let probed = state.probed, now - probed < PackShelf.probeInterval { return nil }
+            state.probed = now
             try refresh(&state, thorough: false)
             return PackShelf.search(state.packs, digest)
         }
@@ -106,6 +113,7 @@ public final class PackShelf: Sendable {
             state.listedAt = mtime
             state.racy = system_wallClockNanoseconds() - mtime < PackShelf.racyWindow
         }
+        guard thorough else { return }
         for pack in state.packs.values where pack.index == nil {
             let length = try pack.handle.io.status().size
             guard length > pack.scanned else { continue }
