@@ -78,6 +78,25 @@ struct PackedStoreTests {
         }
     }
 
+    @Test("a link in the place of packs/ is refused by writers, readers and fsck; nothing goes through it")
+    func linkedPacks() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, packMax: 4096)
+            try FileManager.default.removeItem(atPath: store.root + "/packs")
+            try FileManager.default.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: false)
+            try FileManager.default.createSymbolicLink(
+                atPath: store.root + "/packs", withDestinationPath: dir + "/elsewhere")
+            let session = try CacheStore.open(at: store.root).writeSession()
+            let refused = #expect(throws: CasketError.self) { try session.set("k", bytes: [1, 2, 3]) }
+            #expect(refused?.code == .unsafePath, "\(String(describing: refused))")
+            let get = try CLI.run(["blob", "get", "--store", store.root, Digest(hashing: [1, 2, 3]).hex])
+            #expect(get.status == 1 && get.stderr.contains("symbolic link"), "\(get)")
+            let fsck = try CLI.run(["fsck", "--store", store.root])
+            #expect(fsck.status == 5 && fsck.stdout.contains("packs"), "\(fsck)")
+            #expect(TestFiles.names(in: dir + "/elsewhere").isEmpty)
+        }
+    }
+
     @Test("GC removes a killed sealer's temp file in packs/ once older than the grace, and nothing else there")
     func packTempFiles() throws {
         try withTemporaryDirectory { dir in

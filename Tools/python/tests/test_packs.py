@@ -271,3 +271,34 @@ def test_writer_killed_at_a_random_instant_loses_no_appended_record(tmp_path, wr
     for ident, digest in acknowledged:
         assert fresh.find(digest)[0] == ident
         assert h(fresh.read(digest)) == digest
+
+
+def test_links_and_fifos_in_packs_are_never_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    writer = packs.PackWriter(str(outside), "evil-1-00000000", durable=False)
+    writer.append(b"secret", h(b"secret"))
+    ident = writer.open_pack_id
+    writer.seal()
+    folder = pack_dir(tmp_path)
+    os.symlink(outside / (ident + ".pack"), os.path.join(folder, ident + ".pack"))
+    os.symlink(outside / (ident + ".idx"), os.path.join(folder, ident + ".idx"))
+    os.mkfifo(os.path.join(folder, "fifo-1-00000000-1.pack"))
+    shelf = packs.PackShelf(folder)
+    assert shelf.pack_ids() == [] and shelf.read(h(b"secret")) is None, "a link is not a pack; a FIFO never blocks"
+
+
+def test_a_link_in_the_place_of_packs_is_refused(tmp_path):
+    import casket
+
+    root = tmp_path / "store"
+    casket.init_store(root, pack_max=4096, durability="none")
+    os.rmdir(root / "packs")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "packs")
+    cd = casket.CacheDict(root)
+    with pytest.raises(casket.StoreError, match="symbolic link") as err:
+        with cd.write():
+            cd["k"] = b"small"
+    assert err.value.code == "unsafe_path"
+    assert os.listdir(tmp_path / "elsewhere") == [], "nothing was written through the link"
