@@ -75,6 +75,14 @@ public final class WriteSession {
         }
     }
 
+    /// Stores a payload as ``set(_:bytes:)`` would, without a line: appended to this session's pack below
+    /// `pack_max` (docs/FORMAT.md 3.7), else a blob file. For writers that build their value trees
+    /// themselves (the migrator); the pack is flushed before the lines of the session that follow.
+    public func put(_ bytes: [UInt8]) throws(CasketError) -> PutResult {
+        guard store.blobs.packs(size: Int64(bytes.count)) else { return try store.blobs.put(bytes) }
+        return try typed { try bytes.withUnsafeBytes { try store.blobs.put($0, packingInto: packWriter()) } }
+    }
+
     /// Sets `key` to the contents of a file, streamed into a blob (inlined when the store allows it).
     @discardableResult
     public func set(_ key: String, fileAt path: String) throws(CasketError) -> IndexEntry {

@@ -1015,7 +1015,14 @@ class Store:
         """Verified streaming read: yields chunks of the payload; raises BlobCorruptError at the end
         (before returning normally) if the bytes do not hash to ``h``. Consumers must not trust the
         chunks until the iterator is exhausted without error."""
-        path, compressed = self._locate(h, expected_size)
+        try:
+            path, compressed = self._locate(h, expected_size)
+        except BlobError:
+            packed = self._packed(h, expected_size)  # no sound blob file: a pack may hold it (FORMAT 3.8)
+            if packed is None:
+                raise
+            yield packed
+            return
         try:
             yield from self._iter_form(path, compressed, h, expected_size)
         except BlobCorruptError as e:

@@ -182,3 +182,22 @@ def test_a_forked_child_never_appends_to_its_parents_pack(packed):
     if HAS_BIN:
         fsck = subprocess.run([BIN, "fsck", "--store", str(packed)], capture_output=True, text=True)
         assert fsck.returncode == 0, fsck
+
+
+def test_every_read_of_a_packed_payload_finds_it(packed, tmp_path):
+    data = b"hello packs " * 30
+    cd = casket.CacheDict(packed)
+    with cd.write():
+        cd["k"] = data
+    h = xxhash.xxh3_128_hexdigest(data)
+    store = casket.Store(packed)
+    assert not blob_files(packed)
+    assert store.has_blob(h, len(data)) and not store.has_blob(h, len(data) + 1)
+    assert store.get_bytes(h) == data and store.get_bytes(h, len(data)) == data
+    assert b"".join(store.iter_blob(h, len(data))) == data
+    store.verify_blob(h)
+    store.materialize(h, len(data), tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == data
+    assert store.read_array(h, "uint8", [len(data)]).tobytes() == data
+    with pytest.raises(casket.BlobMissingError):
+        store.get_bytes(xxhash.xxh3_128_hexdigest(b"absent"))
