@@ -11,6 +11,39 @@ struct BlobCommand: ParsableCommand {
 }
 
 extension BlobCommand {
+    /// Stores one input: a payload below `pack_max` goes to `packs`, anything larger to a blob file.
+    static func put(_ file: String, into store: BlobStore, packs: PackWriter?) throws(CasketError) -> PutResult {
+        guard let packs else {
+            return file == "-" ? try store.put(readingDescriptor: 0, name: "<stdin>") : try store.put(fileAt: file)
+        }
+        guard file != "-" else { return try put(FileRef(fd: 0, path: "<stdin>"), into: store, packs: packs) }
+        let handle = try FileHandle.openForReading(file)
+        // Anything but a regular file is refused by the blob put, with its own message.
+        guard try handle.io.status().kind == .regular, try handle.io.status().size < store.config.packMax else {
+            return try store.put(fileAt: file)
+        }
+        return try put(handle.io, into: store, packs: packs)
+    }
+
+    /// Reads up to `pack_max` bytes of `io`: a payload that ends before is packed, a longer one streamed.
+    static func put(_ io: FileRef, into store: BlobStore, packs: PackWriter) throws(CasketError) -> PutResult {
+        let limit = store.config.packMax
+        var head = [UInt8](repeating: 0, count: limit)
+        let n = try typed { try head.withUnsafeMutableBytes { try io.readFully(into: $0) } }
+        if n < limit {
+            head.removeLast(limit - n)
+            return try typed { try head.withUnsafeBytes { try store.put($0, packingInto: packs) } }
+        }
+        var pending = head[...]
+        return try store.put(streaming: { (buffer) throws(CasketError) in
+            guard !pending.isEmpty else { return try io.read(into: buffer) }
+            let count = min(buffer.count, pending.count)
+            buffer.copyBytes(from: pending.prefix(count))
+            pending = pending.dropFirst(count)
+            return count
+        })
+    }
+
     /// `casket blob put FILE...`.
     struct Put: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -34,11 +67,12 @@ extension BlobCommand {
             let store = try options.openStore()
             var failed = false
             var results: [[String: Any]] = []
+            // Small payloads go to one pack, sealed at the end (docs/FORMAT.md 3.7).
+            let packs = store.config.packs ? try store.packWriter() : nil
+            defer { try? packs?.seal() }
             for file in files {
                 do {
-                    let result =
-                        file == "-"
-                        ? try store.put(readingDescriptor: 0, name: "<stdin>") : try store.put(fileAt: file)
+                    let result = try BlobCommand.put(file, into: store, packs: packs)
                     if options.json {
                         results.append([
                             "file": file, "hash": result.digest.hex, "size": result.size,
@@ -58,6 +92,7 @@ extension BlobCommand {
                     Output.standardError("casket: error: \(text)")
                 }
             }
+            try packs?.seal()
             if options.json { Output.json(results) }
             if failed { throw ExitCode(1) }
         }
@@ -121,18 +156,20 @@ extension BlobCommand {
             let digest = try Digest(validating: hash)
             let store = try options.openStore()
             let location = store.locate(digest)
+            let packed = location == nil && store.contains(digest)
             if options.json {
-                var object: [String: Any] = ["hash": digest.hex, "present": location != nil]
+                var object: [String: Any] = ["hash": digest.hex, "present": location != nil || packed]
                 if let location {
                     object["compressed"] = location.compressed
                     object["stored_bytes"] = location.storedBytes
                     if let size = location.size { object["size"] = size }
                 }
+                if packed { object["packed"] = true }
                 Output.json(object)
             } else {
-                print(location == nil ? "\(digest.hex) absent" : "\(digest.hex) present")
+                print(location == nil && !packed ? "\(digest.hex) absent" : "\(digest.hex) present")
             }
-            if location == nil { throw ExitCode(1) }
+            if location == nil && !packed { throw ExitCode(1) }
         }
     }
 

@@ -224,7 +224,8 @@ struct FsckCommand: ParsableCommand {
         if options.json {
             Output.json([
                 "clean": report.clean, "blob_files": report.blobFiles, "blobs_checked": report.blobsChecked,
-                "bytes_checked": report.bytesChecked, "keys": report.keys,
+                "bytes_checked": report.bytesChecked, "keys": report.keys, "packs": report.packs,
+                "pack_records_checked": report.packRecordsChecked, "damaged_packs": report.damagedPacks,
                 "corrupt": report.corrupt.map { c -> [String: Any] in
                     var o: [String: Any] = ["path": c.path, "message": c.message]
                     if let q = c.quarantinedAs { o["quarantined_as"] = q }
@@ -249,7 +250,7 @@ struct FsckCommand: ParsableCommand {
             print(
                 "checked \(report.blobsChecked) of \(report.blobFiles) blob files (\(Output.bytes(report.bytesChecked)), "
                     + String(format: "%.2f s, %@/s", report.hashSeconds, Output.bytes(Int64(throughput)))
-                    + "), \(report.keys) live keys")
+                    + "), \(report.packRecordsChecked) pack records in \(report.packs) packs, \(report.keys) live keys")
             for c in report.corrupt {
                 print("corrupt  \(c.path)" + (c.quarantinedAs.map { " -> \($0)" } ?? " (could not move it)"))
             }
@@ -264,10 +265,11 @@ struct FsckCommand: ParsableCommand {
             for path in report.debris.prefix(20) { print("debris  \(path) (casket gc removes it)") }
             for debris in report.indexDebris { print("debris  \(debris)") }
             for entry in report.unsafeEntries { print("unsafe  \(entry)") }
+            for damage in report.damagedPacks { print("damaged  \(damage)") }
             print(
                 report.clean
                     ? "clean"
-                    : "damage found: \(report.corrupt.count) corrupt, \(report.missing.count) missing, \(report.malformed.count) malformed lines, \(report.badSidecars.count) bad sidecars"
+                    : "damage found: \(report.corrupt.count) corrupt, \(report.missing.count) missing, \(report.malformed.count) malformed lines, \(report.badSidecars.count) bad sidecars, \(report.damagedPacks.count) pack problems"
             )
         }
         if !report.clean { throw ExitCode(MaintenanceExit.damageFound) }

@@ -21,7 +21,10 @@ struct InitCommand: ParsableCommand {
     @Option(help: "How new blobs are kept: none (raw, memory-mappable) or lz4 (when it saves 10 % or more).")
     var compression: StoreConfig.Compression = .none
 
-    @Option(help: "fsync (flush every write, the default) or none (fast, for scratch stores).")
+    @Option(
+        help:
+            "fsync (flush every write, the default), group (flush once per batch of lines) or none (fast, for scratch stores)."
+    )
     var durability: StoreConfig.Durability = .fsync
 
     @Option(help: "Inline payloads of at most this many bytes in index entries (0: never).")
@@ -29,6 +32,12 @@ struct InitCommand: ParsableCommand {
 
     @Option(help: "Give blobs of at least this many bytes chunk digests, for verified window reads (default 4194304).")
     var chunksMin: Int64 = ChunkDigests.defaultMinimum
+
+    @Option(help: "Append payloads of fewer bytes to pack files (0: never, the default; more makes a version 2 store).")
+    var packMax: Int = 0
+
+    @Option(help: "Seal a pack once it holds this many bytes (default 16777216).")
+    var packSize: Int64 = StoreConfig.defaultPackSize
 
     @Flag(name: .long, help: "Print machine-readable JSON on standard output.")
     var json = false
@@ -38,17 +47,26 @@ struct InitCommand: ParsableCommand {
             throw ValidationError("--inline-max must be between 0 and 1048576")
         }
         guard chunksMin >= 0 else { throw ValidationError("--chunks-min cannot be negative (got \(chunksMin))") }
+        guard packMax >= 0 && packMax <= StoreConfig.maximumPackMax else {
+            throw ValidationError("--pack-max must be between 0 and \(StoreConfig.maximumPackMax) (got \(packMax))")
+        }
+        guard StoreConfig.packSizeRange.contains(packSize) else {
+            let range = StoreConfig.packSizeRange
+            throw ValidationError(
+                "--pack-size must be between \(range.lowerBound) and \(range.upperBound) (got \(packSize))")
+        }
     }
 
     func run() throws {
         let config = StoreConfig(
-            compression: compression, durability: durability, inlineMax: inlineMax, chunksMin: chunksMin)
+            compression: compression, durability: durability, inlineMax: inlineMax, chunksMin: chunksMin,
+            packMax: packMax, packSize: packSize)
         let store = try BlobStore.create(at: directory, config: config)
         if json {
             Output.json([
                 "store": store.root, "version": config.version, "compression": config.compression.rawValue,
                 "durability": config.durability.rawValue, "inline_max": config.inlineMax,
-                "chunks_min": Int(config.chunksMin),
+                "chunks_min": Int(config.chunksMin), "pack_max": config.packMax, "pack_size": Int(config.packSize),
             ])
         } else {
             print(

@@ -61,6 +61,12 @@ public struct Checker {
         /// Links (or other non-folders) in the place of the store's folders or fan-out folders, and links
         /// under blob names: never followed, and damage, since a person or a program put them there.
         public var unsafeEntries: [String] = []
+        /// Pack records re-hashed (docs/FORMAT.md 3.7).
+        public var packRecordsChecked = 0
+        /// Packs checked.
+        public var packs = 0
+        /// Damaged pack records and pack indexes, each naming the pack file and what is wrong.
+        public var damagedPacks: [String] = []
         /// Live keys checked.
         public var keys = 0
         /// Seconds spent re-hashing.
@@ -71,6 +77,7 @@ public struct Checker {
         /// True when nothing is wrong (debris alone is not wrong: GC removes it).
         public var clean: Bool {
             corrupt.isEmpty && missing.isEmpty && malformed.isEmpty && unsafeEntries.isEmpty && badSidecars.isEmpty
+                && damagedPacks.isEmpty
         }
     }
 
@@ -133,6 +140,16 @@ public struct Checker {
                 }
             })
         for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
+        if let shelf = try store.packShelf() {
+            for (id, _) in try shelf.packIDs() {
+                let audit = try shelf.audit(id)
+                report.packs += 1
+                report.packRecordsChecked += audit.records
+                report.bytesChecked += audit.bytes
+                report.damagedPacks += audit.damaged.map { "pack '\(audit.path)': record at \($0)" }
+                if let problem = audit.indexProblem { report.damagedPacks.append(problem) }
+            }
+        }
         report.blobFiles = seen
         report.hashSeconds = Date().timeIntervalSince(hashStart)
 

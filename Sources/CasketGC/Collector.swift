@@ -134,6 +134,15 @@ public final class Collector {
             try sweep.run()
             return sweep.report
         }
+        // Packs are never swept (their records are kept whole until repacking exists); a pack whose writer
+        // is gone is sealed, so that readers search it through its index (docs/GC.md, "Packs").
+        if !dryRun, let shelf = try store.packShelf() {
+            for (id, sealed) in try shelf.packIDs() where !sealed {
+                if case .sealed = try shelf.seal(id, durable: store.config.durability != .none) {
+                    report.packsSealed += 1
+                }
+            }
+        }
         report.sweepSeconds = Date().timeIntervalSince(markDone)
         report.durationSeconds = Date().timeIntervalSince(started)
         if options.saveReport {
@@ -172,11 +181,13 @@ final class Sweep {
             debris: { (path) throws(CasketError) in try debris(path) },
             sidecar: { (digest, _) throws(CasketError) in try sidecar(of: digest, swept: nil) })
         // Temp files: everything old in tmp/, the unique files a killed process left behind the link that
-        // creates a lock or a claim (`*.tmp` in gc/ and claims/), and a killed compaction's unpublished
-        // output (`compact-*.jsonl.tmp` in index/).
+        // creates a lock, a claim or a pack's lease (`*.tmp` in gc/, claims/ and packs/, where a killed
+        // sealer also leaves its index's temp file), and a killed compaction's unpublished output
+        // (`compact-*.jsonl.tmp` in index/).
         let isTemp: (String) -> Bool = { $0.hasSuffix(".tmp") }
         for (directory, accepts) in [
             (store.tmpDirectory, { _ in true }), (store.gcDirectory, isTemp), (store.claimsDirectory, isTemp),
+            (store.packsDirectory, isTemp),
             (store.indexDirectory, CacheStore.isCompactionTemp),
         ] as [(String, (String) -> Bool)] {
             guard store.files.status(directory) != nil else { continue }

@@ -57,6 +57,8 @@ public struct GCReport: Sendable, Equatable {
     public var sidecarsRemoved = 0
     /// Temp files in `tmp/` older than the grace, removed.
     public var tempFilesRemoved = 0
+    /// Packs whose writer was gone, sealed (docs/FORMAT.md 3.7).
+    public var packsSealed = 0
     /// Candidates found freshened or replaced at the last moment, and kept.
     public var raced = 0
     /// Blobs put back from where a killed collector had moved them.
@@ -86,7 +88,7 @@ public struct GCReport: Sendable, Equatable {
             "live": live, "kept_young": keptYoung, "swept": swept, "twins_removed": twinsRemoved,
             "unsound_forms_removed": unsoundFormsRemoved,
             "empty_blobs_removed": emptyBlobsRemoved, "stray_files_removed": strayFilesRemoved,
-            "sidecars_removed": sidecarsRemoved,
+            "sidecars_removed": sidecarsRemoved, "packs_sealed": packsSealed,
             "temp_files_removed": tempFilesRemoved, "raced": raced, "restored": restored,
             "bytes_reclaimed": bytesReclaimed, "mark_seconds": markSeconds, "sweep_seconds": sweepSeconds,
             "duration_seconds": durationSeconds,
@@ -128,6 +130,7 @@ public struct GCReport: Sendable, Equatable {
         emptyBlobsRemoved = int("empty_blobs_removed")
         strayFilesRemoved = int("stray_files_removed")
         sidecarsRemoved = int("sidecars_removed")
+        packsSealed = int("packs_sealed")
         tempFilesRemoved = int("temp_files_removed")
         raced = int("raced")
         restored = int("restored")

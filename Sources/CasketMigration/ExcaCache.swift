@@ -73,7 +73,7 @@ public struct ExcaCache: Sendable {
     /// Names at the root of a cache folder that belong to a Casket store (in-place migration) and are never
     /// read as exca files.
     public static let storeNames: Set<String> = [
-        "casket.json", "blobs", "tmp", "index", "gc", "quarantine", "claims",
+        "casket.json", "blobs", "tmp", "index", "gc", "quarantine", "claims", "packs",
     ]
 
     /// Reads the cache folder's index files: root `*-info.jsonl`, or `.cache_type` with `*.key` (0.1).

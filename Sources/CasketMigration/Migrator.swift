@@ -148,7 +148,7 @@ public final class Migrator {
         // With a durable store, blobs and lines are written unflushed and flushed once per batch: all the
         // batch's blobs first (syncfs), then its lines. A line never reaches the disk before its blobs,
         // and a crash loses at most the unflushed batch, which a rerun redoes.
-        let durable = store.blobs.config.durability == .fsync
+        let durable = store.blobs.config.durability != .none
         let writer = durable ? CacheStore(blobs: store.blobs.withDurability(.none)) : store
         let session = try writer.writeSession()
         // The plan has just read the store's index: one more read at the first write is enough.
@@ -196,8 +196,14 @@ public final class Migrator {
                 }
                 // Most payloads are new to the store: read each range once, hashing while copying.
                 let file = try folder.open(payload.path, expecting: plan.identities[IndexKey(payload.path)])
-                let result = try writer.blobs.put(
-                    file, offset: payload.offset, length: payload.length, hashFirst: false)
+                let result: PutResult
+                if writer.blobs.packs(size: payload.length) {
+                    // A small payload goes to the session's pack (docs/FORMAT.md 3.7), flushed with the batch.
+                    result = try session.put(try file.read(offset: payload.offset, length: Int(payload.length)))
+                } else {
+                    result = try writer.blobs.put(
+                        file, offset: payload.offset, length: payload.length, hashFirst: false)
+                }
                 stored[payload] = result.digest
                 digests.append(result.digest)
                 if result.deduplicated {

@@ -81,6 +81,26 @@ struct MigrationTests {
         }
     }
 
+    @Test("into a store with packs: small payloads become pack records, values stay exca's")
+    func intoPackedStore() throws {
+        let fixture = try Self.standardFixture("0.6.0", "all")
+        let work = try TemporaryDirectory(prefix: "casket-mig")
+        let store = work.child("store")
+        #expect(try Casket.run(["init", store, "--pack-max", "65536"]).status == 0)
+        let (out, json) = try ExcaFixtures.migrate([fixture.cache, "--into", store])
+        #expect(out.status == 0, "\(out)")
+        try Self.expectSameValues(fixture, store: store, notMigrated: Self.notMigrated(json))
+        let shelf = try #require(try BlobStore.open(at: store).packShelf())
+        let ids = try shelf.packIDs()
+        #expect(!ids.isEmpty && ids.allSatisfy(\.sealed), "the session's pack is sealed")
+        let records = try ids.reduce(0) { $0 + (try shelf.verify($1.id).records.count) }
+        #expect(records > 0)
+        let small = try BlobStore.open(at: store).statistics()
+        #expect(small.blobs < (json["blobs_written"] as? Int ?? 0), "part of the payloads are packed")
+        let fsck = try Casket.run(["fsck", "--store", store])
+        #expect(fsck.status == 0, "\(fsck)")
+    }
+
     @Test("a dry run prints the plan and writes nothing")
     func dryRun() throws {
         let fixture = try Self.standardFixture("0.6.0", "all")

@@ -3,6 +3,8 @@
 //   casket-testhelper set-many STORE PREFIX COUNT SIZE START_NS   set PREFIX0..PREFIX{COUNT-1} after START_NS
 //   casket-testhelper set-loop STORE PREFIX SIZE                   set keys until killed; print each committed key
 //   casket-testhelper winners STORE                                print every key's winner, one line each
+//   casket-testhelper set-flush STORE PREFIX SIZE                  set keys until killed, flush every 25; print the
+//                                       number of the last key committed after each flush
 //   casket-testhelper compute STORE TTL LOG COUNT SLEEP_MS START_NS
 //                     getOrCompute over keys k0..k{COUNT-1} from START_NS; each computed key is appended to
 //                     LOG as "key pid"; each batch computation sleeps SLEEP_MS; prints "ok N"
@@ -13,6 +15,13 @@
 //                                       prints "S key hash" / "D key" per committed operation
 //   casket-testhelper hold-lock STORE SECONDS TTL_S                take the GC lock, print "held", hold it SECONDS
 //   casket-testhelper bench-fill STORE BLOBS ENTRIES               write a large store directly (benchmark)
+//   casket-testhelper pack-write STORE SIZE...                     append payloads p0.. of these sizes (odd ones compressible, p1 twice) to
+//                                       one pack (LZ4 records where the store's compression says) and seal it;
+//                                       print the pack id
+//   casket-testhelper pack-loop STORE SIZE                         append payloads q0.. to packs until killed; print
+//                                       "<pack> <hash>" per appended record (not flushed: a kill -9 keeps the page cache)
+//   casket-testhelper pack-torn STORE                              append t0..t2, then the header and half the bytes of
+//                                       t3 with one write; print "torn <pack>" and wait to be killed
 //   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
 //                                       more appends: see AppendFailure.swift
 //
@@ -76,6 +85,20 @@ func run() throws {
             _ = line.withCString { write(1, $0, strlen($0)) }
             i += 1
         }
+    case "set-flush":
+        guard args.count == 5, let size = Int(args[4]) else { fail("usage: set-flush STORE PREFIX SIZE") }
+        let session = try cache.writeSession()
+        var i = 0
+        while true {
+            let key = "\(args[3])\(i)"
+            try session.set(key, bytes: payload(for: key, size: size + i % 1024))
+            if i % 25 == 24 {
+                try session.flush()
+                let line = "\(i)\n"  // every key up to i is committed
+                _ = line.withCString { write(1, $0, strlen($0)) }
+            }
+            i += 1
+        }
     case "compute":
         guard args.count == 8, let ttl = Double(args[3]), let count = Int(args[5]), let sleepMs = Int(args[6]),
             let start = Int64(args[7])
@@ -129,6 +152,8 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
+    case "pack-write", "pack-loop", "pack-torn":
+        try packCommand(args, cache.blobs)
     case "append-fail":
         try appendFailure(cache)
     default:

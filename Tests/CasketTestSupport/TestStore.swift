@@ -5,10 +5,11 @@ public enum TestStore {
     /// Creates a store in `directory/name` and returns it.
     public static func create(
         in directory: String, name: String = "store", compression: StoreConfig.Compression = .none,
-        durability: StoreConfig.Durability = .none
+        durability: StoreConfig.Durability = .none, packMax: Int = 0, packSize: Int64 = StoreConfig.defaultPackSize
     ) throws -> BlobStore {
         try BlobStore.create(
-            at: directory + "/" + name, config: StoreConfig(compression: compression, durability: durability))
+            at: directory + "/" + name,
+            config: StoreConfig(compression: compression, durability: durability, packMax: packMax, packSize: packSize))
     }
 
     /// Rewrites a store's `casket.json` by hand (as another writer configured differently would have it)

@@ -202,7 +202,7 @@ struct CLITests {
         try TestFiles.write(
             config,
             Array(
-                #"{"format":"casket","version":2,"hash":"xxh3-128","compression":"none","durability":"none","inline_max":0}"#
+                #"{"format":"casket","version":3,"hash":"xxh3-128","compression":"none","durability":"none","inline_max":0}"#
                     .utf8))
         for args in [
             ["blob", "get", "--store", f.store, f.digest.hex], ["blob", "put", "--store", f.store, f.input],
@@ -210,7 +210,7 @@ struct CLITests {
         ] {
             let output = try CLI.run(args)
             #expect(output.status == 1, "\(output)")
-            #expect(output.stderr.contains("format version 2") && output.stderr.contains("upgrade casket"), "\(output)")
+            #expect(output.stderr.contains("format version 3") && output.stderr.contains("upgrade casket"), "\(output)")
             #expect(output.stdout.isEmpty, "no payload bytes written: \(output)")
         }
         let json = try CLI.run(["stat", "--json", "--store", f.store])

@@ -60,6 +60,8 @@ struct StoreConfigTests {
             #expect(store.config.durability.rawValue == item["durability"] as? String, "\(item)")
             #expect(store.config.inlineMax == item["inline_max"] as? Int, "\(item)")
             #expect(store.config.chunksMin == (item["chunks_min"] as? NSNumber)?.int64Value, "\(item)")
+            #expect(store.config.packMax == item["pack_max"] as? Int, "\(item)")
+            #expect(store.config.packSize == (item["pack_size"] as? NSNumber)?.int64Value, "\(item)")
         }
     }
 }

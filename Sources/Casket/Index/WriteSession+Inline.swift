@@ -1,16 +1,23 @@
 extension WriteSession {
     /// The first bytes of a stream, read to tell whether the whole payload fits `inline_max` (FORMAT.md,
-    /// section 6.3): a file or standard input is inlined by the same rule as a payload held in memory.
+    /// section 6.3) or goes to a pack (3.7): a file or standard input follows the same rule as a payload
+    /// held in memory.
     struct Head {
-        /// What was read: at most `inline_max + 1` bytes.
+        /// What was read: at most `smallLimit + 1` bytes.
         var bytes: [UInt8]
-        /// True when the stream ended within `inline_max` bytes: `bytes` is the whole payload.
+        /// True when the stream ended within `smallLimit` bytes: `bytes` is the whole payload.
         var complete: Bool
     }
 
-    /// Reads up to `inline_max + 1` bytes of `io`; nothing when the store does not inline.
+    /// The largest payload kept in memory to be inlined or packed rather than streamed into a blob file.
+    var smallLimit: Int {
+        let config = store.blobs.config
+        return max(config.inlineMax, config.packs ? config.packMax - 1 : 0)
+    }
+
+    /// Reads up to `smallLimit + 1` bytes of `io`; nothing when the store neither inlines nor packs.
     func readHead(_ io: FileRef) throws(CasketError) -> Head {
-        let limit = store.blobs.config.inlineMax
+        let limit = smallLimit
         guard limit > 0 else { return Head(bytes: [], complete: false) }
         var bytes = [UInt8](repeating: 0, count: limit + 1)
         var count = 0
@@ -27,9 +34,9 @@ extension WriteSession {
         return Head(bytes: bytes, complete: false)
     }
 
-    /// The whole contents of a regular file of at most `inline_max` bytes, else `nil` (stored as a blob).
+    /// The whole contents of a regular file of at most `smallLimit` bytes, else `nil` (stored as a blob).
     func smallFile(_ path: String) throws(CasketError) -> [UInt8]? {
-        let limit = store.blobs.config.inlineMax
+        let limit = smallLimit
         guard limit > 0 else { return nil }
         let handle = try FileHandle.openForReading(path)
         let status = try handle.io.status()

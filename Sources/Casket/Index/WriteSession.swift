@@ -18,6 +18,21 @@ public final class WriteSession {
     /// (docs/FORMAT.md 5.4), since listing `index/` before every write costs one `lstat` per index file.
     package var refreshesBeforeEachWrite = false
     private var indexRead = false
+    /// This session's packs (docs/FORMAT.md 3.7), made at its first small payload in a store with packs.
+    private var packs: PackWriter?
+    /// Group commit (durability `group`, docs/FORMAT.md 5.5): the lines not written yet, how many, when
+    /// the first was added, and the blobs to check once they are written.
+    private var pending: [UInt8] = []
+    private var pendingLines = 0
+    private var batchStart: ContinuousClock.Instant?
+    private var pendingChecks: [(BlobRef, String, ((BlobRef) throws(CasketError) -> Void)?)] = []
+    /// A batch is committed at this many lines, bytes of lines, or age (checked at each write).
+    public static let groupLines = 1000
+    /// See ``groupLines``.
+    public static let groupBytes = 64 << 20
+    /// See ``groupLines``.
+    public static let groupAge: Duration = .milliseconds(200)
+    private var grouped: Bool { store.blobs.config.durability == .group }
     /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
     /// without the value trees, and without changing the view of the store's own reads.
     private var winners: IndexReader
@@ -45,10 +60,27 @@ public final class WriteSession {
         if store.blobs.config.inlineMax > 0 && bytes.count <= store.blobs.config.inlineMax {
             return try set(key, value: ValueTree.inlineBytesNode(bytes))
         }
+        if store.blobs.packs(size: Int64(bytes.count)) {
+            let put = try typed { try bytes.withUnsafeBytes { try store.blobs.put($0, packingInto: packWriter()) } }
+            return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
+                (_) throws(CasketError) in
+                _ = try typed {
+                    try bytes.withUnsafeBytes { try self.store.blobs.put($0, packingInto: self.packWriter()) }
+                }
+            }
+        }
         let put = try store.blobs.put(bytes)
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
             (_) throws(CasketError) in _ = try self.store.blobs.put(bytes)
         }
+    }
+
+    /// Stores a payload as ``set(_:bytes:)`` would, without a line: appended to this session's pack below
+    /// `pack_max` (docs/FORMAT.md 3.7), else a blob file. For writers that build their value trees
+    /// themselves (the migrator); the pack is flushed before the lines of the session that follow.
+    public func put(_ bytes: [UInt8]) throws(CasketError) -> PutResult {
+        guard store.blobs.packs(size: Int64(bytes.count)) else { return try store.blobs.put(bytes) }
+        return try typed { try bytes.withUnsafeBytes { try store.blobs.put($0, packingInto: packWriter()) } }
     }
 
     /// Sets `key` to the contents of a file, streamed into a blob (inlined when the store allows it).
@@ -112,16 +144,21 @@ public final class WriteSession {
                 .invalidArgument, "the value of key \(KeyDisplay.quoted(key)) is not a node (an object with \"#type\")")
         }
         let blobs = try ValueTree.blobs(in: value)
+        if grouped {
+            let entry = try batch(key: key, value: value, blobs: blobs, meta: meta)
+            pendingChecks += blobs.map { ($0, key, republish) }
+            try commitIfDue()
+            return entry
+        }
+        // A line never reaches the disk before the packed bytes it references.
+        if store.blobs.durable { try packs?.sync() }
         let entry = try append(key: key, value: value, blobs: blobs, meta: meta)
         // Invariant I4: a GC that finished between the blob writes and this line may have swept a blob
         // this writer deduplicated against; the line is durable now, so republishing closes the race.
-        for ref in blobs where !store.blobs.contains(ref.digest, size: ref.size) {
-            guard let republish else {
-                throw CasketError(
-                    .notFound,
-                    "blob \(ref.digest) of key \(KeyDisplay.quoted(key)) was removed (by a concurrent garbage collection?) before its entry was committed; set the key again"
-                )
-            }
+        // (Records of this writer's open pack are not swept: GC leaves packs alone.)
+        for ref in blobs where packs?.record(of: ref.digest) == nil && !store.blobs.contains(ref.digest, size: ref.size)
+        {
+            guard let republish else { throw WriteSession.removed(ref, key: key) }
             try republish(ref)
         }
         return entry
@@ -131,7 +168,10 @@ public final class WriteSession {
     @discardableResult
     public func delete(_ key: String) throws(CasketError) -> IndexEntry {
         guard !key.isEmpty else { throw CasketError(.invalidArgument, "a key must not be empty") }
-        return try append(key: key, value: nil, blobs: [], meta: nil)
+        guard grouped else { return try append(key: key, value: nil, blobs: [], meta: nil) }
+        let entry = try batch(key: key, value: nil, blobs: [], meta: nil)
+        try commitIfDue()
+        return entry
     }
 
     /// Flushes the lines appended so far to stable storage (`fdatasync`), whatever the store's durability:
@@ -140,6 +180,7 @@ public final class WriteSession {
     /// A failed flush abandons the file (its lines may not all be on disk; nothing is appended to it again):
     /// the caller writes the batch again, and the next line goes to a new file.
     public func flush() throws(CasketError) {
+        if grouped { return try commit() }
         guard let io else { return }
         do {
             try io.sync(dataOnly: true)
@@ -149,10 +190,14 @@ public final class WriteSession {
         }
     }
 
-    /// Appends a seal line and closes the file. Nothing can be written afterwards.
+    /// Seals this session's pack, then appends a seal line and closes the file. Nothing can be written
+    /// afterwards.
     public func close() throws(CasketError) {
         guard !closed else { return }
+        try commit()
         closed = true
+        try packs?.seal()
+        packs = nil
         guard let io else { return }
         defer {
             file = nil
@@ -162,6 +207,14 @@ public final class WriteSession {
             timestamp: lastTimestamp == .max ? .max : max(system_wallClockNanoseconds(), lastTimestamp + 1))
         try typed { try seal.withUnsafeBytes { try io.writeAll($0) } }
         if store.blobs.durable { try io.sync(dataOnly: true) }
+    }
+
+    /// The session's pack writer, made on first use; its packs are named after the session's first writer id.
+    func packWriter() throws(CasketError) -> PackWriter {
+        if let packs { return packs }
+        let made = try store.blobs.packWriter(writerID: writerID)
+        packs = made
+        return made
     }
 
     /// The timestamp of a write of `key`: later than the clock, than this file's last line, and than the
@@ -205,16 +258,7 @@ public final class WriteSession {
         let timestamp = try nextTimestamp(for: key)
         var failedOnce = false
         while true {
-            if io == nil {
-                // index/ opened without following a link; O_EXCL never follows one either.
-                let handle = try store.blobs.directories.folder(.index, create: true).createExclusive(
-                    writerID + ".jsonl")
-                let st = try handle.io.status()
-                inode = (st.device, st.inode)
-                io = handle.io
-                file = consume handle
-                lines = 0
-            }
+            try openFileIfNeeded()
             let entry = IndexEntry(
                 key: key, timestamp: timestamp, value: value, blobs: blobs,
                 origin: .init(writer: writerID, line: lines + 1), meta: meta)
@@ -235,6 +279,82 @@ public final class WriteSession {
             if stillOurs() { return entry }
             // Compaction took the file away: start a new one and write the line again there.
             abandonFile()
+        }
+    }
+
+    /// The error for a blob a line names that was removed before the line was written, and cannot be
+    /// stored again.
+    static func removed(_ ref: BlobRef, key: String) -> CasketError {
+        CasketError(
+            .notFound,
+            "blob \(ref.digest) of key \(KeyDisplay.quoted(key)) was removed (by a concurrent garbage collection?) before its entry was committed; set the key again"
+        )
+    }
+
+    /// Creates this session's index file if it has none open.
+    private func openFileIfNeeded() throws(CasketError) {
+        guard io == nil else { return }
+        // index/ opened without following a link; O_EXCL never follows one either.
+        let handle = try store.blobs.directories.folder(.index, create: true).createExclusive(writerID + ".jsonl")
+        let st = try handle.io.status()
+        inode = (st.device, st.inode)
+        io = handle.io
+        file = consume handle
+        lines = 0
+    }
+
+    /// Adds a line to the batch (group commit); its origin is the line it will be in this file.
+    private func batch(key: String, value: JSONValue?, blobs: [BlobRef], meta: JSONValue?) throws(CasketError)
+        -> IndexEntry
+    {
+        guard !closed else { throw CasketError(.invalidArgument, "the write session is closed") }
+        let entry = IndexEntry(
+            key: key, timestamp: try nextTimestamp(for: key), value: value, blobs: blobs,
+            origin: .init(writer: writerID, line: lines + pendingLines + 1), meta: meta)
+        pending += IndexLine.encode(entry, withOrigin: false)
+        pendingLines += 1
+        if batchStart == nil { batchStart = .now }
+        return entry
+    }
+
+    private func commitIfDue() throws(CasketError) {
+        guard let batchStart else { return }
+        if pendingLines >= WriteSession.groupLines || pending.count >= WriteSession.groupBytes
+            || ContinuousClock.now - batchStart >= WriteSession.groupAge
+        {
+            try commit()
+        }
+    }
+
+    /// Writes the batch (group commit, docs/FORMAT.md 5.5): the session's pack is flushed, then every line
+    /// goes in one write and one `fdatasync`; then the blobs they name are checked (5.5 step 4). When it
+    /// returns, every key set before it survives a crash.
+    private func commit() throws(CasketError) {
+        guard pendingLines > 0 else { return }
+        let (bytes, count, checks) = (pending, pendingLines, pendingChecks)
+        (pending, pendingLines, pendingChecks, batchStart) = ([], 0, [], nil)
+        try packs?.sync()
+        var failedOnce = false
+        while true {
+            try openFileIfNeeded()
+            let io = self.io!
+            do throws(CasketError) {
+                try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+                try io.sync(dataOnly: true)
+            } catch {
+                abandonFile()  // never append to it again (5.5 step 2): the batch goes to a new file, once
+                if failedOnce { throw error }
+                failedOnce = true
+                continue
+            }
+            lines += count
+            if stillOurs() { break }
+            abandonFile()
+        }
+        for (ref, key, republish) in checks
+        where packs?.record(of: ref.digest) == nil && !store.blobs.contains(ref.digest, size: ref.size) {
+            guard let republish else { throw WriteSession.removed(ref, key: key) }
+            try republish(ref)
         }
     }
 

@@ -21,6 +21,8 @@ extension BlobStore {
     @_spi(Maintenance) public var gcDirectory: String { layout.gc }
     /// The compute-once claims folder.
     @_spi(Maintenance) public var claimsDirectory: String { layout.claims }
+    /// The packs folder (docs/FORMAT.md 3.7).
+    @_spi(Maintenance) public var packsDirectory: String { layout.packs }
     /// Where fsck moves corrupt blobs.
     @_spi(Maintenance) public var quarantineDirectory: String { layout.quarantine }
 

@@ -1,9 +1,11 @@
 extension BlobStore {
     /// Whether a blob is stored, in a sound form (docs/FORMAT.md 3.4).
-    public func contains(_ digest: Digest) -> Bool { locate(digest) != nil }
+    public func contains(_ digest: Digest) -> Bool { locate(digest) != nil || packsHold(digest, size: nil) }
 
-    /// Whether a blob of `size` payload bytes is stored in a sound form.
-    public func contains(_ digest: Digest, size: Int64) -> Bool { locate(digest, size: size) != nil }
+    /// Whether a blob of `size` payload bytes is stored in a sound form, loose or packed.
+    public func contains(_ digest: Digest, size: Int64) -> Bool {
+        locate(digest, size: size) != nil || packsHold(digest, size: size)
+    }
 
     /// Where a blob is stored in a sound form (the raw one when both are), or `nil` when it is not.
     ///
@@ -73,7 +75,15 @@ extension BlobStore {
         _ digest: Digest, size: Int64?, excluding: Bool?, verify: Bool,
         to sink: (UnsafeRawBufferPointer) throws(CasketError) -> Void
     ) throws(CasketError) -> Int64 {
-        let handle = try openSoundForm(digest, size: size, excluding: excluding)
+        let handle: FileHandle
+        do {
+            handle = try openSoundForm(digest, size: size, excluding: excluding)
+        } catch  where excluding == nil && (error.code == .notFound || error.code == .corrupt) {
+            // No sound blob file: a pack may hold the payload (docs/FORMAT.md 3.8), verified as it is read.
+            guard let bytes = try packedPayload(digest, size: size) else { throw error }
+            try typed { try bytes.withUnsafeBytes { try sink($0) } }
+            return Int64(bytes.count)
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobStore.readChunk, alignment: 64)
         defer { buffer.deallocate() }
         do {

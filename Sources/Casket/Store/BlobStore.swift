@@ -21,6 +21,8 @@ public final class BlobStore: Sendable {
 
     /// The store's folders, open: every file operation goes through them (none follows a link).
     let directories: StoreDirectories
+    /// What this process knows of `packs/`, made on first use (a version 1 store may have no `packs/`).
+    let shelf = Mutex<PackShelf?>(nil)
 
     init(root: String, config: StoreConfig, directories: StoreDirectories) {
         self.root = root
@@ -150,7 +152,7 @@ public final class BlobStore: Sendable {
         }
     }
 
-    var durable: Bool { config.durability == .fsync }
+    var durable: Bool { config.durability != .none }
 
     /// The same store, with writes flushed or not regardless of `casket.json`.
     ///

@@ -12,6 +12,7 @@ extension StoreConfig {
             + "\"compression\":\"\(compression.rawValue)\",\"durability\":\"\(durability.rawValue)\","
             + "\"inline_max\":\(inlineMax),"
             + (chunksMin == ChunkDigests.defaultMinimum ? "" : "\"chunks_min\":\(chunksMin),")
+            + (version >= 2 ? "\"pack_max\":\(packMax),\"pack_size\":\(packSize)," : "")
             + "\"created\":\"\(stamp)\"}\n"
         return Array(text.utf8)
     }
@@ -87,7 +88,28 @@ extension StoreConfig {
             }
             chunksMin = value
         }
-        self.init(compression: compression, durability: durability, inlineMax: inlineMax, chunksMin: chunksMin)
+        var packMax = 0
+        if let given = object["pack_max"] {
+            guard let value = StoreConfig.integer(given), value >= 0, value <= Int64(StoreConfig.maximumPackMax) else {
+                throw field("pack_max", given, must: "an integer from 0 to \(StoreConfig.maximumPackMax)")
+            }
+            // A version 1 reader ignores the field and would never find a packed payload.
+            guard value == 0 || version >= 2 else {
+                throw field("pack_max", given, must: "0 in a store of version 1 (packs need \"version\": 2)")
+            }
+            packMax = Int(value)
+        }
+        var packSize = StoreConfig.defaultPackSize
+        if let given = object["pack_size"] {
+            let range = StoreConfig.packSizeRange
+            guard let value = StoreConfig.integer(given), range.contains(value) else {
+                throw field("pack_size", given, must: "an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            packSize = value
+        }
+        self.init(
+            compression: compression, durability: durability, inlineMax: inlineMax, chunksMin: chunksMin,
+            packMax: packMax, packSize: packSize)
         self.version = Int(version)
     }
 

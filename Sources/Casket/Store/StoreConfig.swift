@@ -13,12 +13,23 @@ public struct StoreConfig: Sendable, Equatable {
     public enum Durability: String, Sendable, CaseIterable {
         /// `fsync` blobs, their directories and index lines (the default).
         case fsync
+        /// Group commit (docs/FORMAT.md 5.5): blob files as with `fsync`; index lines and pack records
+        /// flushed once per batch of a write session.
+        case group
         /// No flushing: faster, for scratch stores; a power loss may lose recent writes.
         case none
     }
 
-    /// The newest format version this implementation reads and writes.
-    public static let currentVersion = 1
+    /// The newest format version this implementation reads and writes: 2, stores that may hold packs
+    /// (docs/FORMAT.md 3.7). A store without packs is still created as version 1, which every reader opens.
+    public static let currentVersion = 2
+
+    /// The largest `pack_max`: a record's form follows the rule of FORMAT 3.2 over its whole payload.
+    public static let maximumPackMax = 1 << 20
+    /// The pack size after which a writer seals its pack (16 MiB, as restic and kopia).
+    public static let defaultPackSize: Int64 = 16 << 20
+    /// The range of `pack_size`.
+    public static let packSizeRange: ClosedRange<Int64> = (64 << 10)...(1 << 30)
 
     /// The largest `inline_max` a store may have (docs/FORMAT.md section 2): inlined payloads live in
     /// index lines, which every reader loads.
@@ -34,6 +45,12 @@ public struct StoreConfig: Sendable, Equatable {
     public var inlineMax: Int
     /// Blobs of at least this many bytes (and not empty) get chunk digests (docs/FORMAT.md 3.6).
     public var chunksMin: Int64
+    /// Payloads of fewer bytes are appended to packs (docs/FORMAT.md 3.7) in a store of version 2; 0: none.
+    public var packMax: Int
+    /// The size after which a writer seals its pack.
+    public var packSize: Int64
+    /// Whether writers pack small payloads.
+    public var packs: Bool { version >= 2 && packMax > 0 }
 
     /// Creates a configuration for a new store.
     ///
@@ -42,11 +59,16 @@ public struct StoreConfig: Sendable, Equatable {
     ///   - durability: Whether writes are flushed (default: fsync).
     ///   - inlineMax: The largest payload inlined in an index entry (default: 0, never).
     ///   - chunksMin: The smallest blob that gets chunk digests (default 4 MiB, docs/PERFORMANCE.md 9).
+    ///   - packMax: Pack payloads of fewer bytes (default 0, never); a store with packs is of version 2.
+    ///   - packSize: Seal a pack once it holds this many bytes (default 16 MiB).
     public init(
         compression: Compression = .none, durability: Durability = .fsync, inlineMax: Int = 0,
-        chunksMin: Int64 = ChunkDigests.defaultMinimum
+        chunksMin: Int64 = ChunkDigests.defaultMinimum, packMax: Int = 0,
+        packSize: Int64 = StoreConfig.defaultPackSize
     ) {
-        self.version = StoreConfig.currentVersion
+        self.version = packMax > 0 ? 2 : 1
+        self.packMax = packMax
+        self.packSize = packSize
         self.compression = compression
         self.durability = durability
         self.inlineMax = inlineMax

@@ -9,7 +9,7 @@ import Synchronization
 final class StoreDirectories: Sendable {
     /// The folders directly under the root.
     enum Folder: String, CaseIterable, Sendable {
-        case blobs, tmp, index, gc, quarantine, claims
+        case blobs, tmp, index, gc, quarantine, claims, packs
     }
 
     let root: Directory

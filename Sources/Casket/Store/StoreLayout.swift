@@ -9,6 +9,7 @@ struct StoreLayout: Sendable {
     var gc: String { root + "/gc" }
     var quarantine: String { root + "/quarantine" }
     var claims: String { root + "/claims" }
+    var packs: String { root + "/packs" }
 
     static let compressedSuffix = ".lz4"
 

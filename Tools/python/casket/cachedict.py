@@ -314,6 +314,7 @@ class CacheDict(tp.Generic[X]):
         writer: tp.Optional[IndexWriter] = self._local.writer
         if writer is None:
             writer = self._local.writer = IndexWriter(self.store)
+            self.store.begin_packing()  # the session's small payloads go to one pack (FORMAT 3.7)
         return writer
 
     @contextlib.contextmanager
@@ -336,7 +337,17 @@ class CacheDict(tp.Generic[X]):
             self._local.writer = None
             self._local.session = False
             if writer is not None:
-                writer.close()
+                try:
+                    writer.store.end_packing()  # the pack is sealed before the index file
+                finally:
+                    writer.close()
+
+    def flush(self) -> None:
+        """Commits this thread's batch now (durability ``group``, FORMAT 5.5): once it returns, every key set
+        before it survives a crash. A no-op outside a session and for the other durabilities."""
+        writer = self._writer
+        if writer is not None:
+            writer.commit()
 
     @contextlib.contextmanager
     def writer(self) -> tp.Iterator["CacheDict[X]"]:

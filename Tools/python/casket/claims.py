@@ -125,7 +125,7 @@ class ClaimBoard:
         """Claims ``key`` once, taking over a stale claim. Returns the held claim, or the live holder's
         record. An I/O error raises: it is never taken for a claim."""
         self._ensure_directory()
-        got = Lease.acquire(self.path(key), {"key": key}, self.ttl, self.heartbeat, self.store.durability == "fsync")
+        got = Lease.acquire(self.path(key), {"key": key}, self.ttl, self.heartbeat, self.store.fsync)
         if isinstance(got, Lease):
             return HeldClaim(key, got)
         return ClaimRecord.of(got)

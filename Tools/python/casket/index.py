@@ -138,6 +138,11 @@ def writer_id_of(name: str) -> str:
 # --------------------------------------------------------------------------- writer
 
 
+GROUP_COUNT = 1000  # group commit (durability "group"): a batch is committed at this many lines,
+GROUP_BYTES = 64 << 20  # this many bytes of lines,
+GROUP_SECONDS = 0.2  # or this long after its first line
+
+
 class IndexWriter:
     """Appends entries to this process's own index file (FORMAT 5.5).
 
@@ -156,6 +161,12 @@ class IndexWriter:
         self.files: list[Path] = []  # every file this writer created
         self._lines = 0  # complete lines in the current file
         self.last_origin: tp.Optional[tuple[str, int]] = None  # (writer id, line) of the last append
+        # group commit (durability "group", FORMAT 5.5): the batch of lines not written yet, with their blobs
+        self._pending: list[tuple[bytes, tp.Sequence[tp.Sequence[tp.Any]], tp.Optional[tp.Callable[[str, int], None]]]] = []
+        self._pending_bytes = 0
+        self._timer: tp.Optional[threading.Timer] = None
+        self._timer_error: tp.Optional[BaseException] = None
+        self._packs: tp.Optional[tp.Any] = None  # the session's PackWriter, flushed by every commit
 
     @property
     def path(self) -> tp.Optional[Path]:
@@ -201,8 +212,9 @@ class IndexWriter:
         self._fd = None
         self._path = None
 
-    def _write_line(self, line: bytes) -> None:
-        """One write of the whole line, then fdatasync. A short write abandons the file."""
+    def _write_line(self, line: bytes, count: int = 1) -> None:
+        """One write of the whole line (or of a batch of ``count`` lines), then fdatasync. A short write
+        abandons the file."""
         if self._fd is None or self._pid != os.getpid():
             self._open_new()
         assert self._fd is not None
@@ -210,7 +222,7 @@ class IndexWriter:
             n = os.write(self._fd, line)
             if n != len(line):
                 raise OSError(errno.EIO, f"short write to index file {self._path} ({n} of {len(line)} bytes)")
-            self._lines += 1
+            self._lines += count
             if self.store.fsync:
                 os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
         except OSError as e:
@@ -246,8 +258,13 @@ class IndexWriter:
         with self._lock:
             if self.closed:
                 raise CasketError("index writer is closed")
+            self._raise_timer_error()
             ts = self.next_ts(after)
             line = line_fn(ts)
+            if self.store.group:
+                self._batch(line, blobs, republish)
+                return ts
+            self.store.sync_packs()  # a line never reaches the disk before the packed bytes it names
             try:
                 self._write_line(line)
             except CasketError:
@@ -270,11 +287,88 @@ class IndexWriter:
                 republish(h, size)
         return ts
 
+    # ------------------------------------------------------------------ group commit
+
+    def _batch(self, line: bytes, blobs: tp.Sequence[tp.Sequence[tp.Any]],
+               republish: tp.Optional[tp.Callable[[str, int], None]]) -> None:
+        """Keeps the line for the batch, committed once it holds GROUP_COUNT lines or GROUP_BYTES bytes of
+        lines, GROUP_SECONDS after its first line (a timer), at :meth:`commit` and at :meth:`close`."""
+        if self._pid != os.getpid():  # a forked child: the batch is its parent's to commit
+            self._pending, self._pending_bytes, self._timer = [], 0, None
+        if self._fd is None or self._pid != os.getpid():
+            self._open_new()  # the writer id, for the origin the line will have
+        self._pending.append((line, blobs, republish))
+        self._pending_bytes += len(line)
+        self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
+        assert self._path is not None
+        self.last_origin = (writer_id_of(self._path.name), self._lines + len(self._pending))
+        if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
+            self._commit()
+        elif self._timer is None:
+            self._timer = threading.Timer(GROUP_SECONDS, self._commit_on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _commit_on_timer(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            self._timer = None
+            try:
+                self._commit()
+            except BaseException as e:  # raised to the writer at its next append or close
+                self._timer_error = e
+
+    def _raise_timer_error(self) -> None:
+        error, self._timer_error = self._timer_error, None
+        if error is not None:
+            raise CasketError(f"the group commit of index file {self._path} failed: {error}") from error
+
+    def commit(self) -> None:
+        """Writes the batch now (``CacheDict.flush()``): the packs and blob files first, then every line in
+        one write and one fdatasync. When it returns, every key set before it survives a crash."""
+        with self._lock:
+            self._raise_timer_error()
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        packs = self._packs
+        if packs is not None and packs.pid == os.getpid():
+            packs.sync()  # the packed bytes of the batch, before any of its lines
+        data = b"".join(line for line, _, _ in batch)
+        try:
+            self._write_line(data, len(batch))
+        except CasketError:
+            self._write_line(data, len(batch))  # once more, in a new file (FORMAT 5.5 step 2)
+        for _ in range(10):
+            if not self._folded():
+                break
+            self._open_new()
+            self._write_line(data, len(batch))
+        else:  # pragma: no cover
+            raise CasketError("index file keeps being folded away while appending")
+        for _, blobs, republish in batch:
+            for h, size in blobs:
+                if not self.store.has_blob(h, size):
+                    if republish is None:
+                        raise CasketError(
+                            f"blob {h} referenced by an entry just written is missing and cannot be republished")
+                    republish(h, size)
+
     def close(self) -> None:
-        """Append a seal line (if a file was opened) and close."""
+        """Commit the batch, append a seal line (if a file was opened) and close."""
         with self._lock:
             if self.closed:
                 return
+            if self._pid == os.getpid():
+                self._raise_timer_error()
+                self._commit()
             self.closed = True
             if self._fd is not None and self._pid == os.getpid():
                 try:

@@ -17,6 +17,7 @@ import re
 import secrets
 import socket
 import stat
+import threading
 import typing as tp
 from pathlib import Path
 
@@ -53,7 +54,10 @@ __all__ = [
     "FORMAT_VERSION",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this client reads and writes; a store without packs is still made as 1
+MAX_PACK_MAX = 1 << 20  # FORMAT 3.7: a record's form follows the rule of 3.2 over its whole payload
+DEFAULT_PACK_SIZE = 16 << 20
+PACK_SIZE_RANGE = (64 << 10, 1 << 30)
 EMPTY_HASH = "99aa06d3014798d86001c324468d497f"
 CHUNK = 1 << 20  # 1 MiB streaming unit
 COMPRESSION_SAMPLE = 1 << 20  # the leading bytes that decide a payload's form (FORMAT 3.2)
@@ -121,7 +125,7 @@ def sanitized_host() -> str:
     return "".join(chr(b) if b in ok else "_" for b in raw) or "_"
 
 
-STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims")  # FORMAT 1
+STORE_FOLDERS = ("blobs", "tmp", "index", "gc", "quarantine", "claims", "packs")  # FORMAT 1
 
 
 def describe_kind(mode: int) -> str:
@@ -223,6 +227,8 @@ def init_store(
     durability: str = "fsync",
     inline_max: int = 0,
     chunks_min: int = DEFAULT_CHUNKS_MIN,
+    pack_max: int = 0,
+    pack_size: int = DEFAULT_PACK_SIZE,
 ) -> "Store":
     """Create a store at ``path`` exactly as ``casket init`` does (FORMAT 2) and open it.
 
@@ -230,7 +236,7 @@ def init_store(
     a racing init's file. Refuses an existing store.
     """
     for name, value in (("compression", compression), ("durability", durability), ("inline_max", inline_max),
-                        ("chunks_min", chunks_min)):
+                        ("chunks_min", chunks_min), ("pack_max", pack_max), ("pack_size", pack_size)):
         must = setting_rule(name, value)
         if must is not None:
             raise ValueError(f"{name} must be {must}, got {value!r}")
@@ -261,10 +267,11 @@ def init_store(
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     # same bytes and key order as the Swift `casket init`
     data = (
-        f'{{"format":"casket","version":{FORMAT_VERSION},"hash":"xxh3-128",'
+        f'{{"format":"casket","version":{2 if pack_max > 0 else 1},"hash":"xxh3-128",'
         f'"compression":"{compression}","durability":"{durability}",'
         f'"inline_max":{inline_max},'
         + (f'"chunks_min":{chunks_min},' if chunks_min != DEFAULT_CHUNKS_MIN else "")
+        + (f'"pack_max":{pack_max},"pack_size":{pack_size},' if pack_max > 0 else "")
         + f'"created":"{created}"}}\n'
     ).encode()
     # published like a blob (as `casket init` does): a temp file in tmp/, flushed, linked without replacing
@@ -327,7 +334,8 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0, **settings
 MIN_CHUNK_READ = 4 << 10  # the smallest chunk a sidecar may declare: bounds how much of one is read
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
 # FORMAT 2: the settings a store is created with (casket init's defaults), which casket.json keeps
-STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN}
+STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN,
+                  "pack_max": 0, "pack_size": DEFAULT_PACK_SIZE}
 
 
 def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
@@ -339,7 +347,14 @@ def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
     if name == "chunks_min":  # FORMAT 3.6
         number = _config_integer(value)
         return None if number is not None and number >= 0 else "a non-negative integer"
-    known = {"compression": ("none", "lz4"), "durability": ("fsync", "none")}[name]
+    if name == "pack_max":  # FORMAT 3.7
+        number = _config_integer(value)
+        return None if number is not None and 0 <= number <= MAX_PACK_MAX else f"an integer from 0 to {MAX_PACK_MAX}"
+    if name == "pack_size":
+        number = _config_integer(value)
+        lo, hi = PACK_SIZE_RANGE
+        return None if number is not None and lo <= number <= hi else f"an integer from {lo} to {hi}"
+    known = {"compression": ("none", "lz4"), "durability": ("fsync", "group", "none")}[name]
     return None if isinstance(value, str) and value in known else " or ".join(f'"{k}"' for k in known)
 
 
@@ -423,6 +438,9 @@ def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
         must = setting_rule(name, cfg[name]) if name in cfg else None
         if must is not None:
             raise field(name, must)
+    if version < 2 and cfg.get("pack_max", 0) != 0:
+        # a version 1 reader ignores the field and would never find a packed payload
+        raise field("pack_max", '0 in a store of version 1 (packs need "version": 2)')
     return cfg
 
 
@@ -444,19 +462,30 @@ class Store:
         self.durability: str = cfg.get("durability", "fsync")
         self.inline_max: int = cfg.get("inline_max", 0)
         self.chunks_min: int = cfg.get("chunks_min", DEFAULT_CHUNKS_MIN)
+        self.pack_max: int = cfg.get("pack_max", 0) if cfg["version"] >= 2 else 0
+        self.pack_size: int = cfg.get("pack_size", DEFAULT_PACK_SIZE)
         self.blobs_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.index_dir = self.root / "index"
         self._blobs_str = os.path.abspath(self.blobs_dir)
         self._host = sanitized_host()
         self._real_dirs: set[str] = set()  # folders already seen to be real (not links): FORMAT 1.1
+        self.packs_dir = self.root / "packs"
+        self._packing = threading.local()  # this thread's write session's PackWriter (FORMAT 3.7)
+        self._shelf: tp.Optional[tp.Any] = None  # the PackShelf of this process, made on first use
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
     @property
     def fsync(self) -> bool:
-        return self.durability == "fsync"
+        """Whether blob files, folders and leases are flushed (``fsync`` and ``group``)."""
+        return self.durability != "none"
+
+    @property
+    def group(self) -> bool:
+        """Group commit (FORMAT 5.5): index lines and pack records are flushed once per batch."""
+        return self.durability == "group"
 
     # ------------------------------------------------------------------ paths
 
@@ -584,8 +613,96 @@ class Store:
         return self.judge(h, False, expected), comp
 
     def has_blob(self, h: str, size: tp.Optional[int] = None) -> bool:
-        """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists."""
-        return self.find_blob(h, size) is not None
+        """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists, as a blob
+        file or a pack record (FORMAT 3.7)."""
+        writer = getattr(self._packing, "writer", None)
+        if writer is not None and writer.pid == os.getpid() and writer.record_of(h) is not None:
+            return True  # this session's own pack: no system call
+        return self.find_blob(h, size) is not None or self._packed_record(h, size) is not None
+
+    # ------------------------------------------------------------------ packs (FORMAT 3.7-3.8)
+
+    def pack_shelf(self) -> tp.Optional[tp.Any]:
+        """This process's view of ``packs/`` (a ``PackShelf``), None when the store has no ``packs/``."""
+        if self._shelf is None:
+            if not self.real_dir(self.packs_dir):
+                return None
+            from .packs import PackShelf
+
+            self._shelf = PackShelf(str(self.packs_dir))
+        return self._shelf
+
+    def _packed_record(self, h: str, size: tp.Optional[int]) -> tp.Optional[tp.Any]:
+        writer = getattr(self._packing, "writer", None)
+        own = writer.record_of(h) if writer is not None else None
+        if own is not None:
+            return own[1]
+        shelf = self.pack_shelf()
+        found = shelf.find(h) if shelf is not None else None
+        return found[1] if found is not None and (size is None or found[1].size == size) else None
+
+    def _packed(self, h: str, size: tp.Optional[int]) -> tp.Optional[bytes]:
+        """The verified payload of a packed blob, None when no pack holds it (with ``size`` bytes)."""
+        shelf = self.pack_shelf()
+        return shelf.read(h, size) if shelf is not None else None
+
+    def _packed_or_none(self, h: str, size: int) -> tp.Optional[bytes]:
+        """``_packed``, with a damaged record taken as absent: the blob files are looked at next, and the
+        damage is raised only if no sound blob file holds the payload either."""
+        try:
+            return self._packed(h, size)
+        except BlobCorruptError:
+            return None
+
+    def begin_packing(self) -> None:
+        """Called by a write session: its small payloads go to one pack writer of this thread."""
+        self._packing.writer = None
+        self._packing.active = True
+
+    def end_packing(self) -> None:
+        """Seals the session's pack (FORMAT 3.7, sealing); a forked child leaves its parent's pack alone."""
+        writer = getattr(self._packing, "writer", None)
+        self._packing.writer = None
+        self._packing.active = False
+        if writer is not None and writer.pid == os.getpid():
+            writer.seal()
+
+    def session_pack_writer(self) -> tp.Optional[tp.Any]:
+        """This thread's session's PackWriter, if it has made one (and is this process's)."""
+        writer = getattr(self._packing, "writer", None)
+        return writer if writer is not None and writer.pid == os.getpid() else None
+
+    def sync_packs(self) -> None:
+        """Flushes the session's pack before a line that may reference it (durability fsync)."""
+        writer = getattr(self._packing, "writer", None)
+        if writer is not None and self.fsync and writer.pid == os.getpid():
+            writer.sync()
+
+    def _pack_writer(self) -> tp.Optional[tp.Any]:
+        if not getattr(self._packing, "active", False):
+            return None
+        writer = getattr(self._packing, "writer", None)
+        if writer is None or writer.pid != os.getpid():  # one appender per pack: a forked child has its own
+            from .packs import PackWriter
+
+            if not self.real_dir(self.packs_dir):
+                self.packs_dir.mkdir(exist_ok=True)
+            writer = self._packing.writer = PackWriter(
+                str(self.packs_dir), f"{self._host}-{os.getpid()}-{secrets.token_hex(4)}", self.pack_size,
+                compress=self.compression == "lz4", durable=self.fsync)
+        return writer
+
+    def _put_packed(self, view: memoryview, h: str, writer: tp.Any) -> str:
+        """A small payload: not written again when the session's pack, a sound blob file (freshened) or a
+        pack holds it; else appended to the session's pack, flushed before the line that references it."""
+        size = view.nbytes
+        if writer.record_of(h) is not None or self._freshen_loose(h, size):
+            return h
+        shelf = self.pack_shelf()
+        found = shelf.probe(h) if shelf is not None else None
+        if found is None or found[1].size != size:
+            writer.append(view, h)
+        return h
 
     def _remove_unsound_twin(self, h: str, kept: bool, size: int) -> None:
         """Once the form ``kept`` is known sound, remove the other form if it is unsound (readers and GC
@@ -597,11 +714,26 @@ class Store:
             except OSError:
                 pass
 
-    def _freshen_existing(self, h: str, size: int) -> bool:
+    def _freshen_loose(self, h: str, size: int) -> bool:
+        """``_freshen_existing`` for the hot path of small puts: string paths, no pathlib, and no look at
+        a fan-out folder that does not exist (its realness, FORMAT 1.1, is checked once per process)."""
+        fan = os.path.join(self._blobs_str, check_hash(h)[:2])
+        if fan not in self._real_dirs:
+            try:
+                st = os.lstat(fan)
+            except FileNotFoundError:
+                return False  # no fan-out folder: no blob file
+            if not stat.S_ISDIR(st.st_mode):
+                return self._freshen_existing(h, size)  # a link or a file: the checked path says so
+            self._real_dirs.add(fan)
+        raw = os.path.join(fan, h)
+        return self._freshen_existing(h, size, (raw, raw + ".lz4"))
+
+    def _freshen_existing(self, h: str, size: int, paths: tp.Optional[tuple[str, str]] = None) -> bool:
         """Dedup check + freshen (FORMAT 3.4). True only if a sound form was freshened; the form is judged
         and freshened through one descriptor opened without following symlinks."""
         for compressed in (False, True):
-            path = self.blob_path(h, compressed)
+            path = paths[compressed] if paths is not None else self.blob_path(h, compressed)
             try:
                 fd = _open_form(path)
             except (OSError, _FormFlaw):
@@ -706,9 +838,14 @@ class Store:
     # ------------------------------------------------------------------ writes
 
     def put_bytes(self, data: tp.Any, known_hash: tp.Optional[str] = None) -> str:
-        """Store a payload held in memory (bytes, bytearray, memoryview, ndarray). Returns its hash."""
+        """Store a payload held in memory (bytes, bytearray, memoryview, ndarray). Returns its hash. In a
+        write session of a store with packs, a payload below ``pack_max`` goes to the session's pack."""
         view = _as_byte_view(data)
         size = view.nbytes
+        if size < self.pack_max:
+            writer = self._pack_writer()
+            if writer is not None:
+                return self._put_packed(view, check_hash(known_hash) if known_hash else hash_bytes(view), writer)
         digester = ChunkDigester() if wants_sidecar(size, self.chunks_min) else None
         if known_hash is not None:
             h = check_hash(known_hash)
@@ -878,7 +1015,14 @@ class Store:
         """Verified streaming read: yields chunks of the payload; raises BlobCorruptError at the end
         (before returning normally) if the bytes do not hash to ``h``. Consumers must not trust the
         chunks until the iterator is exhausted without error."""
-        path, compressed = self._locate(h, expected_size)
+        try:
+            path, compressed = self._locate(h, expected_size)
+        except BlobError:
+            packed = self._packed(h, expected_size)  # no sound blob file: a pack may hold it (FORMAT 3.8)
+            if packed is None:
+                raise
+            yield packed
+            return
         try:
             yield from self._iter_form(path, compressed, h, expected_size)
         except BlobCorruptError as e:
@@ -927,7 +1071,17 @@ class Store:
 
     def get_bytes(self, h: str, expected_size: tp.Optional[int] = None) -> bytes:
         """The payload of blob ``h``, verified; a corrupt form gives way to a sound twin (FORMAT 3.5)."""
-        path, compressed = self._locate(h, expected_size)
+        if expected_size is not None and expected_size < self.pack_max:  # a small payload is most likely packed
+            packed = self._packed_or_none(h, expected_size)
+            if packed is not None:
+                return packed
+        try:
+            path, compressed = self._locate(h, expected_size)
+        except BlobError:
+            packed = self._packed(h, expected_size)
+            if packed is None:
+                raise
+            return packed
         try:
             return b"".join(self._iter_form(path, compressed, h, expected_size))
         except BlobCorruptError:
@@ -987,7 +1141,17 @@ class Store:
                 arr.mode = "r"
                 arr.filename = raw
                 return arr
-        path, compressed = self._locate(h, nbytes)
+            if nbytes < self.pack_max:  # no raw blob file: a small payload is most likely packed
+                packed = self._packed_or_none(h, nbytes)
+                if packed is not None:
+                    return np.frombuffer(packed, dtype=dt).reshape(shape)
+        try:
+            path, compressed = self._locate(h, nbytes)
+        except BlobError:
+            packed = self._packed(h, nbytes)  # verified as it is read
+            if packed is None:
+                raise
+            return np.frombuffer(packed, dtype=dt).reshape(shape)
         if compressed:
             return self._decompress_array(h, dt, shape, nbytes, exclude_raw=False)
         if nbytes == 0:

@@ -16,6 +16,9 @@ Vectors written by the Swift CLI (``casket init/set/blob put/rm/compact``):
   stored with ``blob put`` and no key, a tombstone, a re-add after ``rm``, an overwrite, a key with
   non-ASCII characters, tab, space and backslash; one index file per CLI call.
 - ``swift-inline``: ``--inline-max 64``: inline payloads beside blobs.
+- ``swift-packed``: ``--pack-max 1024`` (format version 2): payloads below it in packs (raw and LZ4
+  records, the empty payload, one below the limit), one of exactly 1024 bytes as a blob file, a dedup
+  against the pack, a tombstone.
 - ``swift-compacted``: entries folded by ``casket compact`` (origins ``w``/``n``, a dropped
   tombstone), then new writes and a tombstone after the compaction.
 
@@ -26,6 +29,9 @@ Vectors written by the Python client (``casket.CacheDict``):
   Pickle, Bytes, String, NumpyArray, a tombstone and a re-add; several write sessions.
 - ``python-lz4-inline``: lz4 store with ``inline_max`` 64: LZ4 frames written by Python, inline
   arrays and bytes, raw blobs where lz4 does not pay.
+- ``python-packed``: ``pack_max`` 4096, lz4: arrays, bytes and an Auto tree packed by two write
+  sessions; the first session's pack has no index (removed, as a writer killed before sealing would leave
+  it: readers scan it), the second is sealed; a large array as a blob file; a dedup, a tombstone.
 - ``python-handlers``: values written through exca's own handlers (``ExcaHandler`` nodes of exca's
   ``AutoPickle``, with a shared ``.data`` file and a ``.pkl`` file), ``MneRawFif`` and
   ``MneRawBrainVision`` written from an mne ``RawArray``, a ``ContiguousMemmapArray``. Written in the
@@ -290,6 +296,22 @@ def make_swift_inline(out: Path, binary: str) -> dict:
     return ops.expected("swift-inline", "swift-cli", store)
 
 
+def make_swift_packed(out: Path, binary: str) -> dict:
+    store = out / "store"
+    cli = Cli(binary, store)
+    cli.run("init", str(store), "--compression", "lz4", "--durability", "none", "--pack-max", "1024")
+    ops = Ops()
+    swift_set(cli, ops, "small", b"packed payload")
+    swift_set(cli, ops, "text", b"compressible text " * 50)  # 900 bytes: an LZ4 record
+    swift_set(cli, ops, "edge/1023", rnd(6, 1023))  # one below pack_max: packed
+    swift_set(cli, ops, "edge/1024", rnd(7, 1024))  # pack_max itself: a blob file
+    swift_set(cli, ops, "empty", b"")  # the empty payload, packed
+    swift_set(cli, ops, "again", b"packed payload")  # found in the first pack: no record
+    ops.delete("text", cli.rm("text"))
+    ops.absent.add("never-written")
+    return ops.expected("swift-packed", "swift-cli", store)
+
+
 def make_swift_compacted(out: Path, binary: str) -> dict:
     store = out / "store"
     cli = Cli(binary, store)
@@ -419,6 +441,33 @@ def make_python_lz4_inline(out: Path, binary: str) -> dict:
         py_del(cd2, ops, "noise")
     ops.absent.add("never-written")
     return ops.expected("python-lz4-inline", "python", store)
+
+
+def make_python_packed(out: Path, binary: str) -> dict:
+    store = out / "store"
+    casket.init_store(store, compression="lz4", durability="none", pack_max=4096)
+    ops = Ops()
+    rng = np.random.default_rng(13)
+    cd = casket.CacheDict(store)
+    with cd.write():
+        py_set(cd, ops, "noise", rng.standard_normal(300))  # 2400 bytes: a raw record
+        py_set(cd, ops, "zeros", np.zeros((16, 16), dtype="float32"))  # an LZ4 record
+        py_set(cd, ops, "big", rng.standard_normal(1000))  # 8000 bytes: a blob file
+        py_set(cd, ops, "bytes", b"packed by python")
+        py_set(cd, ops, "auto", {"a": np.arange(5, dtype="int16"), "b": np.ones(600, dtype="uint8"), "n": 2})
+    first = sorted(p.name for p in (store / "packs").iterdir())
+    # the first session's pack loses its index: readers must scan it as a writer's open pack
+    for name in first:
+        if name.endswith(".idx"):
+            os.chmod(store / "packs" / name, 0o644)
+            (store / "packs" / name).unlink()
+    cd2 = casket.CacheDict(store)
+    with cd2.write():
+        py_set(cd2, ops, "second", np.arange(100, dtype=">f8"))  # a second pack, sealed
+        py_set(cd2, ops, "dup", np.zeros((16, 16), dtype="float32"))  # found in the open pack
+        py_del(cd2, ops, "bytes")
+    ops.absent.add("never-written")
+    return ops.expected("python-packed", "python", store)
 
 
 def make_python_handlers(out: Path, binary: str) -> dict:
@@ -580,8 +629,10 @@ MAKERS: dict[str, tp.Callable[[Path, str], dict]] = {
     "swift-cli": make_swift_cli,
     "swift-inline": make_swift_inline,
     "swift-compacted": make_swift_compacted,
+    "swift-packed": make_swift_packed,
     "python-values": make_python_values,
     "python-lz4-inline": make_python_lz4_inline,
+    "python-packed": make_python_packed,
     "python-handlers": make_python_handlers,
     "crafted-winners": make_crafted,
 }

@@ -34,6 +34,7 @@ def test_valid_config_opens(tmp_path, item):
     s = casket.Store(_write(tmp_path, item))
     assert (s.compression, s.durability, s.inline_max) == (item["compression"], item["durability"], item["inline_max"])
     assert s.chunks_min == item["chunks_min"]
+    assert (s.pack_max, s.pack_size) == (item["pack_max"], item["pack_size"])
 
 
 def test_init_refuses_an_invalid_inline_max(tmp_path):

@@ -18,7 +18,7 @@ BIN = os.environ.get("CASKET_BIN")
 VECTORS = check.vector_names()
 # every kind of writer must stay covered: removing a vector folder fails the suite
 REQUIRED = {"swift-cli", "swift-inline", "swift-compacted", "python-values", "python-lz4-inline", "crafted-winners",
-            "python-handlers"}
+            "python-handlers", "swift-packed", "python-packed"}
 
 
 def test_vectors_present():

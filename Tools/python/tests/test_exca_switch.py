@@ -427,7 +427,7 @@ print(json.dumps({"type": type(cd).__module__, "len": len(cd),
                   "out": [o.tolist() if isinstance(o, np.ndarray) else o for o in out]}))
 """
 
-CASKET_PARTS = {"casket.json", "index", "blobs", "tmp", "gc", "quarantine", "claims"}
+CASKET_PARTS = {"casket.json", "index", "blobs", "tmp", "gc", "quarantine", "claims", "packs"}
 
 
 def _exca_files(uid: Path) -> dict[str, bytes]:

@@ -22,7 +22,7 @@ def test_init_writes_format_section_2(root):
     cfg = json.loads((root / "casket.json").read_text())
     assert cfg["format"] == "casket" and cfg["version"] == 1 and cfg["hash"] == "xxh3-128"
     assert cfg["compression"] == "none" and cfg["durability"] == "none" and cfg["inline_max"] == 0
-    for sub in ("blobs", "tmp", "index", "gc", "quarantine", "claims"):
+    for sub in ("blobs", "tmp", "index", "gc", "quarantine", "claims", "packs"):
         assert (root / sub).is_dir()
     assert os.listdir(root / "tmp") == []
     raw = (root / "casket.json").read_bytes()
@@ -44,8 +44,8 @@ def test_open_refuses_non_store(tmp_path):
 
 
 def test_open_refuses_newer_version(tmp_path):
-    (tmp_path / "casket.json").write_text('{"format":"casket","version":2,"hash":"xxh3-128"}')
-    with pytest.raises(casket.StoreError, match=rf"{tmp_path}.*version 2"):
+    (tmp_path / "casket.json").write_text('{"format":"casket","version":3,"hash":"xxh3-128"}')
+    with pytest.raises(casket.StoreError, match=rf"{tmp_path}.*version 3"):
         casket.Store(tmp_path)
     with pytest.raises(casket.StoreError):
         casket.CacheDict(tmp_path)

@@ -1,0 +1,589 @@
+"""Pack files: small payloads appended to per-writer packs, and the sealed, sorted pack index
+(docs/FORMAT.md 3.7-3.8). The same format as Swift's ``PackRecord``, ``PackIndex``, ``PackWriter`` and
+``PackShelf``; the conformance vectors in ``conformance/packs`` hold packs written by each side.
+
+A record describes itself (magic, hash, form, lengths, a header check), so a pack whose writer was killed
+can be read and sealed by anyone. A sealed pack's index is searched through a read-only mapping: nothing
+of it is loaded, so a reader of millions of packed payloads keeps no table of them.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import secrets
+import stat
+import struct
+import threading
+import time
+import typing as tp
+from pathlib import Path
+
+import lz4.block
+import xxhash
+
+from .lease import Lease
+from .store import BlobCorruptError, StoreError, sanitized_host
+
+RECORD_MAGIC = b"CPK1"
+HEADER_SIZE = 41  # magic 4, hash 16, form 1, size 8, stored 8, header check 4
+MAXIMUM_SIZE = 1 << 24  # the largest payload a record may hold
+INDEX_MAGIC = b"CPI1"
+INDEX_HEADER = 16 + 256 * 4  # magic 4, count 4, covered 8, fan-out 256 x 4
+ENTRY_SIZE = 41  # hash 16, offset 8, stored 8, size 8, form 1
+TRAILER_SIZE = 8
+RAW, LZ4 = 0, 1
+PACK_SUFFIX, INDEX_SUFFIX, LEASE_SUFFIX = ".pack", ".idx", ".lease"
+LEASE_TTL = 60.0  # a writer's lease; its heartbeat runs every quarter of it
+SCAN_WINDOW = 1 << 20
+RACY_WINDOW_NS = 2_000_000_000
+PROBE_INTERVAL = 0.5  # seconds between two looks at packs/ by dedup probes
+_ID_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_HEAD = struct.Struct("<4s16sBQQ")  # the 37 bytes the header check covers
+_ENTRY = struct.Struct("<16sQQQB")
+
+
+class PackRecord(tp.NamedTuple):
+    digest: str  # 32 lowercase hex digits
+    form: int
+    size: int
+    stored: int
+    offset: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + HEADER_SIZE + self.stored
+
+
+def compress_bound(size: int) -> int:
+    """``LZ4_COMPRESSBOUND``: the most an LZ4 block of ``size`` bytes can take."""
+    return size + size // 255 + 16
+
+
+def encode_header(record: PackRecord) -> bytes:
+    head = _HEAD.pack(RECORD_MAGIC, bytes.fromhex(record.digest), record.form, record.size, record.stored)
+    return head + struct.pack("<I", xxhash.xxh32_intdigest(head))
+
+
+def parse_header(buf: tp.Any, offset: int, at: int = 0) -> tp.Optional[PackRecord]:
+    """The record whose header is at ``buf[at:]``, or None when those bytes are not one (wrong magic,
+    failed check, a form or lengths no writer produces): a torn or zeroed tail is never a record."""
+    if len(buf) - at < HEADER_SIZE:
+        return None
+    head = bytes(buf[at:at + 37])
+    magic, digest, form, size, stored = _HEAD.unpack(head)
+    if magic != RECORD_MAGIC or struct.unpack_from("<I", buf, at + 37)[0] != xxhash.xxh32_intdigest(head):
+        return None
+    if size > MAXIMUM_SIZE:
+        return None
+    if form == RAW:
+        if stored != size:
+            return None
+    elif form == LZ4:
+        if size == 0 or stored == 0 or stored > compress_bound(size):
+            return None
+    else:
+        return None
+    return PackRecord(digest.hex(), form, size, stored, offset)
+
+
+def encode_record(payload: tp.Any, digest: str, compress: bool, offset: int) -> tuple[PackRecord, bytes]:
+    """The record of ``payload`` in the form the store's rule gives (FORMAT 3.2: LZ4 only when
+    ``compress`` and the block is at most 90 % of the payload), and the bytes to store."""
+    data = bytes(payload)
+    size = len(data)
+    if compress and size >= 64:
+        block = lz4.block.compress(data, store_size=False)
+        if 10 * len(block) <= 9 * size:
+            return PackRecord(digest, LZ4, size, len(block), offset), block
+    return PackRecord(digest, RAW, size, size, offset), data
+
+
+def decode_payload(record: PackRecord, stored: tp.Any) -> tp.Union[bytes, str]:
+    """The payload, or a phrase saying what is wrong with the stored bytes."""
+    if len(stored) != record.stored:
+        return "the pack ends inside the record"
+    if record.form == LZ4:
+        try:
+            data = lz4.block.decompress(bytes(stored), uncompressed_size=record.size)
+        except lz4.block.LZ4BlockError:
+            return "its LZ4 block does not decode to the size its header gives"
+        if len(data) != record.size:
+            return "its LZ4 block does not decode to the size its header gives"
+    else:
+        data = bytes(stored)
+    actual = xxhash.xxh3_128_hexdigest(data)
+    return data if actual == record.digest else f"its bytes hash to {actual}"
+
+
+def scan_records(fd: int, length: int, start: int = 0, verify: bool = False
+                 ) -> tuple[list[tuple[PackRecord, tp.Optional[str]]], int]:
+    """Every complete record with a valid header from ``start``, in file order, with what is wrong with
+    its bytes when ``verify`` (None: sound), and where the scan stopped (the end of the last one)."""
+    found: list[tuple[PackRecord, tp.Optional[str]]] = []
+    buf, buf_start = b"", 0
+
+    def ensure(lo: int, hi: int) -> None:
+        nonlocal buf, buf_start
+        if lo >= buf_start and hi <= buf_start + len(buf):
+            return
+        buf, buf_start = os.pread(fd, min(length, max(hi, lo + SCAN_WINDOW)) - lo, lo), lo
+
+    pos = start
+    while pos + HEADER_SIZE <= length:
+        ensure(pos, pos + HEADER_SIZE)
+        record = parse_header(buf, pos, pos - buf_start)
+        if record is None or record.end > length:
+            break
+        flaw = None
+        if verify:
+            ensure(pos, record.end)
+            lo = pos - buf_start + HEADER_SIZE
+            result = decode_payload(record, buf[lo:lo + record.stored])
+            flaw = result if isinstance(result, str) else None
+        found.append((record, flaw))
+        pos = record.end
+    return found, pos
+
+
+def read_payload(fd: int, path: str, record: PackRecord) -> bytes:
+    """The verified payload of ``record``: its header is read again and must be the one expected, and its
+    bytes must hash to its digest. Raises ``BlobCorruptError`` naming the pack and the offset."""
+    def corrupt(what: str) -> BlobCorruptError:
+        return BlobCorruptError(
+            f"pack '{path}' is damaged at offset {record.offset} (blob {record.digest}): {what}")
+
+    buf = os.pread(fd, HEADER_SIZE + record.stored, record.offset)
+    if len(buf) != HEADER_SIZE + record.stored:
+        raise corrupt("the pack ends inside the record")
+    if parse_header(buf, record.offset) != record:
+        raise corrupt("its header is not the record's")
+    result = decode_payload(record, memoryview(buf)[HEADER_SIZE:])
+    if isinstance(result, str):
+        raise corrupt(result)
+    return result
+
+
+def encode_index(records: tp.Iterable[PackRecord], covered: int) -> bytes:
+    """The index file's bytes: entries sorted by hash, the first record of a hash only. Every
+    implementation writes the same bytes for the same records."""
+    unique: dict[str, PackRecord] = {}
+    for r in records:
+        if r.digest not in unique or r.offset < unique[r.digest].offset:
+            unique[r.digest] = r
+    ordered = [unique[d] for d in sorted(unique)]
+    counts = [0] * 256
+    for r in ordered:
+        counts[int(r.digest[:2], 16)] += 1
+    fanout, running = [], 0
+    for c in counts:
+        running += c
+        fanout.append(running)
+    parts = [INDEX_MAGIC, struct.pack("<IQ", len(ordered), covered), struct.pack("<256I", *fanout)]
+    parts += [_ENTRY.pack(bytes.fromhex(r.digest), r.offset, r.stored, r.size, r.form) for r in ordered]
+    body = b"".join(parts)
+    return body + struct.pack("<Q", xxhash.xxh3_64_intdigest(body))
+
+
+class PackIndex:
+    """A sealed pack's index, checked once and then searched through a read-only mapping."""
+
+    def __init__(self, fd: int, path: str) -> None:
+        def corrupt(what: str) -> BlobCorruptError:
+            return BlobCorruptError(f"pack index '{path}' is damaged: {what}")
+
+        length = os.fstat(fd).st_size
+        if length < INDEX_HEADER + TRAILER_SIZE or length > (1 << 31) - 1:
+            raise corrupt(f"it is {length} bytes long")
+        self.map = mmap.mmap(fd, length, access=mmap.ACCESS_READ)
+        m = self.map
+        if m[:4] != INDEX_MAGIC:
+            raise corrupt("it does not start with CPI1")
+        self.count, self.covered = struct.unpack_from("<IQ", m, 4)
+        if length != INDEX_HEADER + self.count * ENTRY_SIZE + TRAILER_SIZE:
+            raise corrupt(f"it is {length} bytes long for {self.count} entries")
+        body = length - TRAILER_SIZE
+        if xxhash.xxh3_64_intdigest(m[:body]) != struct.unpack_from("<Q", m, body)[0]:
+            raise corrupt("its checksum does not match")
+        self.fanout = struct.unpack_from("<256I", m, 16)
+        previous = 0
+        for slot, value in enumerate(self.fanout):
+            if value < previous:
+                raise corrupt(f"its fan-out table decreases at {slot}")
+            previous = value
+        if previous != self.count:
+            raise corrupt(f"its fan-out table ends at {previous}")
+        last = None
+        for i in range(self.count):
+            r = self.entry(i)
+            slot = int(r.digest[:2], 16)
+            if not (self.fanout[slot - 1] if slot else 0) <= i < self.fanout[slot]:
+                raise corrupt(f"entry {i} is outside its fan-out range")
+            if last is not None and not last < r.digest:
+                raise corrupt(f"entry {i} is out of order")
+            if r.end > self.covered or r.size > MAXIMUM_SIZE or r.form not in (RAW, LZ4):
+                raise corrupt(f"entry {i} lies outside the {self.covered} bytes it covers")
+            last = r.digest
+
+    def entry(self, i: int) -> PackRecord:
+        digest, offset, stored, size, form = _ENTRY.unpack_from(self.map, INDEX_HEADER + i * ENTRY_SIZE)
+        return PackRecord(digest.hex(), form, size, stored, offset)
+
+    def lookup(self, digest: str) -> tp.Optional[PackRecord]:
+        key = bytes.fromhex(digest)
+        slot = key[0]
+        lo, hi = (self.fanout[slot - 1] if slot else 0), self.fanout[slot]
+        m = self.map
+        while lo < hi:
+            mid = (lo + hi) // 2
+            at = INDEX_HEADER + mid * ENTRY_SIZE
+            found = m[at:at + 16]
+            if found == key:
+                return self.entry(mid)
+            if found < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return None
+
+    def close(self) -> None:
+        self.map.close()
+
+
+def pack_id(name: str, suffix: str) -> tp.Optional[str]:
+    """The pack id of a ``packs/`` entry name with ``suffix``: one or more of ``[A-Za-z0-9_-]``."""
+    if not name.endswith(suffix):
+        return None
+    ident = name[: -len(suffix)]
+    raw = ident.encode("utf-8", "surrogateescape")
+    return ident if raw and all(b in _ID_BYTES for b in raw) else None
+
+
+def _open_regular(path: str) -> tp.Optional[int]:
+    """A descriptor on a regular file, never through a link; None when it vanished or is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ELOOP):  # vanished, or a symbolic link (never followed)
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _publish_index(folder: str, ident: str, data: bytes, durable: bool) -> None:
+    """Publishes ``<id>.idx`` through a temp file in ``packs/``, never replacing an existing one."""
+    tmp = os.path.join(folder, f"{sanitized_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, os.path.join(folder, ident + INDEX_SUFFIX))
+        except FileExistsError:
+            pass  # sealed already by someone who judged the writer dead: the same bytes
+        if durable:
+            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+class _OpenPack:
+    def __init__(self, ident: str, fd: int, lease: Lease) -> None:
+        self.id, self.fd, self.lease = ident, fd, lease
+        self.length = 0
+        self.records: list[PackRecord] = []
+        self.digests: dict[str, PackRecord] = {}
+        self.unsynced = False
+
+
+class PackWriter:
+    """A writer's own packs: appends small payloads to one open pack at a time, which only it appends to,
+    and seals each pack when it is full or the writer ends. While a pack is open its writer holds the lease
+    ``packs/<id>.lease``, so anyone may seal a pack whose writer died and no one seals a live writer's.
+    After a failed write or a lost lease the pack is left as it is and the payload goes to a new pack."""
+
+    def __init__(self, folder: str, writer_id: str, target_size: int = 16 << 20, compress: bool = False,
+                 durable: bool = True) -> None:
+        self.folder, self.writer_id, self.target_size = folder, writer_id, target_size
+        self.compress, self.durable = compress, durable
+        self.pid = os.getpid()  # a forked child never appends to its parent's pack: it makes its own writer
+        self._sequence = 0
+        self._open: tp.Optional[_OpenPack] = None
+        # a group commit's timer thread flushes while the session's thread appends
+        self._lock = threading.RLock()
+
+    @property
+    def open_pack_id(self) -> tp.Optional[str]:
+        return self._open.id if self._open else None
+
+    def record_of(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
+        pack = self._open
+        if pack is None or digest not in pack.digests:
+            return None
+        return pack.id, pack.digests[digest]
+
+    def append(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
+        """Appends a payload (its digest computed by the caller), not flushed: :meth:`sync` flushes a batch
+        before its index lines are written. A payload already in the open pack is not written again."""
+        with self._lock:
+            found = self.record_of(digest)
+            if found is not None:
+                return found
+            if self._open is not None and self._open.lease.lost:
+                self._abandon()
+            try:
+                return self._append_once(payload, digest)
+            except OSError:
+                self._abandon()  # the pack may end with part of a record: never append to it again
+                return self._append_once(payload, digest)
+
+    def _append_once(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
+        pack = self._open or self._start()
+        record, stored = encode_record(payload, digest, self.compress, pack.length)
+        data = memoryview(encode_header(record) + stored)
+        while data:
+            data = data[os.write(pack.fd, data):]
+        pack.length = record.end
+        pack.records.append(record)
+        pack.digests[digest] = record
+        pack.unsynced = True
+        ident = pack.id
+        if pack.length >= self.target_size:
+            self._seal()
+        return ident, record
+
+    def sync(self) -> None:
+        """Flushes the open pack's records (``fdatasync``). A failed flush leaves the pack to be sealed by
+        others and is raised: the batch's lines must not be written."""
+        with self._lock:
+            pack = self._open
+            if pack is None or not pack.unsynced:
+                return
+            try:
+                os.fdatasync(pack.fd)
+            except OSError:
+                self._abandon()
+                raise
+            pack.unsynced = False
+
+    def seal(self) -> None:
+        """Flushes the open pack, publishes its index (never replacing one) and releases its lease; an
+        empty pack is removed instead."""
+        with self._lock:
+            self._seal()
+
+    def _seal(self) -> None:
+        pack, self._open = self._open, None
+        if pack is None:
+            return
+        try:
+            if not pack.records:
+                os.unlink(os.path.join(self.folder, pack.id + PACK_SUFFIX))
+                return
+            if self.durable:
+                os.fdatasync(pack.fd)
+            _publish_index(self.folder, pack.id, encode_index(pack.records, pack.length), self.durable)
+        finally:
+            os.close(pack.fd)
+            pack.lease.release()
+
+    close = seal
+
+    def _abandon(self) -> None:
+        pack, self._open = self._open, None
+        if pack is not None:
+            os.close(pack.fd)
+            pack.lease.release()
+
+    def _start(self) -> _OpenPack:
+        while True:
+            self._sequence += 1
+            ident = f"{self.writer_id}-{self._sequence}"
+            lease = Lease.acquire(Path(self.folder, ident + LEASE_SUFFIX), {}, LEASE_TTL, LEASE_TTL / 4,
+                                  self.durable)
+            if not isinstance(lease, Lease):
+                continue
+            try:
+                fd = os.open(os.path.join(self.folder, ident + PACK_SUFFIX),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444)
+            except FileExistsError:
+                lease.release()
+                continue
+            except BaseException:
+                lease.release()
+                raise
+            self._open = _OpenPack(ident, fd, lease)
+            return self._open
+
+
+class _KnownPack:
+    def __init__(self, ident: str, fd: int) -> None:
+        self.id, self.fd = ident, fd
+        self.index: tp.Optional[PackIndex] = None
+        self.scanned = 0
+        self.records: dict[str, PackRecord] = {}
+
+    def lookup(self, digest: str) -> tp.Optional[PackRecord]:
+        return self.index.lookup(digest) if self.index is not None else self.records.get(digest)
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+        os.close(self.fd)
+
+
+class PackShelf:
+    """What a process knows of ``packs/``: the listing, each sealed pack's index (mapped), the records of
+    open packs scanned so far. The listing is read again only on a miss, when the folder's mtime changed
+    (or changed so recently that a change in the same tick could hide behind it); open packs are scanned
+    on from where the last scan stopped. A hit costs no system call."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._packs: dict[str, _KnownPack] = {}
+        self._listed_at: tp.Optional[int] = None
+        self._racy = True
+        self._probed = -PROBE_INTERVAL  # when probe last looked at the folder (monotonic)
+        self._lock = threading.Lock()
+
+    def find(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
+        found = self._locate(digest)
+        return (found[0].id, found[1]) if found else None
+
+    def probe(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
+        """:meth:`find` for a writer's dedup check, where a miss costs at most a copy: it looks again at the
+        folder at most every PROBE_INTERVAL seconds, lists it only when its mtime changed, and does not scan
+        other writers' open packs on."""
+        with self._lock:
+            found = self._search(digest)
+            now = time.monotonic()
+            if found is None and now - self._probed >= PROBE_INTERVAL:
+                self._probed = now
+                self._refresh(thorough=False)
+                found = self._search(digest)
+        return (found[0].id, found[1]) if found else None
+
+    def read(self, digest: str, size: tp.Optional[int] = None) -> tp.Optional[bytes]:
+        """The verified payload of ``digest`` if a pack holds it (with ``size`` bytes, when given), else None."""
+        found = self._locate(digest)
+        if found is None or (size is not None and found[1].size != size):
+            return None
+        pack, record = found
+        return read_payload(pack.fd, os.path.join(self.folder, pack.id + PACK_SUFFIX), record)
+
+    def pack_ids(self) -> list[tuple[str, bool]]:
+        with self._lock:
+            self._refresh()
+            return sorted((p.id, p.index is not None) for p in self._packs.values())
+
+    def _search(self, digest: str) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
+        for pack in self._packs.values():
+            record = pack.lookup(digest)
+            if record is not None:
+                return pack, record
+        return None
+
+    def _locate(self, digest: str, thorough: bool = True) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
+        with self._lock:
+            found = self._search(digest)
+            if found is None:
+                self._refresh(thorough)
+                found = self._search(digest)
+            return found
+
+    def _refresh(self, thorough: bool = True) -> None:
+        try:
+            mtime = os.stat(self.folder, follow_symlinks=False).st_mtime_ns
+        except FileNotFoundError:
+            return
+        if (thorough and self._racy) or mtime != self._listed_at:
+            self._relist()
+            self._listed_at = mtime
+            self._racy = time.time_ns() - mtime < RACY_WINDOW_NS
+        if not thorough:
+            return
+        for pack in self._packs.values():
+            if pack.index is not None:
+                continue
+            length = os.fstat(pack.fd).st_size
+            if length > pack.scanned:
+                found, pack.scanned = scan_records(pack.fd, length, pack.scanned)
+                for record, _ in found:
+                    pack.records.setdefault(record.digest, record)
+
+    def _relist(self) -> None:
+        packs, indexes = set(), set()
+        with os.scandir(self.folder) as it:
+            for entry in it:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                ident = pack_id(entry.name, PACK_SUFFIX)
+                if ident is not None:
+                    packs.add(ident)
+                ident = pack_id(entry.name, INDEX_SUFFIX)
+                if ident is not None:
+                    indexes.add(ident)
+        for ident in [i for i in self._packs if i not in packs]:
+            self._packs.pop(ident).close()
+        for ident in packs:
+            known = self._packs.get(ident)
+            if known is not None and (known.index is not None or ident not in indexes):
+                continue
+            if known is None:
+                fd = _open_regular(os.path.join(self.folder, ident + PACK_SUFFIX))
+                if fd is None:
+                    continue
+                known = self._packs[ident] = _KnownPack(ident, fd)
+            if ident in indexes:
+                path = os.path.join(self.folder, ident + INDEX_SUFFIX)
+                ifd = _open_regular(path)
+                if ifd is not None:
+                    try:
+                        known.index = PackIndex(ifd, path)
+                    finally:
+                        os.close(ifd)
+                    known.records = {}
+
+    def seal(self, ident: str, durable: bool) -> tp.Union[int, str]:
+        """Seals a pack whose writer is gone: takes over its stale lease (a live one means the writer is
+        alive: ``"writer_alive"``), verifies every record and publishes an index of the sound ones up to
+        where the records stop. Returns the number of records indexed, or ``"already_sealed"``."""
+        index_path = os.path.join(self.folder, ident + INDEX_SUFFIX)
+        if os.path.lexists(index_path):
+            return "already_sealed"
+        lease = Lease.acquire(Path(self.folder, ident + LEASE_SUFFIX), {}, LEASE_TTL, LEASE_TTL / 4, durable)
+        if not isinstance(lease, Lease):
+            return "writer_alive"
+        try:
+            if os.path.lexists(index_path):
+                return "already_sealed"
+            path = os.path.join(self.folder, ident + PACK_SUFFIX)
+            fd = _open_regular(path)
+            if fd is None:
+                raise StoreError(f"pack '{path}' is missing or not a regular file", "not_found")
+            try:
+                found, covered = scan_records(fd, os.fstat(fd).st_size, verify=True)
+            finally:
+                os.close(fd)
+            sound = [r for r, flaw in found if flaw is None]
+            _publish_index(self.folder, ident, encode_index(sound, covered), durable)
+            return len({r.digest for r in sound})
+        finally:
+            lease.release()
