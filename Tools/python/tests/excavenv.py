@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import typing as tp
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,17 @@ def layered_venv(version: str, root: Path, extras: str = "core") -> Path:
                     str(CLIENT)], check=True, env={**os.environ, "PIP_NO_INPUT": "1"})
     assert Path(own, "casket_exca.pth").is_file(), "the editable install must put the hook in site-packages"
     return python
+
+
+_layered: dict[tuple[str, str], Path] = {}
+
+
+def layered_factory(factory: pytest.TempPathFactory, extras: str = "core") -> tp.Callable[[str], Path]:
+    """exca version -> the python of a layered venv with ``extras``, made once per test session (no test
+    installs anything into one), for every module's ``layered`` fixture."""
+    def get(version: str) -> Path:
+        if (version, extras) not in _layered:
+            _layered[version, extras] = layered_venv(version, factory.mktemp("exca-venvs"), extras)
+        return _layered[version, extras]
+
+    return get

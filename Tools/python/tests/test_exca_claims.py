@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_exca_switch import Layered, layered, venvs  # noqa: F401  (module fixtures, reused)
+from test_exca_switch import Layered, layered  # noqa: F401  (module fixtures, reused)
 
 WORKERS, ITEMS, SIZE = 8, 50, 1000
 

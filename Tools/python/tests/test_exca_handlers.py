@@ -18,26 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from test_exca_switch import Layered, _layered_venv, run
+from excavenv import layered_factory
+from test_exca_switch import Layered, run
 
 IMPLS = ("exca", "switch", "casket")
 
 
 @pytest.fixture(scope="module")
-def pythons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {}
-
-
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory, pythons: dict[str, Path]) -> Layered:
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Layered:
     """exca 0.6.0 or 0.5.29 (both have DumpContext) with the optional handler packages (mne, pybv, pandas...)."""
-    def get(version: str) -> Path:
-        if version not in pythons:
-            extras = "all"
-            pythons[version] = _layered_venv(version, tmp_path_factory.mktemp("exca-venvs"), extras=extras)
-        return pythons[version]
-
-    return get
+    return layered_factory(tmp_path_factory, "all")
 
 
 def run_impl(python: Path, impl: str, code: str, *args: str, cwd: tp.Optional[Path] = None) -> str:

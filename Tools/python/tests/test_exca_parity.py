@@ -14,21 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from excavenv import layered_venv
+from excavenv import layered_factory
 
 Layered = tp.Callable[[str], Path]
 
 
 @pytest.fixture(scope="module")
 def layered(tmp_path_factory: pytest.TempPathFactory) -> Layered:
-    made: dict[str, Path] = {}
-
-    def get(version: str) -> Path:
-        if version not in made:
-            made[version] = layered_venv(version, tmp_path_factory.mktemp("exca-venvs"), "all")
-        return made[version]
-
-    return get
+    return layered_factory(tmp_path_factory, "all")
 
 
 def run(python: Path, code: str, *args: str, switch: bool = True) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 import casket
 import casket.exca
-from test_exca_switch import Layered, layered, venvs  # noqa: F401  (module fixtures, reused)
+from test_exca_switch import Layered, layered  # noqa: F401  (module fixtures, reused)
 
 # A MapInfra writing a small array (inlined when inline_max allows) and a compressible one, in a job of
 # submitit's cluster="local" when asked: the job, a new process, creates the store with its inherited settings.

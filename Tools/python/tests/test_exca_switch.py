@@ -17,24 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from excavenv import CLIENT, layered_venv as _layered_venv
+from excavenv import CLIENT, layered_factory
 
 Layered = tp.Callable[[str], Path]  # exca version -> the python of a venv with exca and this client
 
 
 @pytest.fixture(scope="module")
-def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {}
-
-
-@pytest.fixture(scope="module")
-def layered(tmp_path_factory: pytest.TempPathFactory, venvs: dict[str, Path]) -> Layered:
-    def get(version: str) -> Path:
-        if version not in venvs:
-            venvs[version] = _layered_venv(version, tmp_path_factory.mktemp("exca-venvs"))
-        return venvs[version]
-
-    return get
+def layered(tmp_path_factory: pytest.TempPathFactory) -> Layered:
+    return layered_factory(tmp_path_factory)
 
 
 def run(python: Path, code: str, *args: str, switch: bool = True, cwd: Path | None = None) -> str:
