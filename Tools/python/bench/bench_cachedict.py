@@ -14,7 +14,9 @@ Phases (``--impl`` prints one JSON object):
   (including the close of the write session).
 - **read**: a new CacheDict instance on the same folder, keys in a shuffled order: ``cd[key]`` alone
   (``get``; for casket this includes verifying the XXH3-128 of the whole array, unless
-  ``--no-verify``) and ``cd[key]`` plus touching every page of the array (``get+touch``). The first
+  ``--no-verify``) and ``cd[key]`` plus touching every page of the array (``get+touch``); then a second
+  new instance, keys in the reverse order, ``cd[key]`` plus a sum of every element (``get+sum``: what a
+  pipeline that uses the whole array pays, since a touch reads one value a page and skips the rest). The first
   ``cd[key]`` of the new instance (index load) is reported separately as ``first_get``. The page
   cache is warm (the data was just written), for every implementation alike.
 - **first read in a store of 100,000 entries** (``--first-read-100k``): 100,000 index lines in 16
@@ -120,6 +122,18 @@ def bench_rw(impl: str, folder: Path, count: int, mb: float, seed: int, durabili
         get_times.append(t1 - t0)
         touch_times.append(t2 - t0)
         del v
+    # a second new instance, another order: cd[key] and a use of every byte (a sum), what a pipeline that
+    # reads a whole array pays; the touch above reads one value per page and so skips the data itself
+    del cd
+    cd = open_cd(impl, folder, verify)
+    cd[keys[order[-1]]]
+    sum_times = []
+    for j in reversed(order):
+        t0 = time.perf_counter()
+        v = cd[keys[j]]
+        float(np.asarray(v).sum(dtype=np.float64))
+        sum_times.append(time.perf_counter() - t0)
+        del v
     # correctness of a few values (untimed)
     for j in (0, count // 2, count - 1):
         assert np.array_equal(np.asarray(cd[keys[j]]), make_array(seed, j, nbytes)), keys[j]
@@ -135,6 +149,7 @@ def bench_rw(impl: str, folder: Path, count: int, mb: float, seed: int, durabili
         "first_get_ms": round(first_get * 1e3, 3),
         "get": {**stats(get_times), "MB_per_s": None},
         "get_touch": {**stats(touch_times), "MB_per_s": round(total / sum(touch_times) / 1e6, 1)},
+        "get_sum": {**stats(sum_times), "MB_per_s": round(total / sum(sum_times) / 1e6, 1)},
         "disk_bytes": disk,
         "checksum": checksum,
     }
@@ -245,17 +260,20 @@ def main() -> int:
             assert all(r["checksum"] == ex["checksum"] for r in runs), "implementations read different data"
             print(f"\n{args.count} arrays of {ex['array_bytes'] / 1e6:.2f} MB, seed {args.seed}; medians per array; "
                   f"ratio = exca / casket (> 1: casket faster)")
-            print(f"{'':28}{'write':>10}{'write MB/s':>12}{'get':>10}{'get+touch':>11}{'first get':>11}")
+            print(f"{'':28}{'write':>10}{'write MB/s':>12}{'get':>10}{'get+touch':>11}{'get+sum':>10}"
+                  f"{'first get':>11}")
             for r in runs:
                 name = r["impl"] if r["impl"] == "exca" else f"casket {r['durability']}{'' if r['verify'] else ' no-verify'}"
                 print(f"{name:28}{r['write']['median_ms']:>8.2f}ms{r['write']['MB_per_s']:>12.0f}"
-                      f"{r['get']['median_ms']:>8.3f}ms{r['get_touch']['median_ms']:>9.3f}ms{r['first_get_ms']:>9.1f}ms")
+                      f"{r['get']['median_ms']:>8.3f}ms{r['get_touch']['median_ms']:>9.3f}ms"
+                      f"{r['get_sum']['median_ms']:>8.3f}ms{r['first_get_ms']:>9.1f}ms")
             for r in runs[1:]:
                 name = f"exca/casket {r['durability']}{'' if r['verify'] else ' no-verify'}"
                 print(f"{name:28}{ex['write']['median_ms'] / r['write']['median_ms']:>9.2f}x"
                       f"{r['write']['MB_per_s'] / ex['write']['MB_per_s']:>11.2f}x"
                       f"{ex['get']['median_ms'] / r['get']['median_ms']:>9.2f}x"
                       f"{ex['get_touch']['median_ms'] / r['get_touch']['median_ms']:>10.2f}x"
+                      f"{ex['get_sum']['median_ms'] / r['get_sum']['median_ms']:>9.2f}x"
                       f"{ex['first_get_ms'] / r['first_get_ms']:>10.2f}x")
             print(f"first read in a store of {fr['entries']} entries ({fr['index_bytes'] / 1e6:.1f} MB of index in "
                   f"{fr['index_files']} files): median {fr['first_read']['median_ms']} ms over {fr['first_read']['repeat']} fresh processes")

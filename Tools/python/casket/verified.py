@@ -157,7 +157,7 @@ class _Reader:
         try:
             self.fd = os.open(self.blob.path, flags)
             st = os.fstat(self.fd)
-            if (st.st_dev, st.st_ino, st.st_size) != self.blob.identity:
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != self.blob.identity:
                 os.close(self.fd)
                 self.fd = -1
         except OSError:
@@ -189,7 +189,7 @@ _MAPPINGS_LOCK = threading.Lock()
 def mapping_of(store: tp.Any, path: str, fd: int, st: os.stat_result, h: str, size: int) -> BlobMapping:
     """This process's mapping of a raw blob file (judged sound by the caller through ``fd``), made once;
     a file replaced since (another inode) is mapped anew."""
-    identity = (st.st_dev, st.st_ino, st.st_size)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _MAPPINGS_LOCK:
         known = _MAPPINGS.get(path)
         if known is not None and known.identity == identity:

@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -155,6 +156,17 @@ def test_window_verifies_only_its_chunks_once(chunked):
     assert [i for i, v in enumerate(arr._blob.verified) if v] == list(range(768_000 // CHUNK_SIZE, 896_000 // CHUNK_SIZE + 1))
     os.unlink(chunked.blob_path(h).with_name(h + ".chunks"))  # the record is per process: no re-read
     assert np.array_equal(arr[12_500:13_000], big[12_500:13_000])
+
+
+def test_a_blob_changed_in_place_is_verified_again_in_the_same_process(chunked):
+    big = np.random.default_rng(1).random((40_000, 16), dtype=np.float32)
+    h = chunked.put_bytes(big)
+    store = casket.Store(chunked.root)
+    assert np.array_equal(store.read_array(h, big.dtype, big.shape)[12_000:14_000], big[12_000:14_000])
+    time.sleep(0.05)  # past the file system's timestamp tick, so the change gets a new ctime
+    flip(chunked.blob_path(h), 800_000)  # inside a chunk this process has verified
+    with pytest.raises(ChunkCorruptError, match=f"chunk {800_000 // CHUNK_SIZE}"):
+        store.read_array(h, big.dtype, big.shape)[12_000:14_000]
 
 
 def test_channel_window_touches_one_chunk_per_row_not_the_rows_between(chunked):
