@@ -303,6 +303,34 @@ struct ClaimTests {
         }
     }
 
+    @Test("a release that meets another process's takeover file (a release finishing) waits for it and removes")
+    func releaseWaitsForAFinishingRelease() throws {
+        try withTemporaryDirectory { dir in
+            let store = try BlobStore.create(at: dir + "/store", config: StoreConfig(durability: .none))
+            let board = try ClaimBoard(store: store, ttl: .seconds(30))
+            guard case .acquired(let held) = try board.tryClaim("k") else {
+                Issue.record("k could not be claimed")
+                return
+            }
+            // The previous holder's release, still holding the takeover file for a moment (a live record).
+            let guardFile = Self.claimPath(store, "k") + ".takeover"
+            let releaser = "{\"token\":\"ee\",\"host\":\"node-b\",\"pid\":1,\"created\":1}\n"
+            try TestFiles.write(guardFile, Array(releaser.utf8))
+            let released = Thread { held.release() }
+            released.start()
+            usleep(100_000)
+            #expect(FileManager.default.fileExists(atPath: Self.claimPath(store, "k")), "waits while it is held")
+            #expect(unlink(guardFile) == 0)
+            var waited = 0
+            while FileManager.default.fileExists(atPath: Self.claimPath(store, "k")) && waited < 200 {
+                usleep(10_000)
+                waited += 1
+            }
+            #expect(!FileManager.default.fileExists(atPath: Self.claimPath(store, "k")), "the claim is released")
+            #expect(try board.list().isEmpty)
+        }
+    }
+
     @Test("a claim TTL of zero or less is refused, by the library and by casket claims")
     func nonPositiveTTL() throws {
         try withTemporaryDirectory { dir in

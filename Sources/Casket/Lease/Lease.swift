@@ -115,14 +115,28 @@ public final class Lease: Sendable {
         wakeup.signal()
         wakeup.unlock()
         // Under the takeover file no taker is between its check and its removal, so the token read here
-        // is still the file's when it is removed.
-        // A fresh takeover file means a taker judged this lease stale and may be removing it: leave it.
-        do {
-            _ = try Lease.withTakeoverFile(folder, name, record: record, ttl: ttl) { (_) throws(CasketError) in
-                if isHeld() { _ = folder.remove(name) }
+        // is still the file's when it is removed. Another process's takeover file is, almost always, the
+        // previous holder's release still finishing (it removes its lease under that file, and this
+        // lease may be taken in the moment before the file goes) or a taker that will find this lease
+        // live and leave it: try again for a while, rather than leave a live-looking claim behind that
+        // would block its key for a TTL. After that (a taker that judged this lease stale), leave it.
+        var pause = 0.0005
+        for _ in 0..<Lease.releaseAttempts {
+            do {
+                let ran = try Lease.withTakeoverFile(folder, name, record: record, ttl: ttl) {
+                    (_) throws(CasketError) in
+                    if isHeld() { _ = folder.remove(name) }
+                }
+                if ran { return }
+            } catch {
+                if isHeld() { _ = folder.remove(name) }  // the takeover file could not be made: best effort
+                return
             }
-        } catch {
-            if isHeld() { _ = folder.remove(name) }  // the takeover file could not be made: best effort
+            Thread.sleep(forTimeInterval: pause)
+            pause = min(pause * 2, 0.05)
         }
     }
+
+    /// How many times a release tries to take `<lease>.takeover` (about 1 s in all, see ``release()``).
+    static let releaseAttempts = 24
 }

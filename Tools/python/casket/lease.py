@@ -376,10 +376,23 @@ class Lease:
             if self.is_held():
                 _unlink(self.path)
 
-        try:
-            with_takeover_file(self.path, self.record, self.ttl, remove)  # False: a taker judged us stale
-        except OSError:
-            remove(0)
+        # Another process's takeover file is, almost always, the previous holder's release still finishing
+        # (this lease may be taken in the moment before its file goes) or a taker that will find this lease
+        # live: try again for about a second rather than leave a live-looking claim that blocks its key for a
+        # TTL; after that (a taker that judged this lease stale), leave it. As the Swift Lease.release.
+        pause = 0.0005
+        for _ in range(RELEASE_ATTEMPTS):
+            try:
+                if with_takeover_file(self.path, self.record, self.ttl, remove):
+                    return
+            except OSError:
+                remove(0)
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+RELEASE_ATTEMPTS = 24  # tries of a release at <lease>.takeover, about 1 s in all
 
 
 def _unlink(path: Path) -> None:

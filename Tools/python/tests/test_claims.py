@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -236,6 +237,24 @@ def test_release_never_removes_a_successors_claim(root: Path, tmp_path: Path) ->
     assert held.lost
     held.release()
     assert board.path("k").read_bytes() == other
+
+
+def test_release_waits_for_a_finishing_release_of_the_takeover_file(root: Path) -> None:
+    # The previous holder's release still holds <claim>.takeover for a moment (a live record): the new
+    # holder's release must wait for it, not leave a live-looking claim that blocks the key for a TTL.
+    board = casket.ClaimBoard(casket.Store(root), ttl=30.0)
+    held = board.try_claim("k")
+    assert isinstance(held, casket.HeldClaim)
+    guard = Path(f"{board.path('k')}.takeover")
+    guard.write_bytes(b'{"token":"ee","host":"node-b","pid":1,"created":1}\n')
+    releaser = threading.Thread(target=held.release)
+    releaser.start()
+    time.sleep(0.1)
+    assert board.path("k").exists(), "waits while the takeover file is held"
+    guard.unlink()
+    releaser.join(5)
+    assert not board.path("k").exists()
+    assert board.list() == []
 
 
 def hold_forever(root: str) -> None:
