@@ -136,17 +136,20 @@ public final class BlobStore: Sendable {
     private static func isLeftByInit(
         _ name: String, kind: FileStatus.Kind?, in directory: Directory, of folder: StoreDirectories.Folder
     ) throws(CasketError) -> Bool {
+        // The listing's entry type when the file system gives one, else an lstat
+        func kindOfEntry() throws(CasketError) -> FileStatus.Kind? {
+            if let kind { return kind }
+            return try directory.statusIfPresent(name)?.kind
+        }
         switch folder {
         case .blobs:
-            guard StoreDirectories.isFanOutName(name), try directory.statusIfPresent(name)?.kind == .directory else {
-                return false
-            }
+            guard StoreDirectories.isFanOutName(name), try kindOfEntry() == .directory else { return false }
             var empty = true
             try directory.directory(name).forEachEntry { (_, _) throws(CasketError) in empty = false }
             return empty
         case .tmp:
             guard TempFile.isTempName(name) else { return false }
-            return try directory.statusIfPresent(name)?.kind == .regular
+            return try kindOfEntry() == .regular
         default:
             return false
         }
