@@ -32,6 +32,8 @@ public final class WriteSession {
     public static let groupBytes = 64 << 20
     /// See ``groupLines``.
     public static let groupAge: Duration = .milliseconds(200)
+    /// The age at which this session commits a batch; ``groupAge`` unless a test needs only the count rule.
+    package var batchAge: Duration = WriteSession.groupAge
     private var grouped: Bool { store.blobs.config.durability == .group }
     /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
     /// without the value trees, and without changing the view of the store's own reads.
@@ -320,7 +322,7 @@ public final class WriteSession {
     private func commitIfDue() throws(CasketError) {
         guard let batchStart else { return }
         if pendingLines >= WriteSession.groupLines || pending.count >= WriteSession.groupBytes
-            || ContinuousClock.now - batchStart >= WriteSession.groupAge
+            || ContinuousClock.now - batchStart >= batchAge
         {
             try commit()
         }
