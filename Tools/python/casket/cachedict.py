@@ -13,9 +13,9 @@ from pathlib import Path
 
 from . import excarules
 from .excaread import ExcaView, holds_exca_cache
-from .index import Entry, IndexReader, IndexWriter, entry_line, tombstone_line
+from .index import Entry, IndexReader, IndexWriter, entry_line_parts, tombstone_line
 from .store import CasketError, Store, check_store_settings, open_or_init_store
-from .values import Payload, decode, encode
+from .values import Payload, decode, encode_json
 
 __all__ = ["CacheDict"]
 
@@ -338,9 +338,9 @@ class CacheDict(tp.Generic[X]):
             self._local.session = False
             if writer is not None:
                 try:
-                    writer.store.end_packing()  # the pack is sealed before the index file
+                    writer.close()  # the pack's records flushed, then the last lines and the seal line
                 finally:
-                    writer.close()
+                    writer.store.end_packing()  # the pack, flushed already, is sealed (as Swift's WriteSession)
 
     def flush(self) -> None:
         """Commits this thread's batch now (durability ``group``, FORMAT 5.5): once it returns, every key set
@@ -379,25 +379,25 @@ class CacheDict(tp.Generic[X]):
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
         # while the switch is on, exca's rules: its errors, and its JSON rendering (docs/EXCA.md)
         value, cache_type = excarules.prepare(value, self.cache_type)
+        store = writer.store
         with contextlib.ExitStack() as staged:  # exca handlers' files, kept until the line is written
-            node, payloads = encode(self.store, value, cache_type, key=key, stack=staged)
+            node, payloads, value_json = encode_json(store, value, cache_type, key, staged)
             blobs = [(p.hash, p.size) for p in payloads]
             sources = {p.hash: p for p in payloads}
 
             def republish(h: str, size: int) -> None:
                 p: Payload = sources[h]
                 if isinstance(p.data, Path):
-                    self.store.put_file(p.data)
+                    store.put_file(p.data)
                 else:
-                    self.store.put_bytes(p.data, known_hash=h)
+                    store.put_bytes(p.data, known_hash=h)
 
-            def make(ts: int) -> bytes:
-                return entry_line(key, ts, node, blobs)
+            head, tail = entry_line_parts(key, value_json, blobs)  # the value is rendered once
 
             # stamped later than the key's winner in this view, even if its writer's clock ran ahead (FORMAT
             # 5.4); the index is not listed again per write (one lstat per index file made small writes 2-4x
             # slower)
-            ts = writer.append(make, blobs, republish, after=self._winner_ts(key))
+            ts = writer.append(lambda ts: b"%s%d%s" % (head, ts, tail), blobs, republish, after=self._winner_ts(key))
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(
             Entry(key=key, ts=ts, writer=wid, line=line, deleted=False, value=node, blobs=[list(b) for b in blobs])

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from .store import (
+    _PID,
     CasketError,
     Store,
     _fsync_dir,
@@ -44,13 +45,28 @@ class IndexDebrisWarning(UserWarning):
     skipped, never read (message: ``'path' is KIND: not an index file, skipped``)."""
 
 
+# json.dumps with these arguments builds an encoder per call: one made once writes the same bytes
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _dumps(obj: tp.Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _ENCODE(obj).encode("utf-8")
 
 
 def entry_line(key: str, ts: int, value: tp.Any, blobs: tp.Sequence[tp.Sequence[tp.Any]]) -> bytes:
     """One set line, compact JSON with key order key, ts, value, blobs, ending in ``\\n``."""
-    return _dumps({"key": key, "ts": ts, "value": value, "blobs": [[h, s] for h, s in blobs]}) + b"\n"
+    head, tail = entry_line_parts(key, _dumps(value), blobs)
+    return b"%s%d%s" % (head, ts, tail)
+
+
+def entry_line_parts(key: str, value_json: bytes, blobs: tp.Sequence[tp.Sequence[tp.Any]]) -> tuple[bytes, bytes]:
+    """The bytes of a set line before and after its ``ts``, for a value already rendered as JSON: the
+    same bytes as :func:`entry_line`'s, without rendering the value again for each ``ts``."""
+    if all(type(b[1]) is int and is_well_formed_hash(b[0]) for b in blobs):  # hex digits: nothing to escape
+        blob_json = b"[%s]" % b",".join(b'["%s",%d]' % (h.encode("ascii"), size) for h, size in blobs)
+    else:
+        blob_json = _dumps([[h, size] for h, size in blobs])
+    return b'{"key":%s,"ts":' % _dumps(key), b',"value":%s,"blobs":%s}\n' % (value_json, blob_json)
 
 
 def tombstone_line(key: str, ts: int) -> bytes:
@@ -154,7 +170,9 @@ class IndexWriter:
         self.store = store
         self._fd: tp.Optional[int] = None
         self._path: tp.Optional[Path] = None
-        self._pid = os.getpid()
+        self._pid = _PID[0]
+        self._group = store.group
+        self._wid = ""  # the writer id of the current file
         self._last_ts = 0
         self._lock = threading.Lock()
         self.closed = False
@@ -197,14 +215,15 @@ class IndexWriter:
             except FileExistsError:  # pragma: no cover
                 continue
             break
-        self._fd, self._path, self._pid = fd, d / name, os.getpid()
+        self._fd, self._path, self._pid = fd, d / name, _PID[0]
+        self._wid = writer_id_of(name)
         self._lines = 0
         self.files.append(self._path)
         if self.store.fsync:
             _fsync_dir(d)
 
     def _drop_fd(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
+        if self._fd is not None and self._pid == _PID[0]:
             try:
                 os.close(self._fd)
             except OSError:
@@ -215,7 +234,7 @@ class IndexWriter:
     def _write_line(self, line: bytes, count: int = 1) -> None:
         """One write of the whole line (or of a batch of ``count`` lines), then fdatasync. A short write
         abandons the file."""
-        if self._fd is None or self._pid != os.getpid():
+        if self._fd is None or self._pid != _PID[0]:
             self._open_new()
         assert self._fd is not None
         try:
@@ -261,7 +280,7 @@ class IndexWriter:
             self._raise_timer_error()
             ts = self.next_ts(after)
             line = line_fn(ts)
-            if self.store.group:
+            if self._group:
                 self._batch(line, blobs, republish)
                 return ts
             self.store.sync_packs()  # a line never reaches the disk before the packed bytes it names
@@ -278,8 +297,7 @@ class IndexWriter:
                 self._write_line(line)
             else:  # pragma: no cover
                 raise CasketError("index file keeps being folded away while appending")
-            assert self._path is not None
-            self.last_origin = (writer_id_of(self._path.name), self._lines)
+            self.last_origin = (self._wid, self._lines)
         for h, size in blobs:
             if not self.store.has_blob(h, size):
                 if republish is None:
@@ -293,15 +311,14 @@ class IndexWriter:
                republish: tp.Optional[tp.Callable[[str, int], None]]) -> None:
         """Keeps the line for the batch, committed once it holds GROUP_COUNT lines or GROUP_BYTES bytes of
         lines, GROUP_SECONDS after its first line (a timer), at :meth:`commit` and at :meth:`close`."""
-        if self._pid != os.getpid():  # a forked child: the batch is its parent's to commit
+        if self._pid != _PID[0]:  # a forked child: the batch is its parent's to commit
             self._pending, self._pending_bytes, self._timer = [], 0, None
-        if self._fd is None or self._pid != os.getpid():
+        if self._fd is None or self._pid != _PID[0]:
             self._open_new()  # the writer id, for the origin the line will have
         self._pending.append((line, blobs, republish))
         self._pending_bytes += len(line)
         self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
-        assert self._path is not None
-        self.last_origin = (writer_id_of(self._path.name), self._lines + len(self._pending))
+        self.last_origin = (self._wid, self._lines + len(self._pending))
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
             self._commit()
         elif self._timer is None:
@@ -311,7 +328,7 @@ class IndexWriter:
 
     def _commit_on_timer(self) -> None:
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != _PID[0]:
                 return
             self._timer = None
             try:
@@ -331,17 +348,22 @@ class IndexWriter:
             self._raise_timer_error()
             self._commit()
 
-    def _commit(self) -> None:
+    def _commit(self, seal: tp.Optional[bytes] = None) -> None:
+        """Commits the batch; ``seal`` (a seal line) ends the same write, flushed with it."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self._pending:
+            if seal is not None:
+                self._write_line(seal)
             return
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         packs = self._packs
-        if packs is not None and packs.pid == os.getpid():
+        if packs is not None and packs.pid == _PID[0]:
             packs.sync()  # the packed bytes of the batch, before any of its lines
-        data = b"".join(line for line, _, _ in batch)
+        else:
+            packs = None
+        data = b"".join([line for line, _, _ in batch] + ([seal] if seal is not None else []))
         try:
             self._write_line(data, len(batch))
         except CasketError:
@@ -355,6 +377,8 @@ class IndexWriter:
             raise CasketError("index file keeps being folded away while appending")
         for _, blobs, republish in batch:
             for h, size in blobs:
+                if packs is not None and packs.record_of(h) is not None:
+                    continue  # in the session's open pack, which no one else removes: no system call
                 if not self.store.has_blob(h, size):
                     if republish is None:
                         raise CasketError(
@@ -366,13 +390,14 @@ class IndexWriter:
         with self._lock:
             if self.closed:
                 return
-            if self._pid == os.getpid():
+            mine = self._pid == _PID[0]
+            if mine:
                 self._raise_timer_error()
-                self._commit()
             self.closed = True
-            if self._fd is not None and self._pid == os.getpid():
+            if mine and (self._fd is not None or self._pending):
                 try:
-                    self._write_line(seal_line(min(max(time.time_ns(), self._last_ts + 1), _I64_END - 1)))
+                    # the last batch and the seal line: one write, one flush
+                    self._commit(seal_line(min(max(time.time_ns(), self._last_ts + 1), _I64_END - 1)))
                 finally:
                     self._drop_fd()
             else:

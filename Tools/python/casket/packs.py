@@ -18,13 +18,14 @@ import struct
 import threading
 import time
 import typing as tp
+import weakref
 from pathlib import Path
 
 import lz4.block
 import xxhash
 
 from .lease import Lease
-from .store import BlobCorruptError, StoreError, sanitized_host
+from .store import PROBE_INTERVAL, RACY_WINDOW_NS, _PID, BlobCorruptError, StoreError, _as_byte_view, sanitized_host
 
 RECORD_MAGIC = b"CPK1"
 HEADER_SIZE = 41  # magic 4, hash 16, form 1, size 8, stored 8, header check 4
@@ -37,8 +38,7 @@ RAW, LZ4 = 0, 1
 PACK_SUFFIX, INDEX_SUFFIX, LEASE_SUFFIX = ".pack", ".idx", ".lease"
 LEASE_TTL = 60.0  # a writer's lease; its heartbeat runs every quarter of it
 SCAN_WINDOW = 1 << 20
-RACY_WINDOW_NS = 2_000_000_000
-PROBE_INTERVAL = 0.5  # seconds between two looks at packs/ by dedup probes
+APPEND_BUFFER = 1 << 20  # a writer's records are written to its pack in runs of up to this many bytes
 _ID_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _HEAD = struct.Struct("<4s16sBQQ")  # the 37 bytes the header check covers
 _ENTRY = struct.Struct("<16sQQQB")
@@ -91,7 +91,7 @@ def parse_header(buf: tp.Any, offset: int, at: int = 0) -> tp.Optional[PackRecor
 def encode_record(payload: tp.Any, digest: str, compress: bool, offset: int) -> tuple[PackRecord, bytes]:
     """The record of ``payload`` in the form the store's rule gives (FORMAT 3.2: LZ4 only when
     ``compress`` and the block is at most 90 % of the payload), and the bytes to store."""
-    data = bytes(payload)
+    data = payload if isinstance(payload, (bytes, bytearray)) else _as_byte_view(payload)  # no copy
     size = len(data)
     if compress and size >= 64:
         block = lz4.block.compress(data, store_size=False)
@@ -307,10 +307,25 @@ def _publish_index(folder: str, ident: str, data: bytes, durable: bool) -> None:
 class _OpenPack:
     def __init__(self, ident: str, fd: int, lease: Lease) -> None:
         self.id, self.fd, self.lease = ident, fd, lease
-        self.length = 0
+        self.length = 0  # the end of the last record appended, written or still in ``buffer``
         self.records: list[PackRecord] = []
         self.digests: dict[str, PackRecord] = {}
         self.unsynced = False
+        self.buffer = bytearray()  # whole records not written yet: they end the pack, in order
+
+
+_WRITERS: "weakref.WeakSet[PackWriter]" = weakref.WeakSet()  # this process's writers, for drain_writers()
+
+
+def drain_writers() -> None:
+    """Writes the records that this process's writers keep in memory, so that a read of a payload a
+    session has just put finds it in its pack (a reader in another process waits for the commit anyway)."""
+    for writer in list(_WRITERS):
+        if writer.pid == _PID[0] and writer._open is not None and writer._open.buffer:
+            try:
+                writer.drain()
+            except OSError:
+                pass  # the writer abandoned the pack and raises at its next flush
 
 
 class PackWriter:
@@ -323,11 +338,13 @@ class PackWriter:
                  durable: bool = True) -> None:
         self.folder, self.writer_id, self.target_size = folder, writer_id, target_size
         self.compress, self.durable = compress, durable
-        self.pid = os.getpid()  # a forked child never appends to its parent's pack: it makes its own writer
+        self.pid = _PID[0]  # a forked child never appends to its parent's pack: it makes its own writer
         self._sequence = 0
         self._open: tp.Optional[_OpenPack] = None
         # a group commit's timer thread flushes while the session's thread appends
         self._lock = threading.RLock()
+        self._failed: tp.Optional[OSError] = None  # records lost by a failed write, raised by the next sync
+        _WRITERS.add(self)
 
     @property
     def open_pack_id(self) -> tp.Optional[str]:
@@ -356,24 +373,58 @@ class PackWriter:
 
     def _append_once(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
         pack = self._open or self._start()
+        if pack.buffer and len(pack.buffer) + HEADER_SIZE + memoryview(payload).nbytes > APPEND_BUFFER:
+            self._drain(pack)
+            pack = self._open or self._start()  # a failed write abandoned the pack: the payload goes to a new one
         record, stored = encode_record(payload, digest, self.compress, pack.length)
-        data = memoryview(encode_header(record) + stored)
-        while data:
-            data = data[os.write(pack.fd, data):]
+        # records are written in runs (one write of several whole records, FORMAT 3.7), before any flush
+        pack.buffer += encode_header(record)
+        pack.buffer += stored
         pack.length = record.end
         pack.records.append(record)
         pack.digests[digest] = record
         pack.unsynced = True
         ident = pack.id
-        if pack.length >= self.target_size:
+        if len(pack.buffer) >= APPEND_BUFFER:
+            self._drain(pack)
+        if self._open is pack and pack.length >= self.target_size:
             self._seal()
         return ident, record
 
+    def drain(self) -> None:
+        """Writes the records kept in memory to the open pack (not flushed)."""
+        with self._lock:
+            if self._open is not None:
+                self._drain(self._open)
+
+    def _drain(self, pack: _OpenPack) -> None:
+        """One write of the buffered records (more if the kernel writes less). After a failure the pack is
+        abandoned and the records it lost make the next :meth:`sync` fail, so no line names them."""
+        data = memoryview(pack.buffer)
+        try:
+            while data:
+                data = data[os.write(pack.fd, data):]
+        except OSError as e:
+            self._failed = e
+            data.release()
+            self._abandon()
+            return
+        data.release()
+        pack.buffer = bytearray()
+
+    def _raise_failed(self) -> None:
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
+
     def sync(self) -> None:
-        """Flushes the open pack's records (``fdatasync``). A failed flush leaves the pack to be sealed by
-        others and is raised: the batch's lines must not be written."""
+        """Writes and flushes the open pack's records (``fdatasync``). A failed write or flush leaves the pack
+        to be sealed by others and is raised: the batch's lines must not be written."""
         with self._lock:
             pack = self._open
+            if pack is not None and pack.buffer:
+                self._drain(pack)
+            self._raise_failed()
             if pack is None or not pack.unsynced:
                 return
             try:
@@ -390,14 +441,18 @@ class PackWriter:
             self._seal()
 
     def _seal(self) -> None:
-        pack, self._open = self._open, None
+        pack = self._open
         if pack is None:
             return
+        if pack.buffer:
+            self._drain(pack)
+            self._raise_failed()  # the pack was abandoned: its records are not all there to index
+        self._open = None
         try:
             if not pack.records:
                 os.unlink(os.path.join(self.folder, pack.id + PACK_SUFFIX))
                 return
-            if self.durable:
+            if self.durable and pack.unsynced:
                 os.fdatasync(pack.fd)
             _publish_index(self.folder, pack.id, encode_index(pack.records, pack.length), self.durable)
         finally:
@@ -501,6 +556,11 @@ class PackShelf:
         return None
 
     def _locate(self, digest: str, thorough: bool = True) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
+        with self._lock:
+            found = self._search(digest)
+        if found is not None:
+            return found
+        drain_writers()  # a payload this process has just put may still be in its writer's memory
         with self._lock:
             found = self._search(digest)
             if found is None:

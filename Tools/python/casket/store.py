@@ -18,6 +18,7 @@ import secrets
 import socket
 import stat
 import threading
+import time
 import typing as tp
 from pathlib import Path
 
@@ -62,9 +63,26 @@ EMPTY_HASH = "99aa06d3014798d86001c324468d497f"
 CHUNK = 1 << 20  # 1 MiB streaming unit
 COMPRESSION_SAMPLE = 1 << 20  # the leading bytes that decide a payload's form (FORMAT 3.2)
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
+PROBE_INTERVAL = 0.5  # seconds between two looks at a store folder by a writer's dedup check (FORMAT 3.8)
+RACY_WINDOW_NS = 2_000_000_000  # a listing taken this soon after the folder's mtime may miss a change
 _HASH_RE = re.compile(r"[0-9a-f]{32}")
 _FANOUT_RE = re.compile(r"[0-9a-f]{2}")
 _TEMP_RE = re.compile(r"[A-Za-z0-9_-]+\.[0-9]+\.[0-9a-f]{16}\.tmp")  # FORMAT 4: <host>.<pid>.<random>.tmp
+
+
+_PID = [os.getpid()]  # this process's id, kept current across fork: os.getpid() is a system call
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def current_pid() -> int:
+    """This process's id without a system call (updated in a forked child)."""
+    return _PID[0]
 
 
 class CasketError(Exception):
@@ -177,6 +195,11 @@ def _as_byte_view(data: tp.Any) -> memoryview:
     """A flat unsigned-byte view of ``data`` without copying."""
     if isinstance(data, np.ndarray):
         arr = data if data.flags.c_contiguous else data.copy(order="C")
+        if arr.ndim:
+            try:
+                return memoryview(arr).cast("B")  # a third of the cost of a reshape and a view
+            except (TypeError, ValueError):  # a dtype the buffer protocol does not export (datetime64...)
+                pass
         return memoryview(arr.reshape(-1).view(np.uint8))
     view = memoryview(data)
     if view.format != "B" or view.ndim != 1:
@@ -473,6 +496,10 @@ class Store:
         self.packs_dir = self.root / "packs"
         self._packing = threading.local()  # this thread's write session's PackWriter (FORMAT 3.7)
         self._shelf: tp.Optional[tp.Any] = None  # the PackShelf of this process, made on first use
+        self._fans: tp.Optional[frozenset] = None  # the fan-out folders, as a dedup check last listed them
+        self._fans_mtime = 0
+        self._fans_racy = True
+        self._fans_probed = -PROBE_INTERVAL
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -616,7 +643,7 @@ class Store:
         """True if a sound form of blob ``h`` (of ``size`` uncompressed bytes, when given) exists, as a blob
         file or a pack record (FORMAT 3.7)."""
         writer = getattr(self._packing, "writer", None)
-        if writer is not None and writer.pid == os.getpid() and writer.record_of(h) is not None:
+        if writer is not None and writer.pid == _PID[0] and writer.record_of(h) is not None:
             return True  # this session's own pack: no system call
         return self.find_blob(h, size) is not None or self._packed_record(h, size) is not None
 
@@ -664,25 +691,25 @@ class Store:
         writer = getattr(self._packing, "writer", None)
         self._packing.writer = None
         self._packing.active = False
-        if writer is not None and writer.pid == os.getpid():
+        if writer is not None and writer.pid == _PID[0]:
             writer.seal()
 
     def session_pack_writer(self) -> tp.Optional[tp.Any]:
         """This thread's session's PackWriter, if it has made one (and is this process's)."""
         writer = getattr(self._packing, "writer", None)
-        return writer if writer is not None and writer.pid == os.getpid() else None
+        return writer if writer is not None and writer.pid == _PID[0] else None
 
     def sync_packs(self) -> None:
         """Flushes the session's pack before a line that may reference it (durability fsync)."""
         writer = getattr(self._packing, "writer", None)
-        if writer is not None and self.fsync and writer.pid == os.getpid():
+        if writer is not None and self.fsync and writer.pid == _PID[0]:
             writer.sync()
 
     def _pack_writer(self) -> tp.Optional[tp.Any]:
         if not getattr(self._packing, "active", False):
             return None
         writer = getattr(self._packing, "writer", None)
-        if writer is None or writer.pid != os.getpid():  # one appender per pack: a forked child has its own
+        if writer is None or writer.pid != _PID[0]:  # one appender per pack: a forked child has its own
             from .packs import PackWriter
 
             if not self.real_dir(self.packs_dir):
@@ -714,9 +741,31 @@ class Store:
             except OSError:
                 pass
 
+    def _fanouts(self) -> tp.Optional[frozenset]:
+        """The fan-out folders of ``blobs/`` as a writer's dedup check sees them (FORMAT 3.8: it may look less
+        hard than a read): listed again only when ``blobs/``'s mtime changed (or changed within the racy
+        window), looked at at most every PROBE_INTERVAL seconds. None when ``blobs/`` cannot be listed."""
+        now = time.monotonic()
+        if now - self._fans_probed < PROBE_INTERVAL:
+            return self._fans
+        self._fans_probed = now
+        try:
+            mtime = os.stat(self._blobs_str, follow_symlinks=False).st_mtime_ns
+            if self._fans is None or mtime != self._fans_mtime or self._fans_racy:
+                self._fans = frozenset(os.listdir(self._blobs_str))
+                self._fans_mtime = mtime
+                self._fans_racy = time.time_ns() - mtime < RACY_WINDOW_NS
+        except OSError:
+            self._fans = None
+        return self._fans
+
     def _freshen_loose(self, h: str, size: int) -> bool:
         """``_freshen_existing`` for the hot path of small puts: string paths, no pathlib, and no look at
-        a fan-out folder that does not exist (its realness, FORMAT 1.1, is checked once per process)."""
+        a fan-out folder that the listing of ``blobs/`` lacks (its realness, FORMAT 1.1, is checked once
+        per process)."""
+        fans = self._fanouts()
+        if fans is not None and check_hash(h)[:2] not in fans:
+            return False  # no fan-out folder a moment ago: a blob file made since is at most packed again
         fan = os.path.join(self._blobs_str, check_hash(h)[:2])
         if fan not in self._real_dirs:
             try:

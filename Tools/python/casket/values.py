@@ -21,7 +21,7 @@ from . import handlers
 from .store import CasketError, Store, _as_byte_view, check_hash, is_well_formed_hash
 from .verified import ChunkedArray
 
-__all__ = ["encode", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
+__all__ = ["encode", "encode_json", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
 
 JSON_INLINE_MAX = 512  # like exca's Json.MAX_INLINE_SIZE: larger JSON goes to a blob
 
@@ -71,6 +71,7 @@ class _Encoder:
         self.stack = stack  # staging folders live until the line naming their blobs is written
         self.payloads: list[Payload] = []
         self.nodes = 0
+        self.array_tail: tp.Optional[tuple[dict, bytes]] = None  # the last array node, its JSON after "size"
 
     def payload(self, node: dict, data: tp.Any) -> dict:
         """Attach ``data`` to ``node`` as a blob (written now) or inline (<= inline_max)."""
@@ -123,14 +124,14 @@ class _Encoder:
     # ---- typed nodes
 
     def array(self, value: tp.Any, type_name: str = "MemmapArray") -> dict:
-        arr = np.asarray(value)
-        if arr.dtype.hasobject or arr.dtype.fields is not None or arr.dtype.subdtype is not None:
-            raise TypeError(f"{type_name} cannot store dtype {arr.dtype} (use Pickle)")
-        shape = [int(s) for s in arr.shape]  # ascontiguousarray turns 0-d into 1-d: keep the shape
+        arr = value if type(value) is np.ndarray else np.asarray(value)
+        name, tail = _array_form(type_name, arr)
+        shape = list(arr.shape)  # ascontiguousarray turns 0-d into 1-d: keep the shape
         if not arr.flags.c_contiguous:
             arr = arr.copy(order="C")
-        node = {"#type": type_name, "dtype": str(arr.dtype), "shape": shape}
-        return self.payload(node, arr)
+        node = self.payload({"#type": type_name, "dtype": name, "shape": shape}, arr)
+        self.array_tail = (node, tail)
+        return node
 
     def torch(self, value: tp.Any) -> dict:
         t = value.detach().cpu().contiguous()
@@ -263,8 +264,33 @@ class _Encoder:
         raise ValueError(f"casket cannot write cache_type {cache_type!r} without exca (0.5.29 or later) installed")
 
 
+# json.dumps with these arguments builds an encoder per call: one made once writes the same bytes
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _json_bytes(value: tp.Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _ENCODE(value).encode("utf-8")
+
+
+_ARRAY_FORMS: dict[tuple, tuple[str, bytes]] = {}  # (type, dtype, shape) -> dtype name, JSON after "size"
+_ARRAY_FORMS_MAX = 4096  # bounded: a writer of arrays of ever new shapes keeps no growing table
+
+
+def _array_form(type_name: str, arr: np.ndarray) -> tuple[str, bytes]:
+    """The ``dtype`` of an array node and the JSON of its fields after ``size`` (``"dtype":...,"shape":
+    [...]}``), made once per type, dtype and shape (``str(dtype)`` alone costs more than the rest of a node).
+    TypeError for a dtype that raw bytes cannot hold."""
+    key = (type_name, arr.dtype, arr.shape)
+    form = _ARRAY_FORMS.get(key)
+    if form is None:
+        dt = arr.dtype
+        if dt.hasobject or dt.fields is not None or dt.subdtype is not None:
+            raise TypeError(f"{type_name} cannot store dtype {dt} (use Pickle)")
+        name = str(dt)
+        if len(_ARRAY_FORMS) >= _ARRAY_FORMS_MAX:
+            _ARRAY_FORMS.clear()
+        form = _ARRAY_FORMS[key] = (name, _json_bytes({"dtype": name, "shape": list(arr.shape)})[1:])
+    return form
 
 
 def _check_json(value: tp.Any) -> tp.Any:
@@ -297,18 +323,37 @@ def encode(store: Store, value: tp.Any, cache_type: tp.Optional[str] = None, key
     Returns the value tree and the payloads (first occurrence order, no repeats). ``key`` names the files
     of exca's handlers as exca does; ``stack`` keeps their staged files (the payloads of file sources)
     until it closes, for republishing (FORMAT 5.5 step 4); without it they are removed before returning."""
+    if stack is not None:
+        return _encode(store, value, cache_type, key, stack)[:2]
     with contextlib.ExitStack() as own:
-        return _encode(store, value, cache_type, key, stack if stack is not None else own)
+        return _encode(store, value, cache_type, key, own)[:2]
+
+
+def encode_json(store: Store, value: tp.Any, cache_type: tp.Optional[str], key: str,
+                stack: contextlib.ExitStack) -> tuple[dict, list[Payload], bytes]:
+    """:func:`encode`, and the value tree as compact JSON (the bytes ``json.dumps`` gives, made from a
+    template for an array node)."""
+    node, payloads, enc = _encode(store, value, cache_type, key, stack)
+    top = enc.array_tail
+    if top is not None and top[0] is node and "blob" in node:
+        text = b'{"#type":%s,"blob":"%s","size":%d,%s' % (
+            _json_bytes(node["#type"]), node["blob"].encode("ascii"), node["size"], top[1])
+    else:
+        text = _json_bytes(node)
+    return node, payloads, text
 
 
 def _encode(store: Store, value: tp.Any, cache_type: tp.Optional[str], key: str,
-            stack: contextlib.ExitStack) -> tuple[dict, list[Payload]]:
+            stack: contextlib.ExitStack) -> tuple[dict, list[Payload], "_Encoder"]:
     enc = _Encoder(store, stack)
     node = enc.top(value, cache_type, key)
-    seen: dict[str, Payload] = {}
-    for p in enc.payloads:
-        seen.setdefault(p.hash, p)
-    return node, list(seen.values())
+    payloads = enc.payloads
+    if len(payloads) > 1:
+        seen: dict[str, Payload] = {}
+        for p in payloads:
+            seen.setdefault(p.hash, p)
+        payloads = list(seen.values())
+    return node, payloads, enc
 
 
 # --------------------------------------------------------------------------- decode

@@ -179,6 +179,7 @@ TORN_WRITER = textwrap.dedent("""
         ident, _ = writer.append(data, xxhash.xxh3_128_hexdigest(data))
     data = b"t3" * 2500
     record, stored = packs.encode_record(data, xxhash.xxh3_128_hexdigest(data), False, 0)
+    writer.drain()  # the three records, kept in memory until now, reach the pack before the torn one
     os.write(writer._open.fd, packs.encode_header(record) + stored[: len(stored) // 2])
     print("torn", ident, flush=True)
     time.sleep(600)
@@ -240,6 +241,7 @@ LOOP_WRITER = textwrap.dedent("""
     while True:
         data = xxhash.xxh3_128_digest(b"%d" % i) * (200 + i % 300)
         ident, record = writer.append(data, xxhash.xxh3_128_hexdigest(data))
+        writer.drain()  # appends are kept in memory until a drain, a flush or a full buffer
         os.write(1, ("%s %s\\n" % (ident, record.digest)).encode())
         i += 1
 """)
