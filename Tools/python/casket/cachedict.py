@@ -11,13 +11,17 @@ import time
 import typing as tp
 from pathlib import Path
 
+import numpy as np
+
 from . import excarules
 from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, entry_line_parts, tombstone_line
 from .store import CasketError, Store, check_store_settings, open_or_init_store
-from .values import Payload, decode, encode_json
+from .values import Payload, decode, encode_json, packed_array
 
 __all__ = ["CacheDict"]
+
+_ARRAY_TYPES = (None, "MemmapArray")  # the cache types a plain array is written as MemmapArray under
 
 X = tp.TypeVar("X")
 
@@ -377,9 +381,22 @@ class CacheDict(tp.Generic[X]):
         # as exca: judged on the view as last read (concurrent writers of one key all succeed)
         if self._reader.get(key) is not None or key in self._ram_data or self._from_exca(key):
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
+        store = writer.store
+        # a small array packed in the session: the value tree without the walk (exca's rules change nothing
+        # for a non-empty array, and no handler is asked: encode() takes any plain array as MemmapArray)
+        packed = (packed_array(store, value) if type(value) is np.ndarray and value.size and store.pack_max
+                  and self.cache_type in _ARRAY_TYPES else None)
+        if packed is not None:
+            node, payload, value_json = packed
+            blobs = [(payload.hash, payload.size)]
+            head, tail = entry_line_parts(key, value_json, blobs)
+            ts = writer.append(lambda ts: b"%s%d%s" % (head, ts, tail), blobs,
+                               lambda h, size: store.put_bytes(payload.data, known_hash=h), after=self._winner_ts(key))
+            wid, line = writer.last_origin  # type: ignore[misc]
+            self._reader.observe(Entry(key, ts, wid, line, False, node, [[payload.hash, payload.size]]))
+            return
         # while the switch is on, exca's rules: its errors, and its JSON rendering (docs/EXCA.md)
         value, cache_type = excarules.prepare(value, self.cache_type)
-        store = writer.store
         with contextlib.ExitStack() as staged:  # exca handlers' files, kept until the line is written
             node, payloads, value_json = encode_json(store, value, cache_type, key, staged)
             blobs = [(p.hash, p.size) for p in payloads]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import json.encoder
 import gc
 import os
 import re
 import secrets
 import stat as _stat
+import sys
 import threading
 import time
 import typing as tp
@@ -47,6 +49,7 @@ class IndexDebrisWarning(UserWarning):
 
 # json.dumps with these arguments builds an encoder per call: one made once writes the same bytes
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encode_str = json.encoder.encode_basestring
 
 
 def _dumps(obj: tp.Any) -> bytes:
@@ -62,11 +65,18 @@ def entry_line(key: str, ts: int, value: tp.Any, blobs: tp.Sequence[tp.Sequence[
 def entry_line_parts(key: str, value_json: bytes, blobs: tp.Sequence[tp.Sequence[tp.Any]]) -> tuple[bytes, bytes]:
     """The bytes of a set line before and after its ``ts``, for a value already rendered as JSON: the
     same bytes as :func:`entry_line`'s, without rendering the value again for each ``ts``."""
-    if all(type(b[1]) is int and is_well_formed_hash(b[0]) for b in blobs):  # hex digits: nothing to escape
-        blob_json = b"[%s]" % b",".join(b'["%s",%d]' % (h.encode("ascii"), size) for h, size in blobs)
+    plain = True  # hashes are hex digits and sizes integers: nothing to escape (a loop: most lines have one)
+    for h, size in blobs:
+        if type(size) is not int or not is_well_formed_hash(h):
+            plain = False
+            break
+    if plain:
+        blob_json = b"[%s]" % b",".join([b'["%s",%d]' % (h.encode("ascii"), size) for h, size in blobs])
     else:
         blob_json = _dumps([[h, size] for h, size in blobs])
-    return b'{"key":%s,"ts":' % _dumps(key), b',"value":%s,"blobs":%s}\n' % (value_json, blob_json)
+    # a str is rendered by encode_basestring alone (what the encoder calls for one, ensure_ascii off)
+    key_json = _encode_str(key).encode("utf-8") if type(key) is str else _dumps(key)
+    return b'{"key":%s,"ts":' % key_json, b',"value":%s,"blobs":%s}\n' % (value_json, blob_json)
 
 
 def tombstone_line(key: str, ts: int) -> bytes:
@@ -185,6 +195,9 @@ class IndexWriter:
         self._timer: tp.Optional[threading.Timer] = None
         self._timer_error: tp.Optional[BaseException] = None
         self._packs: tp.Optional[tp.Any] = None  # the session's PackWriter, flushed by every commit
+        # held by whoever writes a batch to the file (one at a time, in the order the batches were taken)
+        self._io, self._io_pid = threading.Lock(), self._pid
+        self._taken = 0  # lines taken for commits in the current file, written or being written
 
     @property
     def path(self) -> tp.Optional[Path]:
@@ -217,7 +230,7 @@ class IndexWriter:
             break
         self._fd, self._path, self._pid = fd, d / name, _PID[0]
         self._wid = writer_id_of(name)
-        self._lines = 0
+        self._lines = self._taken = 0
         self.files.append(self._path)
         if self.store.fsync:
             _fsync_dir(d)
@@ -318,23 +331,51 @@ class IndexWriter:
         self._pending.append((line, blobs, republish))
         self._pending_bytes += len(line)
         self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
-        self.last_origin = (self._wid, self._lines + len(self._pending))
+        self.last_origin = (self._wid, self._taken + len(self._pending))
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
-            self._commit()
+            self._commit_behind()
         elif self._timer is None:
             self._timer = threading.Timer(GROUP_SECONDS, self._commit_on_timer)
             self._timer.daemon = True
             self._timer.start()
+
+    def _io_lock(self) -> threading.Lock:
+        if self._io_pid != _PID[0]:  # a forked child: a thread of its parent may have held the lock
+            self._io, self._io_pid = threading.Lock(), _PID[0]
+        return self._io
+
+    def _commit_behind(self) -> None:
+        """A full batch is written by a thread while the session fills the next one (its flushes no longer
+        stop the writes). One batch is written at a time: a session that fills another first waits for it,
+        so at most two batches are in memory, and a crash loses at most those two."""
+        batch = self._take()
+        io = self._io_lock()
+        io.acquire()
+        try:
+            threading.Thread(target=self._write_behind, args=(batch, io), daemon=True).start()
+        except BaseException:
+            io.release()
+            raise
+
+    def _write_behind(self, batch: list, io: threading.Lock) -> None:
+        try:
+            self._write_batch(batch)
+        except BaseException as e:  # raised to the writer at its next append, commit or close
+            self._timer_error = e
+        finally:
+            io.release()
 
     def _commit_on_timer(self) -> None:
         with self._lock:
             if self._pid != _PID[0]:
                 return
             self._timer = None
-            try:
-                self._commit()
-            except BaseException as e:  # raised to the writer at its next append or close
-                self._timer_error = e
+            batch = self._take()
+            if not batch:
+                return
+            io = self._io_lock()
+            io.acquire()
+        self._write_behind(batch, io)  # without the writer's lock: the session appends meanwhile
 
     def _raise_timer_error(self) -> None:
         error, self._timer_error = self._timer_error, None
@@ -349,15 +390,28 @@ class IndexWriter:
             self._commit()
 
     def _commit(self, seal: tp.Optional[bytes] = None) -> None:
-        """Commits the batch; ``seal`` (a seal line) ends the same write, flushed with it."""
+        """Commits the batch, after any batch being written; ``seal`` (a seal line) ends the same write,
+        flushed with it."""
+        batch = self._take()
+        with self._io_lock():
+            self._raise_timer_error()  # a batch written behind failed: its lines are not on disk
+            self._write_batch(batch, seal)
+
+    def _take(self) -> list:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._pending:
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        self._taken += len(batch)
+        return batch
+
+    def _write_batch(self, batch: list, seal: tp.Optional[bytes] = None) -> None:
+        """Writes a batch taken from the session (the caller holds the io lock): the packs flushed, then the
+        lines in one write and one flush, then steps 3 and 4 of FORMAT 5.5."""
+        if not batch:
             if seal is not None:
                 self._write_line(seal)
             return
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
         packs = self._packs
         if packs is not None and packs.pid == _PID[0]:
             packs.sync()  # the packed bytes of the batch, before any of its lines
@@ -413,7 +467,7 @@ class IndexWriter:
 # --------------------------------------------------------------------------- reader
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(**({"slots": True} if sys.version_info >= (3, 10) else {}))
 class Entry:
     key: str
     ts: int
@@ -741,21 +795,19 @@ class IndexReader:
         self._add(state, wid, obj, lineno)
 
     def _add(self, state: _FileState, wid: str, obj: dict, lineno: int) -> None:
-        if obj.get("sealed") is True:
+        if len(obj) == 1:  # validate() gives a seal line as {"sealed": True}
             state.sealed = True
             return
-        deleted = obj.get("deleted") is True
-        entry = Entry(
-            key=obj["key"],
-            ts=obj["ts"],
-            writer=obj["w"] if "w" in obj else wid,
-            line=obj["n"] if "n" in obj else lineno,
-            deleted=deleted,
-            value=None if deleted else obj["value"],
-            blobs=None if deleted else obj["blobs"],
-            file=state.name,
-        )
-        self._merge(entry)
+        key = obj["key"]
+        if "w" in obj:
+            wid, lineno = obj["w"], obj["n"]
+        if obj.get("deleted") is True:
+            entry = Entry(key, obj["ts"], wid, lineno, True, None, None, state.name)
+        else:
+            entry = Entry(key, obj["ts"], wid, lineno, False, obj["value"], obj["blobs"], state.name)
+        cur = self._best.get(key)
+        if cur is None or entry.order > cur.order:
+            self._best[key] = entry
 
     def _merge(self, entry: Entry) -> None:
         cur = self._best.get(entry.key)

@@ -719,13 +719,18 @@ class Store:
                 compress=self.compression == "lz4", durable=self.fsync)
         return writer
 
-    def _put_packed(self, view: memoryview, h: str, writer: tp.Any) -> str:
-        """A small payload: not written again when the session's pack, a sound blob file (freshened) or a
-        pack holds it; else appended to the session's pack, flushed before the line that references it."""
+    def put_small(self, view: memoryview, known_hash: tp.Optional[str] = None) -> tp.Optional[str]:
+        """A payload below ``pack_max`` (a flat byte view) put in this thread's write session's pack: not
+        written again when that pack, a sound blob file (freshened) or a pack holds it; else appended,
+        flushed before the line that references it. Its hash; None outside a session (no pack writer)."""
+        writer = self._pack_writer()
+        if writer is None:
+            return None
+        h = check_hash(known_hash) if known_hash else hash_bytes(view)
         size = view.nbytes
         if writer.record_of(h) is not None or self._freshen_loose(h, size):
             return h
-        shelf = self.pack_shelf()
+        shelf = self._shelf if self._shelf is not None else self.pack_shelf()
         found = shelf.probe(h) if shelf is not None else None
         if found is None or found[1].size != size:
             writer.append(view, h)
@@ -764,9 +769,9 @@ class Store:
         a fan-out folder that the listing of ``blobs/`` lacks (its realness, FORMAT 1.1, is checked once
         per process)."""
         fans = self._fanouts()
-        if fans is not None and check_hash(h)[:2] not in fans:
+        if fans is not None and h[:2] not in fans:
             return False  # no fan-out folder a moment ago: a blob file made since is at most packed again
-        fan = os.path.join(self._blobs_str, check_hash(h)[:2])
+        fan = os.path.join(self._blobs_str, h[:2])
         if fan not in self._real_dirs:
             try:
                 st = os.lstat(fan)
@@ -836,6 +841,26 @@ class Store:
         """Steps 3-6 of FORMAT 3.3. ``replace`` forces plain rename (a freshen failed)."""
         final = self.blob_path(h, compressed)
         fan = final.parent
+        for attempt in (0, 1):
+            # a fan-out folder this process has seen is not made again (a mkdir a put); one removed since
+            # (by hand, or a clear) fails the link with ENOENT: it is made again and the link retried
+            if attempt or str(fan) not in self._real_dirs:
+                self._make_fanout(fan)
+            try:
+                if self._place(tmp, final, h, size, replace):
+                    return final
+                break
+            except FileNotFoundError:
+                if attempt or not os.path.lexists(tmp):
+                    self._unlink_quiet(tmp)
+                    raise
+                self._real_dirs.discard(str(fan))  # made again, and checked again (FORMAT 1.1)
+        self._remove_unsound_twin(h, compressed, size)
+        if self.fsync:
+            _fsync_dir(fan)
+        return final
+
+    def _make_fanout(self, fan: Path) -> None:
         created = False
         try:
             os.mkdir(fan)
@@ -851,29 +876,33 @@ class Store:
                 pass
         if created and self.fsync:
             _fsync_dir(self.blobs_dir)  # make the new fan-out directory's entry durable too
+        self.real_dir(fan)  # a link in its place raises (FORMAT 1.1); a real one is remembered
+
+    def _place(self, tmp: Path, final: Path, h: str, size: int, replace: bool) -> bool:
+        """Steps 4-5 of FORMAT 3.3: ``tmp`` linked to ``final`` without replacing a sound blob. True when
+        a sound existing form was kept (freshened) instead."""
         if replace:
             os.rename(tmp, final)
-        else:
-            try:
-                os.link(tmp, final)
-            except FileExistsError:
-                # step 5: already stored: a sound form freshened => keep it, else replace
-                if self._freshen_existing(h, size):
-                    self._unlink_quiet(tmp)
-                    return final
-                os.rename(tmp, final)
-            except OSError as e:
-                if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK, errno.ENOSYS):
-                    os.rename(tmp, final)  # no hard links here: plain rename (same payload)
-                else:
-                    self._unlink_quiet(tmp)
-                    raise
+            return False
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            # step 5: already stored: a sound form freshened => keep it, else replace
+            if self._freshen_existing(h, size):
+                self._unlink_quiet(tmp)
+                return True
+            os.rename(tmp, final)
+        except FileNotFoundError:
+            raise  # the fan-out folder is gone: the caller makes it again
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK, errno.ENOSYS):
+                os.rename(tmp, final)  # no hard links here: plain rename (same payload)
             else:
                 self._unlink_quiet(tmp)
-        self._remove_unsound_twin(h, compressed, size)
-        if self.fsync:
-            _fsync_dir(fan)
-        return final
+                raise
+        else:
+            self._unlink_quiet(tmp)
+        return False
 
     def _want_compressed(self, sample: tp.Any) -> bool:
         """The form rule (FORMAT 3.2), the same as Swift's: with ``compression: lz4``, keep a payload as an
@@ -892,9 +921,9 @@ class Store:
         view = _as_byte_view(data)
         size = view.nbytes
         if size < self.pack_max:
-            writer = self._pack_writer()
-            if writer is not None:
-                return self._put_packed(view, check_hash(known_hash) if known_hash else hash_bytes(view), writer)
+            h = self.put_small(view, known_hash)
+            if h is not None:
+                return h
         digester = ChunkDigester() if wants_sidecar(size, self.chunks_min) else None
         if known_hash is not None:
             h = check_hash(known_hash)
@@ -1156,12 +1185,23 @@ class Store:
         bytes are hashed before the array is returned, and a raw form that fails gives way to a sound frame.
         A verified raw blob of at least ``chunks_min`` bytes is returned as a ``ChunkedArray`` proxy instead,
         which verifies the chunks each read touches (casket/verified.py, FORMAT 3.6)."""
-        dt = np.dtype(dtype)
+        dt = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
-        nbytes = math.prod(shape) * dt.itemsize
+        return self._array(check_hash(h), dt, shape, math.prod(shape) * dt.itemsize, verify)
+
+    def _array(self, h: str, dt: np.dtype, shape: tp.Sequence[int], nbytes: int, verify: bool) -> np.ndarray:
+        """:meth:`read_array` of a well-formed hash, for ``nbytes``, the size of ``shape`` in ``dt``."""
         if nbytes:
-            # hot path: the raw form, opened once without following a symlink, judged by fstat
-            raw = os.path.join(self._blobs_str, check_hash(h)[:2], h)
+            if nbytes < self.pack_max:  # a small payload is most likely packed: no look at blobs/ for it
+                shelf = self._shelf if self._shelf is not None else self.pack_shelf()
+                try:
+                    packed = shelf.read(h, nbytes) if shelf is not None else None
+                except BlobCorruptError:  # a damaged record: a sound blob file may hold the payload
+                    packed = None
+                if packed is not None:
+                    return np.ndarray(shape, dt, packed)  # over the verified bytes, read-only
+            # hot path of a larger one: the raw form, opened once without following a symlink, judged by fstat
+            raw = os.path.join(self._blobs_str, h[:2], h)
             fd = _open_sized(raw, nbytes)
             if fd is not None:
                 try:
@@ -1190,10 +1230,6 @@ class Store:
                 arr.mode = "r"
                 arr.filename = raw
                 return arr
-            if nbytes < self.pack_max:  # no raw blob file: a small payload is most likely packed
-                packed = self._packed_or_none(h, nbytes)
-                if packed is not None:
-                    return np.frombuffer(packed, dtype=dt).reshape(shape)
         try:
             path, compressed = self._locate(h, nbytes)
         except BlobError:

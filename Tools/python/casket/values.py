@@ -21,7 +21,7 @@ from . import handlers
 from .store import CasketError, Store, _as_byte_view, check_hash, is_well_formed_hash
 from .verified import ChunkedArray
 
-__all__ = ["encode", "encode_json", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
+__all__ = ["encode", "encode_json", "packed_array", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
 
 JSON_INLINE_MAX = 512  # like exca's Json.MAX_INLINE_SIZE: larger JSON goes to a blob
 
@@ -276,6 +276,9 @@ _ARRAY_FORMS: dict[tuple, tuple[str, bytes]] = {}  # (type, dtype, shape) -> dty
 _ARRAY_FORMS_MAX = 4096  # bounded: a writer of arrays of ever new shapes keeps no growing table
 
 
+_READ_FORMS: dict[tuple, tuple[np.dtype, int]] = {}  # (dtype name, *shape) -> dtype, byte count
+
+
 def _array_form(type_name: str, arr: np.ndarray) -> tuple[str, bytes]:
     """The ``dtype`` of an array node and the JSON of its fields after ``size`` (``"dtype":...,"shape":
     [...]}``), made once per type, dtype and shape (``str(dtype)`` alone costs more than the rest of a node).
@@ -327,6 +330,26 @@ def encode(store: Store, value: tp.Any, cache_type: tp.Optional[str] = None, key
         return _encode(store, value, cache_type, key, stack)[:2]
     with contextlib.ExitStack() as own:
         return _encode(store, value, cache_type, key, own)[:2]
+
+
+def packed_array(store: Store, arr: np.ndarray) -> tp.Optional[tuple[dict, Payload, bytes]]:
+    """The ``MemmapArray`` node of a non-empty array that the store packs in the running write session, its
+    payload and the node's JSON: what :func:`encode_json` gives for it, without the walk (a write of a small
+    array is mostly Python overhead). None when the payload is not packed (inlined, too large, no session)."""
+    name, tail = _array_form("MemmapArray", arr)
+    shape = list(arr.shape)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")
+    view = _as_byte_view(arr)
+    size = view.nbytes
+    if size <= store.inline_max or size >= store.pack_max:
+        return None
+    h = store.put_small(view)
+    if h is None:
+        return None
+    node = {"#type": "MemmapArray", "blob": h, "size": size, "dtype": name, "shape": shape}
+    return node, Payload(h, size, view), b'{"#type":"MemmapArray","blob":"%s","size":%d,%s' % (
+        h.encode("ascii"), size, tail)
 
 
 def encode_json(store: Store, value: tp.Any, cache_type: tp.Optional[str], key: str,
@@ -412,20 +435,29 @@ class _Decoder:
         dtype_s, shape = node.get("dtype"), node.get("shape")
         if not isinstance(dtype_s, str):
             raise self.err(f"{node.get('#type')} node has no 'dtype'")
-        if not isinstance(shape, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        if not isinstance(shape, (list, tuple)):
             raise self.err(f"{node.get('#type')} node has an invalid 'shape' {shape!r}")
-        try:
-            dt = np.dtype(dtype_s)
-        except TypeError as e:
-            raise self.err(f"unsupported dtype {dtype_s!r} ({e})") from e
-        if dt.hasobject or dt.fields is not None:
-            raise self.err(f"dtype {dtype_s!r} cannot be loaded from raw bytes")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        for n in shape:  # a loop, not all(...): cheaper for the few axes an array has
+            if type(n) is not int or n < 0:
+                raise self.err(f"{node.get('#type')} node has an invalid 'shape' {shape!r}")
+        form = _READ_FORMS.get((dtype_s, *shape))
+        if form is None:
+            try:
+                dt = np.dtype(dtype_s)
+            except TypeError as e:
+                raise self.err(f"unsupported dtype {dtype_s!r} ({e})") from e
+            if dt.hasobject or dt.fields is not None:
+                raise self.err(f"dtype {dtype_s!r} cannot be loaded from raw bytes")
+            form = (dt, int(np.prod(shape, dtype=np.int64)) * dt.itemsize)
+            if len(_READ_FORMS) >= _ARRAY_FORMS_MAX:
+                _READ_FORMS.clear()
+            _READ_FORMS[(dtype_s, *shape)] = form
+        dt, nbytes = form
         blob, inline, size = self._payload_fields(node)
         if size is not None and size != nbytes:
             raise self.err(f"array of dtype {dtype_s} and shape {shape} needs {nbytes} bytes, payload 'size' is {size}")
         if blob is not None:
-            return self.store.read_array(blob, dt, shape, verify=self.verify)
+            return self.store._array(blob, dt, shape, nbytes, self.verify)  # hash checked by _payload_fields
         if inline is not None:
             data = self._inline_bytes(inline, nbytes)
             return np.frombuffer(bytearray(data), dtype=dt).reshape(shape)
@@ -444,6 +476,8 @@ class _Decoder:
 
     def node(self, node: dict) -> tp.Any:
         t = node.get("#type")
+        if t == "MemmapArray":  # the common case first
+            return self.array(node)
         if not isinstance(t, str) or t not in KNOWN_TYPES:
             raise UnknownTypeError(f"key {self.key!r}: unknown #type {t!r}")
         return getattr(self, "t_" + t)(node)
@@ -661,6 +695,8 @@ class _Decoder:
 def decode(store: Store, value: tp.Any, key: str = "", verify: bool = True) -> tp.Any:
     """Rebuild the Python value of a value tree (FORMAT 6.2)."""
     dec = _Decoder(store, key, verify)
+    if type(value) is dict and value.get("#type") == "MemmapArray":  # the common case, without the walk
+        return dec.array(value)
     return dec.tree(value)
 
 
