@@ -6,6 +6,13 @@ ratios are taken on one machine state (docs/PERFORMANCE.md 10).
 
 EXCA_PYTHON: the python of a venv with exca (``$(Tools/exca-fixtures/venv.sh 0.6.0)``). Writes are one
 ``write()`` block; reads are every key from a new instance, each array summed.
+
+One side per process, for paired whole-process runs (the two commands started in turn, start-up included):
+
+    .venv/bin/python Tools/python/bench/bench_packs.py --side casket [COUNT] [SIZE] [PACK_MAX] [DURABILITY]
+    $(Tools/exca-fixtures/venv.sh 0.6.0) Tools/python/bench/bench_packs.py --side exca [COUNT] [SIZE]
+
+each print ``<side> write W/s read R/s`` (casket: durability ``group`` and ``pack_max`` 65536 unless given).
 """
 import os
 import shutil
@@ -37,6 +44,18 @@ print(n / (t1 - t0), n / (t2 - t1))
 shutil.rmtree(d)
 """
 
+if sys.argv[1:2] == ["--side"]:
+    side, args = sys.argv[2], sys.argv[3:]
+    if side == "exca":
+        sys.argv = ["exca", *(args + ["2000", "4096"][len(args):])]
+        exec(EXCA.replace("print(n / (t1 - t0), n / (t2 - t1))",
+                          'print(f"exca write {n / (t1 - t0):.0f}/s read {n / (t2 - t1):.0f}/s")'))
+        sys.exit(0)
+    sys.argv = [sys.argv[0], *args[:3]]
+    side_durability = args[3] if len(args) > 3 else "group"
+else:
+    side = None
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import casket  # noqa: E402
 
@@ -65,6 +84,10 @@ def casket_run(durability: str, packs: int) -> tuple[float, float]:
     return n / (t1 - t0), n / (t2 - t1)
 
 
+if side == "casket":
+    w, r = casket_run(side_durability, pack_max)
+    print(f"casket write {w:.0f}/s read {r:.0f}/s")
+    sys.exit(0)
 rows = []
 for durability, packs in (("fsync", 0), ("fsync", pack_max), ("group", pack_max), ("none", 0), ("none", pack_max)):
     rows.append((f"casket {durability:5} {'packs' if packs else 'loose'}", *casket_run(durability, packs)))

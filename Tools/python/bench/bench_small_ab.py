@@ -1,6 +1,6 @@
 """Writes then reads back N small float64 arrays through casket.CacheDict of the client tree given (A/B runs).
 
-    python3 bench_small_ab.py CLIENT_TREE COUNT SIZE [DURABILITY]    (appends a line to $PYBENCH_OUT or stdout)
+    python3 bench_small_ab.py CLIENT_TREE COUNT SIZE [DURABILITY] [PACK_MAX]    (a line to $PYBENCH_OUT or stdout)
 """
 import os, shutil, sys, tempfile, time
 import numpy as np
@@ -9,7 +9,8 @@ import casket
 n = int(sys.argv[2]); size = int(sys.argv[3])
 d = tempfile.mkdtemp(dir="/var/tmp")
 root = os.path.join(d, "s")
-casket.init_store(root, durability=sys.argv[4] if len(sys.argv) > 4 else "fsync")
+casket.init_store(root, durability=sys.argv[4] if len(sys.argv) > 4 else "fsync",
+                  pack_max=int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 arrays = [np.random.default_rng(i).random(size // 8) for i in range(n)]
 cd = casket.CacheDict(folder=root)
 t0 = time.perf_counter()

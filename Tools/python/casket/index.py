@@ -197,6 +197,7 @@ class IndexWriter:
         self._packs: tp.Optional[tp.Any] = None  # the session's PackWriter, flushed by every commit
         # held by whoever writes a batch to the file (one at a time, in the order the batches were taken)
         self._io, self._io_pid = threading.Lock(), self._pid
+        self._dir_unsynced = False  # group commit: index/ not flushed since this writer made a file in it
         self._taken = 0  # lines taken for commits in the current file, written or being written
 
     @property
@@ -232,7 +233,9 @@ class IndexWriter:
         self._wid = writer_id_of(name)
         self._lines = self._taken = 0
         self.files.append(self._path)
-        if self.store.fsync:
+        if self._group:
+            self._dir_unsynced = True  # flushed by the first commit (in a thread, for a full batch)
+        elif self.store.fsync:
             _fsync_dir(d)
 
     def _drop_fd(self) -> None:
@@ -429,6 +432,9 @@ class IndexWriter:
             self._write_line(data, len(batch))
         else:  # pragma: no cover
             raise CasketError("index file keeps being folded away while appending")
+        if self._dir_unsynced:  # the file's name, made by this session, is durable before its lines count
+            _fsync_dir(self.store.index_dir)
+            self._dir_unsynced = False
         for _, blobs, republish in batch:
             for h, size in blobs:
                 if packs is not None and packs.record_of(h) is not None:

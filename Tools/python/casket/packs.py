@@ -485,7 +485,8 @@ class PackWriter:
             return
         if pack.buffer:
             self._drain(pack)
-            self._raise_failed()  # the pack was abandoned: its records are not all there to index
+            if self._failed is not None:  # abandoned: its records are not all there to index (the next
+                raise self._failed  # sync raises it too, so no line names the records it lost)
         self._open = None
         try:
             if not pack.records:
