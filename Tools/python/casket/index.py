@@ -597,6 +597,22 @@ def validate(obj: tp.Any) -> dict:
     return obj
 
 
+def _plain_set(obj: dict) -> bool:
+    """Whether a parsed object of four fields is a valid set line (``key``, ``ts``, ``value``, ``blobs``) by
+    the rules of :func:`validate`; False sends it to validate() for the verdict."""
+    key, ts, value, blobs = obj.get("key"), obj.get("ts"), obj.get("value"), obj.get("blobs")
+    if not (type(key) is str and key and type(ts) is int and _I64_MIN <= ts < _I64_END and type(value) is dict
+            and type(blobs) is list):
+        return False
+    for b in blobs:
+        if type(b) is not list or len(b) != 2:
+            return False
+        h, size = b
+        if type(h) is not str or _HASH_FULLMATCH(h) is None or type(size) is not int or not 0 <= size < _I64_END:
+            return False
+    return True
+
+
 class IndexReader:
     """Incremental reader of every index file, resolving winners by FORMAT 5.4.
 
@@ -763,6 +779,7 @@ class IndexReader:
                 start = nl + 1
             return
         scan, find, ok = _SCAN, text.find, _LINE_END_OK
+        best, name = self._best, state.name
         # lone surrogates come only from \\uD8xx-\\uDFxx escapes: look per line only if the block has one
         escapes = _SURROGATE_ESCAPE.search(text) is not None
         start = 0
@@ -781,6 +798,14 @@ class IndexReader:
                         obj = None
             if obj is None:
                 self._line(state, wid, text[start:nl].encode("utf-8"), state.lines)
+            elif not escapes and len(obj) == 4 and _plain_set(obj):
+                # the common line, {key, ts, value, blobs}, checked as validate() checks it, without its
+                # look for every other field; its entry made here (most of a large index's load)
+                key = obj["key"]
+                entry = Entry(key, obj["ts"], wid, state.lines, False, obj["value"], obj["blobs"], name)
+                cur = best.get(key)
+                if cur is None or entry.order > cur.order:
+                    best[key] = entry
             else:
                 try:
                     if escapes:

@@ -305,8 +305,10 @@ def _open_regular(path: str) -> tp.Optional[int]:
     return fd
 
 
-def _publish_index(folder: str, ident: str, data: bytes, durable: bool) -> None:
-    """Publishes ``<id>.idx`` through a temp file in ``packs/``, never replacing an existing one."""
+def _publish_index(folder: str, ident: str, data: bytes, durable: bool, flush_folder: tp.Optional[bool] = None) -> None:
+    """Publishes ``<id>.idx`` through a temp file in ``packs/``, never replacing an existing one; the temp
+    file is flushed when ``durable``, ``packs/`` when ``flush_folder`` (default: ``durable``)."""
+    flush_folder = durable if flush_folder is None else flush_folder
     tmp = os.path.join(folder, f"{sanitized_host()}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444)
     try:
@@ -322,7 +324,7 @@ def _publish_index(folder: str, ident: str, data: bytes, durable: bool) -> None:
             os.link(tmp, os.path.join(folder, ident + INDEX_SUFFIX))
         except FileExistsError:
             pass  # sealed already by someone who judged the writer dead: the same bytes
-        if durable:
+        if flush_folder:
             dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(dfd)
@@ -366,9 +368,12 @@ class PackWriter:
     After a failed write or a lost lease the pack is left as it is and the payload goes to a new pack."""
 
     def __init__(self, folder: str, writer_id: str, target_size: int = 16 << 20, compress: bool = False,
-                 durable: bool = True) -> None:
+                 durable: bool = True, flush_folder: tp.Optional[bool] = None) -> None:
         self.folder, self.writer_id, self.target_size = folder, writer_id, target_size
         self.compress, self.durable = compress, durable
+        # packs/ is flushed after a seal under durability "fsync" only (FORMAT 3.7): an index whose name a
+        # power loss takes leaves a pack that anyone seals again
+        self.flush_folder = durable if flush_folder is None else flush_folder
         self.pid = _PID[0]  # a forked child never appends to its parent's pack: it makes its own writer
         self._sequence = 0
         self._open: tp.Optional[_OpenPack] = None
@@ -494,7 +499,8 @@ class PackWriter:
                 return
             if self.durable and pack.unsynced:
                 os.fdatasync(pack.fd)
-            _publish_index(self.folder, pack.id, encode_index(pack.records, pack.length), self.durable)
+            _publish_index(self.folder, pack.id, encode_index(pack.records, pack.length), self.durable,
+                           self.flush_folder)
         finally:
             os.close(pack.fd)
             pack.lease.release()
@@ -511,8 +517,9 @@ class PackWriter:
         while True:
             self._sequence += 1
             ident = f"{self.writer_id}-{self._sequence}"
-            lease = Lease.acquire(Path(self.folder, ident + LEASE_SUFFIX), {}, LEASE_TTL, LEASE_TTL / 4,
-                                  self.durable)
+            # not flushed: after a crash the owner is gone whatever the lease holds, and a lease that
+            # comes back empty is judged by its age (FORMAT 3.7)
+            lease = Lease.acquire(Path(self.folder, ident + LEASE_SUFFIX), {}, LEASE_TTL, LEASE_TTL / 4, False)
             if not isinstance(lease, Lease):
                 continue
             try:

@@ -716,7 +716,7 @@ class Store:
                 self.packs_dir.mkdir(exist_ok=True)
             writer = self._packing.writer = PackWriter(
                 str(self.packs_dir), f"{self._host}-{os.getpid()}-{secrets.token_hex(4)}", self.pack_size,
-                compress=self.compression == "lz4", durable=self.fsync)
+                compress=self.compression == "lz4", durable=self.fsync, flush_folder=self.durability == "fsync")
         return writer
 
     def put_small(self, view: memoryview, known_hash: tp.Optional[str] = None) -> tp.Optional[str]:
