@@ -22,6 +22,7 @@ from .store import (
     is_well_formed_hash,
 )
 from .values import MissingDependencyError, UnknownTypeError, ValueFormatError, decode, encode
+from . import packs as _packs  # noqa: F401  (with the rest: a store's first write session does not import it)
 
 __version__ = "0.1.0"
 

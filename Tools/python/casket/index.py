@@ -247,9 +247,9 @@ class IndexWriter:
         self._fd = None
         self._path = None
 
-    def _write_line(self, line: bytes, count: int = 1) -> None:
-        """One write of the whole line (or of a batch of ``count`` lines), then fdatasync. A short write
-        abandons the file."""
+    def _write_line(self, line: bytes, count: int = 1, flush: bool = True) -> None:
+        """One write of the whole line (or of a batch of ``count`` lines), then fdatasync (unless not
+        ``flush``). A short write abandons the file."""
         if self._fd is None or self._pid != _PID[0]:
             self._open_new()
         assert self._fd is not None
@@ -258,7 +258,7 @@ class IndexWriter:
             if n != len(line):
                 raise OSError(errno.EIO, f"short write to index file {self._path} ({n} of {len(line)} bytes)")
             self._lines += count
-            if self.store.fsync:
+            if flush and self.store.fsync:
                 os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
         except OSError as e:
             # the file may now end with a partial line: never append to it again
@@ -413,7 +413,9 @@ class IndexWriter:
         lines in one write and one flush, then steps 3 and 4 of FORMAT 5.5."""
         if not batch:
             if seal is not None:
-                self._write_line(seal)
+                # alone, under group commit, not flushed: a seal line a crash takes leaves an unsealed file
+                # of a dead writer, which readers and compaction handle anyway
+                self._write_line(seal, flush=not self._group)
             return
         packs = self._packs
         if packs is not None and packs.pid == _PID[0]:
