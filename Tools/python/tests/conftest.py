@@ -21,6 +21,14 @@ def store(root: Path) -> "casket.Store":
     return casket.Store(root)
 
 
+@pytest.fixture
+def grouped(tmp_path: Path) -> Path:
+    """A store with packs and group commit (docs/FORMAT.md 3.7, 5.5)."""
+    path = tmp_path / "store"
+    casket.init_store(path, durability="group", pack_max=65536)
+    return path
+
+
 def blob_files(root: Path) -> list:
     out = []
     for dirpath, _dirs, files in os.walk(Path(root) / "blobs"):

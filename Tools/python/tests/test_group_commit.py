@@ -21,13 +21,6 @@ HAS_BIN = bool(BIN) and os.access(BIN, os.X_OK)
 PKG = str(Path(__file__).resolve().parents[1])
 
 
-@pytest.fixture
-def grouped(tmp_path: Path) -> Path:
-    root = tmp_path / "store"
-    casket.init_store(root, durability="group", pack_max=65536)
-    return root
-
-
 def index_lines(root: Path) -> int:
     return sum(p.read_bytes().count(b"\n") for p in (root / "index").glob("*.jsonl"))
 

@@ -24,13 +24,6 @@ BIN = os.environ.get("CASKET_BIN")
 HAS_BIN = bool(BIN) and os.access(BIN, os.X_OK)
 
 
-@pytest.fixture
-def grouped(tmp_path: Path) -> Path:
-    root = tmp_path / "store"
-    casket.init_store(root, durability="group", pack_max=65536)
-    return root
-
-
 def set_lines(root: Path) -> list:
     return [line for p in sorted((root / "index").glob("*.jsonl")) for line in p.read_bytes().splitlines(True)
             if b'"key"' in line]
