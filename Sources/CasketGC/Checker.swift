@@ -148,6 +148,7 @@ public struct Checker {
             })
         for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
         if let shelf = try store.packShelf() {
+            var now: Int64? = nil
             for (id, _) in try shelf.packIDs() {
                 let audit: PackShelf.Audit
                 do {
@@ -157,9 +158,10 @@ public struct Checker {
                 }
                 if let retired = try shelf.retirement(id) {
                     report.retiredPacks += 1
-                    let now = try store.fileSystemNow()
-                    if now - retired > retiredGrace {
-                        report.retiredPastGrace.append((id, retired, Double(now - retired) / 1e9))
+                    if now == nil { now = try store.fileSystemNow() }
+                    let time = now ?? 0
+                    if time - retired > retiredGrace + 1_000_000_000 {
+                        report.retiredPastGrace.append((id, retired, Double(time - retired) / 1e9))
                     }
                 }
                 report.packs += 1

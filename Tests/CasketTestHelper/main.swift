@@ -152,7 +152,7 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
-    case "pack-write", "pack-loop", "pack-torn":
+    case "pack-write", "pack-loop", "pack-torn", "pack-view":
         try packCommand(args, cache.blobs)
     case "append-fail":
         try appendFailure(cache)
