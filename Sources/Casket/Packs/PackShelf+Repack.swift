@@ -59,15 +59,7 @@ extension PackShelf {
         var bytes: [UInt8] = []
         JSONValue.object(object).encode(into: &bytes)
         bytes.append(0x0A)
-        var file = try AtomicFile(in: folder, mode: 0o444)
-        let out = file.io
-        try typed { try bytes.withUnsafeBytes { try out.writeAll($0) } }
-        if try file.publish(
-            to: folder, as: id + PackShelf.retiredSuffix, .exclusive(replaceIfUnsupported: false), durable: true)
-            == .nameTaken
-        {
-            file.discard()
-        }
+        try PackWriter.publishOnce(bytes, in: folder, as: id + PackShelf.retiredSuffix, durable: true)
     }
 
     /// Removes the pack `id`: its pack file first (a listing then finds no pack, whatever is left), then

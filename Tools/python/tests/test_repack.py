@@ -136,11 +136,7 @@ def test_a_dead_pack_is_retired_then_removed_a_grace_later_and_a_reader_keeps_it
                              stdout=subprocess.PIPE, text=True)
 
     def ask(line: str = "read") -> str:
-        answers = []
-        for proc in (reader, swift):
-            proc.stdin.write(line + "\n")
-            proc.stdin.flush()
-            answers.append(proc.stdout.readline().strip())
+        answers = [tell(proc, line) for proc in (reader, swift)]
         return "ok" if answers == ["ok", "ok"] else str(answers)
 
     try:
@@ -181,6 +177,13 @@ WRITER_VIEW = textwrap.dedent("""
 """)
 
 
+def tell(proc: subprocess.Popen, line: str) -> str:
+    """Sends a line to a child process and returns its answer."""
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    return proc.stdout.readline().strip()
+
+
 def packs_holding(root: Path, digest: str) -> set:
     held = set()
     for ident in names(root, ".pack"):
@@ -201,9 +204,7 @@ def test_no_writer_dedups_against_a_retired_pack(root, tmp_path):
         assert proc.stdout.readline().strip() == "ready"
         assert gc(root, "--grace", "1s")["packs_retired"] == 1
         time.sleep(0.6)  # one look interval: the writer's view learns of the notice at its next dedup probe
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "done"
+        assert tell(proc, "go") == "done"
     finally:
         proc.kill()
         proc.wait()
@@ -365,9 +366,7 @@ def test_a_record_deduped_before_its_pack_was_retired_is_copied_out_by_the_later
         assert proc.stdout.readline().strip() == "deduped"
         first = gc(root, "--grace", "1s")
         assert (first["packs_retired"], first["records_copied"]) == (1, 3), "the mark did not see 'late'"
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "committed"
+        assert tell(proc, "go") == "committed"
     finally:
         proc.kill()
         proc.wait()
