@@ -22,6 +22,7 @@ from casket import packs
 BIN = os.environ.get("CASKET_BIN")
 pytestmark = pytest.mark.skipif(not (BIN and os.access(BIN, os.X_OK)), reason="CASKET_BIN is not set")
 PKG = str(Path(__file__).resolve().parents[1])
+HELPER = os.path.join(os.path.dirname(BIN or ""), "casket-testhelper")  # built by swift build --build-tests
 sys.path.insert(0, str(Path(PKG) / "bench"))
 import bench_eight_writers  # noqa: E402
 
@@ -123,9 +124,6 @@ VIEW = textwrap.dedent("""
 """)
 
 
-HELPER = os.path.join(os.path.dirname(BIN or ""), "casket-testhelper")
-
-
 def test_a_dead_pack_is_retired_then_removed_a_grace_later_and_a_reader_keeps_its_view(root):
     old = dead_pack(root)
     reader = subprocess.Popen([sys.executable, "-c", VIEW.format(pkg=PKG), str(root), "k0", "k1", "k2"],
@@ -198,19 +196,24 @@ def packs_holding(root: Path, digest: str) -> set:
 
 def test_no_writer_dedups_against_a_retired_pack(root, tmp_path):
     old = dead_pack(root)
-    proc = subprocess.Popen([sys.executable, "-c", WRITER_VIEW.format(pkg=PKG), str(root), "10"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for i in (0, 12):
+        (tmp_path / f"v{i}.bin").write_bytes(value(i).tobytes())
+    python = subprocess.Popen([sys.executable, "-c", WRITER_VIEW.format(pkg=PKG), str(root), "10"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    swift = subprocess.Popen([HELPER, "dedup-view", str(root), str(tmp_path / "v0.bin"), str(tmp_path / "v12.bin")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        assert python.stdout.readline().strip() == "ready" and swift.stdout.readline().strip() == "ready"
         assert gc(root, "--grace", "1s")["packs_retired"] == 1
-        time.sleep(0.6)  # one look interval: the writer's view learns of the notice at its next dedup probe
-        assert tell(proc, "go") == "done"
+        time.sleep(0.6)  # one look interval: each writer's view learns of the notice at its next dedup probe
+        assert tell(python, "go") == "done" and tell(swift, "go") == "done"
     finally:
-        proc.kill()
-        proc.wait()
-    digest = xxhash.xxh3_128_hexdigest(value(10).tobytes())
-    held = packs_holding(root, digest)
-    assert old in held and len(held) == 2, "the Python writer wrote a copy beside the retired record"
+        for proc in (python, swift):
+            proc.kill()
+            proc.wait()
+    for i, who in ((10, "the Python writer"), (12, "the Swift WriteSession")):
+        held = packs_holding(root, xxhash.xxh3_128_hexdigest(value(i).tobytes()))
+        assert old in held and len(held) == 2, f"{who} wrote a copy beside the retired record"
     # The Swift CLI: a new process, which lists packs/ and skips the retired pack too.
     src = tmp_path / "v11.bin"
     src.write_bytes(value(11).tobytes())
