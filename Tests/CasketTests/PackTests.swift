@@ -189,7 +189,8 @@ struct PackTests {
             let out = dir + "/out"
             let child = try Child(
                 executable: try CLI.helper(), arguments: ["pack-loop", store.root, "3000"], stdoutFile: out)
-            usleep(800_000)
+            TestFiles.waitForLines(in: out) { lines in Set(lines.map { $0.split(separator: " ")[0] }).count >= 2 }
+            usleep(100_000)
             child.signal(SIGKILL)
             _ = child.wait()
             let acknowledged = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")

@@ -125,7 +125,8 @@ struct PackedStoreTests {
             let log = dir + "/log"
             let child = try Child(
                 executable: try CLI.helper(), arguments: ["set-loop", store.root, "w/", "3000"], stdoutFile: log)
-            usleep(700_000)
+            TestFiles.waitForLines(in: log) { $0.count > 10 }
+            usleep(100_000)
             child.signal(SIGKILL)
             _ = child.wait()
             let reported = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
@@ -189,7 +190,8 @@ struct GroupCommitTests {
             let log = dir + "/log"
             let child = try Child(
                 executable: try CLI.helper(), arguments: ["set-flush", store.root, "g/", "2000"], stdoutFile: log)
-            usleep(700_000)
+            TestFiles.waitForLines(in: log) { $0.count >= 3 }
+            usleep(100_000)
             child.signal(SIGKILL)
             _ = child.wait()
             let committed = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap {

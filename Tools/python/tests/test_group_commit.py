@@ -82,10 +82,10 @@ KILLED = textwrap.dedent("""
 
 def test_writer_killed_loses_no_committed_key(grouped):
     proc = subprocess.Popen([sys.executable, "-c", KILLED.format(pkg=PKG), str(grouped)], stdout=subprocess.PIPE)
-    time.sleep(2.0)
+    seen = [proc.stdout.readline() for _ in range(3)]  # killed once it has committed, however slow the start
     proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate()
-    committed = [int(x) for x in out.decode().split()]
+    committed = [int(x) for x in (b"".join(seen) + out).decode().split()]
     assert committed, "the writer committed batches before it was killed"
     reader = casket.CacheDict(grouped)
     for i in range(committed[-1] + 1):

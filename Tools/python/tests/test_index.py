@@ -86,13 +86,13 @@ def test_writer_republishes_missing_blob(root):
     real = IndexWriter._write_line
     swept = []
 
-    def sweeping_write(self, line):  # a GC sweeps the blob between steps 1 and 2
+    def sweeping_write(self, line, *args, **kwargs):  # a GC sweeps the blob between steps 1 and 2
         if b'"key":"x"' in line:
             for dirpath, _d, files in os.walk(root / "blobs"):
                 for f in files:
                     os.unlink(os.path.join(dirpath, f))
                     swept.append(f)
-        return real(self, line)
+        return real(self, line, *args, **kwargs)
 
     IndexWriter._write_line = sweeping_write
     try:
