@@ -165,7 +165,7 @@ def writer_id_of(name: str) -> str:
 
 
 GROUP_COUNT = 1000  # group commit (durability "group"): a batch is committed at this many lines,
-GROUP_BYTES = 64 << 20  # this many bytes of lines,
+GROUP_BYTES = 64 << 20  # this many bytes of lines and of the payloads they keep for republishing,
 GROUP_SECONDS = 0.2  # or this long after its first line
 
 
@@ -332,7 +332,8 @@ class IndexWriter:
         if self._fd is None or self._pid != _PID[0]:
             self._open_new()  # the writer id, for the origin the line will have
         self._pending.append((line, blobs, republish))
-        self._pending_bytes += len(line)
+        # the payloads a line keeps for republishing (FORMAT 5.5 step 4) count: two batches bound the memory
+        self._pending_bytes += len(line) + (sum(size for _, size in blobs) if republish is not None else 0)
         self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
         self.last_origin = (self._wid, self._taken + len(self._pending))
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:

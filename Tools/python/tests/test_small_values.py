@@ -255,3 +255,27 @@ def test_a_packed_put_is_not_taken_for_a_loose_blob_gc_collected(tmp_path):
         cd["b"] = payload
     assert packs.PackShelf(str(root / "packs")).find(h) is not None, "packed again"
     assert casket.CacheDict(root)["b"] == payload
+
+
+def test_a_batch_is_committed_by_the_payload_bytes_it_keeps(grouped, monkeypatch):
+    """A batch keeps each line's payload for republishing (FORMAT 5.5 step 4): the bytes bound counts them,
+    so two batches (one written behind, one filling) bound the memory, whatever the count of lines."""
+    monkeypatch.setattr(index_mod, "GROUP_BYTES", 100_000)
+    monkeypatch.setattr(index_mod, "GROUP_SECONDS", 3600.0)
+    writes = []
+    real_write = os.write
+
+    def counting_write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
+            writes.append(bytes(data).count(b"\n"))
+        return real_write(fd, data)
+
+    cd = casket.CacheDict(grouped)
+    with cd.write():
+        monkeypatch.setattr(os, "write", counting_write)
+        for i in range(7):
+            cd[f"k{i}"] = np.full(5000, i, dtype=np.float64)  # 40,000 bytes a payload: three reach the bound
+    monkeypatch.setattr(os, "write", real_write)
+    assert writes == [3, 3, 2], writes  # two batches by bytes, then the last line and the seal line
+    reader = casket.CacheDict(grouped)
+    assert all(np.array_equal(reader[f"k{i}"], np.full(5000, i, dtype=np.float64)) for i in range(7))
