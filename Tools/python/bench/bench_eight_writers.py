@@ -20,12 +20,14 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np, casket
 root, count, size, start, me = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+hold = float(sys.argv[7])
 arrays = [np.random.default_rng(i).random(size // 8) for i in range(count)]
 cd = casket.CacheDict(root)
 time.sleep(max(0.0, start - time.time()))
 with cd.write():
     for i, a in enumerate(arrays):
         cd[f"{me}-k{i}"] = a
+    time.sleep(max(0.0, hold - time.time()))  # the session (and its open pack) lasts while the others write
 """
 
 PKG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -71,8 +73,11 @@ def run(root: str, casket_bin: str, writers: int = 8, values: int = 2000, size: 
 
     casket.init_store(root, durability="group", pack_max=pack_max)
     start = time.time() + 1.0 + 0.2 * writers  # after every interpreter has imported numpy
+    # a writer of a few hundred values is done in a few ms: sessions held open to the same end, so the
+    # writers are "at once" however the two cores take them (none sees another's open pack)
+    hold = start + 1.0
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, PKG, root, str(values), str(size), str(start),
-                               f"w{n}"]) for n in range(writers)]
+                               f"w{n}", str(hold)]) for n in range(writers)]
     for p in procs:
         if p.wait() != 0:
             raise RuntimeError(f"a writer exited with {p.returncode}")

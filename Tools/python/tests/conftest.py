@@ -34,3 +34,18 @@ def blob_files(root: Path) -> list:
     for dirpath, _dirs, files in os.walk(Path(root) / "blobs"):
         out.extend(Path(dirpath) / f for f in files if not f.endswith(".chunks"))  # sidecars are not blobs
     return sorted(out)
+
+
+def count_index_writes(monkeypatch) -> list:
+    """Patches ``os.write`` (until ``monkeypatch.undo()``) to record, for each write to an index file, the
+    number of lines it writes."""
+    writes: list = []
+    real_write = os.write
+
+    def counting_write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
+            writes.append(bytes(data).count(b"\n"))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counting_write)
+    return writes

@@ -15,6 +15,7 @@ import pytest
 
 import casket
 from casket import index as index_mod
+from conftest import count_index_writes
 
 BIN = os.environ.get("CASKET_BIN")
 HAS_BIN = bool(BIN) and os.access(BIN, os.X_OK)
@@ -45,20 +46,12 @@ def test_lines_wait_for_the_batch_then_the_timer_or_flush_commits_them(grouped, 
 def test_a_full_batch_is_written_with_one_write(grouped, monkeypatch):
     monkeypatch.setattr(index_mod, "GROUP_COUNT", 50)
     monkeypatch.setattr(index_mod, "GROUP_SECONDS", 3600.0)  # only the count commits, however slow the machine
-    writes = []
-    real_write = os.write
-
-    def counting_write(fd, data):
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
-            writes.append(bytes(data).count(b"\n"))
-        return real_write(fd, data)
-
     cd = casket.CacheDict(grouped)
     with cd.write():
-        monkeypatch.setattr(os, "write", counting_write)
+        writes = count_index_writes(monkeypatch)
         for i in range(120):
             cd[f"k{i}"] = np.full(100, i)
-    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.undo()
     assert writes == [50, 50, 21], writes  # two full batches, then the rest and the seal line in one write
     reader = casket.CacheDict(grouped)
     assert all(np.array_equal(reader[f"k{i}"], np.full(100, i)) for i in range(120))

@@ -19,6 +19,7 @@ import xxhash
 import casket
 from casket import index as index_mod
 from casket import packs
+from conftest import count_index_writes
 
 BIN = os.environ.get("CASKET_BIN")
 HAS_BIN = bool(BIN) and os.access(BIN, os.X_OK)
@@ -262,20 +263,12 @@ def test_a_batch_is_committed_by_the_payload_bytes_it_keeps(grouped, monkeypatch
     so two batches (one written behind, one filling) bound the memory, whatever the count of lines."""
     monkeypatch.setattr(index_mod, "GROUP_BYTES", 100_000)
     monkeypatch.setattr(index_mod, "GROUP_SECONDS", 3600.0)
-    writes = []
-    real_write = os.write
-
-    def counting_write(fd, data):
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
-            writes.append(bytes(data).count(b"\n"))
-        return real_write(fd, data)
-
     cd = casket.CacheDict(grouped)
     with cd.write():
-        monkeypatch.setattr(os, "write", counting_write)
+        writes = count_index_writes(monkeypatch)
         for i in range(7):
             cd[f"k{i}"] = np.full(5000, i, dtype=np.float64)  # 40,000 bytes a payload: three reach the bound
-    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.undo()
     assert writes == [3, 3, 2], writes  # two batches by bytes, then the last line and the seal line
     reader = casket.CacheDict(grouped)
     assert all(np.array_equal(reader[f"k{i}"], np.full(5000, i, dtype=np.float64)) for i in range(7))
