@@ -112,6 +112,8 @@ struct GCCommand: ParsableCommand {
                         removals.append([
                             "path": removal.path, "bytes": removal.bytes, "reason": removal.reason.rawValue,
                         ])
+                    } else if removal.reason == .retire {
+                        print("would retire \(removal.path) \(removal.bytes) B")
                     } else {
                         print("would remove \(removal.path) \(removal.bytes) B (\(removal.reason.rawValue))")
                     }
@@ -121,6 +123,9 @@ struct GCCommand: ParsableCommand {
             throw MaintenanceExit.fail(error, json: options.json)
         }
         for debris in report.indexDebris { Output.standardError("casket: warning: \(debris)") }
+        for damage in report.damagedPacks {
+            Output.standardError("casket: warning: \(damage) (the pack is left as it is)")
+        }
         for entry in report.unsafeEntries { Output.standardError("casket: warning: \(entry)") }
         if options.json {
             var object = report.jsonObject
@@ -140,6 +145,9 @@ struct GCCommand: ParsableCommand {
                 + "\(r.emptyBlobsRemoved) empty blob files, "
                 + "\(r.strayFilesRemoved) stray files, \(r.sidecarsRemoved) sidecars, \(r.tempFilesRemoved) temp files: \(verb) "
                 + "\(Output.bytes(r.bytesReclaimed)) (\(r.bytesReclaimed) B)",
+            "packs: \(r.packsSealed) sealed, \(r.packsRepacked) repacked (\(r.recordsCopied) records copied into "
+                + "\(r.packsWritten) new packs), \(r.packsRemoved) removed, \(r.packsRetired) retired, "
+                + "\(r.packsRetiredWaiting) retired waiting for their grace: \(Output.bytes(r.packBytesFreed)) of packs",
             "index: \(r.keys) live keys, \(r.indexEntries) entries in \(r.indexFiles) files, "
                 + "\(r.referencedBlobs) referenced blobs"
                 + (r.malformedLines > 0 ? ", \(r.malformedLines) malformed lines (their hashes kept)" : ""),
@@ -202,8 +210,14 @@ struct FsckCommand: ParsableCommand {
             """)
     var addChunks = false
 
+    @Option(help: "The grace of your collections: retired packs older than it are reported (default 24h).")
+    var grace = "24h"
+
     func validate() throws {
         if let sample, sample < 0 { throw ValidationError("--sample must not be negative") }
+        guard let parsed = GCDuration.parse(grace), parsed >= 0 else {
+            throw ValidationError("--grace must be a duration such as 24h, 90m or 30s")
+        }
     }
 
     func run() throws {
@@ -212,6 +226,7 @@ struct FsckCommand: ParsableCommand {
             let store = try options.openStore()
             var checker = Checker(store: store, sample: sample)
             checker.addChunks = addChunks
+            checker.retiredGrace = GCDuration.parse(grace) ?? checker.retiredGrace
             report = try checker.run { corruption in
                 if !options.json {
                     Output.standardError("casket: corrupt: \(corruption.message)")
@@ -226,6 +241,10 @@ struct FsckCommand: ParsableCommand {
                 "clean": report.clean, "blob_files": report.blobFiles, "blobs_checked": report.blobsChecked,
                 "bytes_checked": report.bytesChecked, "keys": report.keys, "packs": report.packs,
                 "pack_records_checked": report.packRecordsChecked, "damaged_packs": report.damagedPacks,
+                "retired_packs": report.retiredPacks,
+                "retired_past_grace": report.retiredPastGrace.map {
+                    ["pack": $0.pack, "retired": $0.retiredAt, "age_seconds": $0.ageSeconds] as [String: Any]
+                },
                 "corrupt": report.corrupt.map { c -> [String: Any] in
                     var o: [String: Any] = ["path": c.path, "message": c.message]
                     if let q = c.quarantinedAs { o["quarantined_as"] = q }
@@ -266,6 +285,11 @@ struct FsckCommand: ParsableCommand {
             for debris in report.indexDebris { print("debris  \(debris)") }
             for entry in report.unsafeEntries { print("unsafe  \(entry)") }
             for damage in report.damagedPacks { print("damaged  \(damage)") }
+            for old in report.retiredPastGrace {
+                print(
+                    "retired  pack \(old.pack) was retired \(GCDuration.format(Int64(old.ageSeconds * 1e9))) ago, "
+                        + "more than the grace: run casket gc to remove it")
+            }
             print(
                 report.clean
                     ? "clean"

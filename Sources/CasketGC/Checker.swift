@@ -67,6 +67,11 @@ public struct Checker {
         public var packs = 0
         /// Damaged pack records and pack indexes, each naming the pack file and what is wrong.
         public var damagedPacks: [String] = []
+        /// Packs with a `.retired` notice (docs/FORMAT.md 3.9), verified like the others.
+        public var retiredPacks = 0
+        /// Retired packs whose notice is older than ``Checker/retiredGrace``: a collection should have
+        /// removed them (is `casket gc` scheduled?). Not damage.
+        public var retiredPastGrace: [(pack: String, retiredAt: Int64, ageSeconds: Double)] = []
         /// Live keys checked.
         public var keys = 0
         /// Seconds spent re-hashing.
@@ -89,6 +94,8 @@ public struct Checker {
     /// Write the sidecar of every blob of at least `chunks_min` bytes that has none, and replace wrong ones
     /// (`fsck --add-chunks`): blobs stored before chunk digests existed get them.
     public var addChunks = false
+    /// The grace of the collections: a retired pack older than it is reported (default 24 h, as `casket gc`).
+    public var retiredGrace: Int64 = 86_400_000_000_000
 
     /// Creates a checker.
     public init(store: BlobStore, sample: Int? = nil) {
@@ -142,8 +149,22 @@ public struct Checker {
         for file in chosen { try check(file, buffer: buffer, report: &report, onCorrupt: onCorrupt) }
         var packed: [Digest] = []
         if let shelf = try store.packShelf() {
+            var now: Int64? = nil
             for (id, _) in try shelf.packIDs() {
-                let audit = try shelf.audit(id)
+                let audit: PackShelf.Audit
+                do {
+                    audit = try shelf.audit(id)
+                } catch  where error.code == .notFound {
+                    continue  // removed meanwhile (a garbage collection repacked it)
+                }
+                if let retired = try shelf.retirement(id) {
+                    report.retiredPacks += 1
+                    if now == nil { now = try store.fileSystemNow() }
+                    let time = now ?? 0
+                    if time - retired > retiredGrace + 1_000_000_000 {
+                        report.retiredPastGrace.append((id, retired, Double(time - retired) / 1e9))
+                    }
+                }
                 report.packs += 1
                 report.packRecordsChecked += audit.records
                 report.bytesChecked += audit.bytes

@@ -55,6 +55,10 @@ public final class Collector {
             case sidecar
             /// A temp file older than the grace.
             case temp
+            /// A pack whose every record is held elsewhere, or a retired pack past its grace (docs/GC.md).
+            case pack
+            /// A pack retired (not removed): its notice is published, it goes after the grace.
+            case retire
         }
         /// The file.
         public var path: String
@@ -134,13 +138,13 @@ public final class Collector {
             try sweep.run()
             return sweep.report
         }
-        // Packs are never swept (their records are kept whole until repacking exists); a pack whose writer
-        // is gone is sealed, so that readers search it through its index (docs/GC.md, "Packs").
-        if !dryRun, let shelf = try store.packShelf() {
-            for (id, sealed) in try shelf.packIDs() where !sealed {
-                if case .sealed = try shelf.seal(id, durable: store.config.durability != .none) {
-                    report.packsSealed += 1
-                }
+        if let shelf = try store.packShelf() {
+            report = try withoutActuallyEscaping(onRemoval) { (callback) throws(CasketError) -> GCReport in
+                let repack = Repack(
+                    store: store, shelf: shelf, live: live, markStart: markStart, options: options, lock: lock,
+                    report: report, onRemoval: callback)
+                try repack.run()
+                return repack.report
             }
         }
         report.sweepSeconds = Date().timeIntervalSince(markDone)
@@ -342,6 +346,7 @@ final class Sweep {
         case .stray: report.strayFilesRemoved += 1
         case .sidecar: report.sidecarsRemoved += 1
         case .temp: report.tempFilesRemoved += 1
+        case .pack, .retire: break  // counted by the packs phase
         }
         report.bytesReclaimed += bytes
         onRemoval(Collector.Removal(path: path, bytes: bytes, reason: reason))

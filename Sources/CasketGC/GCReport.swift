@@ -59,6 +59,22 @@ public struct GCReport: Sendable, Equatable {
     public var tempFilesRemoved = 0
     /// Packs whose writer was gone, sealed (docs/FORMAT.md 3.7).
     public var packsSealed = 0
+    /// Sealed packs taken as repack victims: their records copied out where nothing kept holds them.
+    public var packsRepacked = 0
+    /// Victims given a `.retired` notice (removed by a later collection, a grace on).
+    public var packsRetired = 0
+    /// Packs removed: every record held elsewhere, or retired more than a grace before the mark.
+    public var packsRemoved = 0
+    /// Retired packs left for a later collection (their grace is not over).
+    public var packsRetiredWaiting = 0
+    /// New packs written by the repacking.
+    public var packsWritten = 0
+    /// Records copied into them.
+    public var recordsCopied = 0
+    /// Bytes of the pack files, indexes and notices removed (counted in ``bytesReclaimed`` too).
+    public var packBytesFreed: Int64 = 0
+    /// Damage met while copying (a live record that does not verify): its pack is left alone.
+    public var damagedPacks: [String] = []
     /// Candidates found freshened or replaced at the last moment, and kept.
     public var raced = 0
     /// Blobs put back from where a killed collector had moved them.
@@ -88,7 +104,9 @@ public struct GCReport: Sendable, Equatable {
             "live": live, "kept_young": keptYoung, "swept": swept, "twins_removed": twinsRemoved,
             "unsound_forms_removed": unsoundFormsRemoved,
             "empty_blobs_removed": emptyBlobsRemoved, "stray_files_removed": strayFilesRemoved,
-            "sidecars_removed": sidecarsRemoved, "packs_sealed": packsSealed,
+            "sidecars_removed": sidecarsRemoved, "packs_sealed": packsSealed, "packs_repacked": packsRepacked,
+            "packs_retired": packsRetired, "packs_removed": packsRemoved, "packs_retired_waiting": packsRetiredWaiting,
+            "packs_written": packsWritten, "records_copied": recordsCopied, "pack_bytes_freed": packBytesFreed,
             "temp_files_removed": tempFilesRemoved, "raced": raced, "restored": restored,
             "bytes_reclaimed": bytesReclaimed, "mark_seconds": markSeconds, "sweep_seconds": sweepSeconds,
             "duration_seconds": durationSeconds,
@@ -96,6 +114,7 @@ public struct GCReport: Sendable, Equatable {
         if let tookOverLockFrom { object["took_over_lock_from"] = tookOverLockFrom }
         if !indexDebris.isEmpty { object["index_debris"] = indexDebris }
         if !unsafeEntries.isEmpty { object["unsafe_entries"] = unsafeEntries }
+        if !damagedPacks.isEmpty { object["damaged_packs"] = damagedPacks }
         if let savedAs { object["report"] = savedAs }
         return object
     }
@@ -131,6 +150,14 @@ public struct GCReport: Sendable, Equatable {
         strayFilesRemoved = int("stray_files_removed")
         sidecarsRemoved = int("sidecars_removed")
         packsSealed = int("packs_sealed")
+        packsRepacked = int("packs_repacked")
+        packsRetired = int("packs_retired")
+        packsRemoved = int("packs_removed")
+        packsRetiredWaiting = int("packs_retired_waiting")
+        packsWritten = int("packs_written")
+        recordsCopied = int("records_copied")
+        packBytesFreed = int64("pack_bytes_freed")
+        damagedPacks = object["damaged_packs"] as? [String] ?? []
         tempFilesRemoved = int("temp_files_removed")
         raced = int("raced")
         restored = int("restored")

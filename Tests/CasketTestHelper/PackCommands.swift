@@ -27,6 +27,17 @@ func packCommand(_ args: [String], _ store: BlobStore) throws {
         }
         try writer.seal()
         say(pack)
+    case "pack-view":
+        // A reader holding one view of packs/ across garbage collections: at each line of its input it reads
+        // every payload named and answers "ok" or the hashes that did not read back.
+        let digests = args[3...].compactMap { Digest($0) }
+        while readLine() != nil {
+            let bad = digests.filter { (digest) in
+                guard let bytes = try? store.readAll(digest) else { return true }
+                return Digest(hashing: bytes) != digest
+            }
+            say(bad.isEmpty ? "ok" : bad.map(\.hex).joined(separator: " "))
+        }
     case "pack-loop":
         guard args.count == 4, let size = Int(args[3]) else { fail("usage: pack-loop STORE SIZE") }
         let writer = try store.packWriter(targetSize: 1 << 20)

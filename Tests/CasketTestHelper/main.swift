@@ -154,8 +154,20 @@ func run() throws {
             fail("usage: bench-fill STORE BLOBS ENTRIES")
         }
         try benchFill(cache.blobs, blobs: blobs, entries: entries)
-    case "pack-write", "pack-loop", "pack-torn":
+    case "pack-write", "pack-loop", "pack-torn", "pack-view":
         try packCommand(args, cache.blobs)
+    case "dedup-view":
+        // A writer holding one view of packs/: a first set (a dedup hit that caches the packs), then, at a
+        // line of its input, a second one, in the same process.
+        guard args.count == 5 else { fail("usage: dedup-view STORE FIRST_FILE SECOND_FILE") }
+        let session = try cache.writeSession()
+        _ = try session.set("swift-first", fileAt: args[3])
+        try session.flush()
+        _ = "ready\n".withCString { write(1, $0, strlen($0)) }  // unbuffered: the test waits for it
+        _ = readLine()
+        _ = try session.set("swift-copy", fileAt: args[4])
+        try session.close()
+        print("done")
     case "append-fail":
         try appendFailure(cache)
     case "scale-write", "scale-read":

@@ -11,13 +11,14 @@ public final class PackShelf: Sendable {
     static let packSuffix = ".pack"
     static let indexSuffix = ".idx"
     static let leaseSuffix = ".lease"
+    static let retiredSuffix = ".retired"
     /// A listing taken less than this after the folder's mtime may have missed a change in the same tick.
     static let racyWindow: Int64 = 2_000_000_000
     /// How often a dedup probe looks at the folder at most.
     static let probeInterval: Duration = .milliseconds(500)
 
     let folder: Directory
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     /// One pack, sealed or open. Mutated only under the shelf's lock.
     final class Pack: @unchecked Sendable {
@@ -27,6 +28,8 @@ public final class PackShelf: Sendable {
         /// Open packs: where the scan stopped, and the records found before it.
         var scanned: Int64 = 0
         var records: [Digest: PackRecord] = [:]
+        /// Whether `<id>.retired` was listed: GC is replacing the pack, so no writer dedups against it.
+        var retired = false
 
         init(id: String, handle: consuming FileHandle) {
             self.id = id
@@ -36,7 +39,7 @@ public final class PackShelf: Sendable {
         func lookup(_ digest: Digest) -> PackRecord? { index?.lookup(digest) ?? records[digest] }
     }
 
-    private struct State {
+    struct State {
         var packs: [String: Pack] = [:]
         /// The folder's mtime at the last listing, and whether that listing may have raced a change.
         var listedAt: Int64? = nil
@@ -44,6 +47,9 @@ public final class PackShelf: Sendable {
         /// When a dedup probe last looked at the folder.
         var probed: ContinuousClock.Instant? = nil
     }
+
+    /// How many listings one refresh takes at most while packs vanish or the folder changes under it.
+    static let relistAttempts = 5
 
     init(folder: Directory) {
         self.folder = folder
@@ -58,17 +64,19 @@ public final class PackShelf: Sendable {
         }
     }
 
-    /// ``find(_:)`` for a writer's dedup check, where a miss costs at most a copy of the payload: it looks
-    /// at the folder again at most every ``probeInterval``, lists it only when its mtime changed (never for
-    /// a change that may hide in the same clock tick), and does not scan other writers' open packs on.
+    /// ``find(_:)`` for a writer's dedup check, where a miss costs at most a copy of the payload. It never
+    /// answers from a retired pack (docs/FORMAT.md 3.9: GC may delete it once a grace has passed), and it
+    /// looks at the folder before answering whenever its last look is ``probeInterval`` old, hit or miss,
+    /// so a `.retired` notice is seen within that bound. A look lists the folder only when its mtime
+    /// changed or the listing may have raced a change; other writers' open packs are not scanned on.
     public func probe(_ digest: Digest) throws(CasketError) -> (pack: String, record: PackRecord)? {
         try state.withLock { (state) throws(CasketError) -> (pack: String, record: PackRecord)? in
-            if let found = PackShelf.search(state.packs, digest) { return found }
             let now = ContinuousClock.now
-            if let probed = state.probed, now - probed < PackShelf.probeInterval { return nil }
-            state.probed = now
-            try refresh(&state, thorough: false)
-            return PackShelf.search(state.packs, digest)
+            if state.probed.map({ now - $0 >= PackShelf.probeInterval }) ?? true {
+                state.probed = now
+                try refresh(&state, thorough: false)
+            }
+            return PackShelf.search(state.packs, digest, retired: false)
         }
     }
 
@@ -76,13 +84,25 @@ public final class PackShelf: Sendable {
     ///
     /// - Throws: ``CasketError/Code/corrupt`` when the record's header or bytes are wrong.
     public func read(_ digest: Digest) throws(CasketError) -> [UInt8]? {
-        let found = try state.withLock { (state) throws(CasketError) -> (Pack, PackRecord)? in
-            if let hit = PackShelf.locate(state.packs, digest) { return hit }
-            try refresh(&state)
-            return PackShelf.locate(state.packs, digest)
+        var lost: String? = nil
+        while true {
+            let found = try state.withLock { (state) throws(CasketError) -> (Pack, PackRecord)? in
+                if let lost {
+                    // A pack that failed under a read (ESTALE on NFS once GC removed it): list again.
+                    state.packs[lost] = nil
+                    state.listedAt = nil
+                }
+                if let hit = PackShelf.locate(state.packs, digest) { return hit }
+                try refresh(&state)
+                return PackShelf.locate(state.packs, digest)
+            }
+            guard let (pack, record) = found else { return nil }
+            do {
+                return try PackScan.payload(pack.handle.io, record)
+            } catch  where error.code != .corrupt && lost == nil {
+                lost = pack.id
+            }
         }
-        guard let (pack, record) = found else { return nil }
-        return try PackScan.payload(pack.handle.io, record)
     }
 
     /// The ids of the packs known now, sealed or not (after a listing).
@@ -93,25 +113,35 @@ public final class PackShelf: Sendable {
         }
     }
 
-    private static func search(_ packs: [String: Pack], _ digest: Digest) -> (pack: String, record: PackRecord)? {
-        locate(packs, digest).map { ($0.0.id, $0.1) }
+    private static func search(_ packs: [String: Pack], _ digest: Digest, retired: Bool = true) -> (
+        pack: String, record: PackRecord
+    )? {
+        locate(packs, digest, retired: retired).map { ($0.0.id, $0.1) }
     }
 
-    private static func locate(_ packs: [String: Pack], _ digest: Digest) -> (Pack, PackRecord)? {
-        for pack in packs.values {
+    private static func locate(_ packs: [String: Pack], _ digest: Digest, retired: Bool = true) -> (Pack, PackRecord)? {
+        for pack in packs.values where retired || !pack.retired {
             if let record = pack.lookup(digest) { return (pack, record) }
         }
         return nil
     }
 
-    /// Lists the folder again if it changed (or, when `thorough`, may have changed unseen), then scans the
-    /// open packs on.
-    private func refresh(_ state: inout State, thorough: Bool = true) throws(CasketError) {
-        let mtime = try folder.status().mtimeNanoseconds
-        if (thorough && state.racy) || state.listedAt != mtime {
-            try relist(&state)
-            state.listedAt = mtime
-            state.racy = system_wallClockNanoseconds() - mtime < PackShelf.racyWindow
+    /// Lists the folder again if it changed (or may have changed unseen), then, when `thorough`, scans the
+    /// open packs on. A listing is taken again while packs vanish under it (a known pack is gone, or one
+    /// listed could not be opened) or the folder changed while it ran: GC publishes a repacked pack before
+    /// it removes the old one, so a listing that starts after the removal holds the new pack, and
+    /// `readdir` may miss both names while they change.
+    func refresh(_ state: inout State, thorough: Bool = true) throws(CasketError) {
+        var before = try folder.status().mtimeNanoseconds
+        if state.racy || state.listedAt != before {
+            for _ in 1...PackShelf.relistAttempts {
+                let lost = try relist(&state)
+                let after = try folder.status().mtimeNanoseconds
+                state.listedAt = before
+                state.racy = system_wallClockNanoseconds() - after < PackShelf.racyWindow
+                if !lost && after == before { break }
+                before = after
+            }
         }
         guard thorough else { return }
         for pack in state.packs.values where pack.index == nil {
@@ -124,31 +154,48 @@ public final class PackShelf: Sendable {
         }
     }
 
-    private func relist(_ state: inout State) throws(CasketError) {
+    /// - Returns: Whether a pack vanished: one known before is not listed, or one listed could not be opened.
+    private func relist(_ state: inout State) throws(CasketError) -> Bool {
         var packs = Set<String>()
         var indexes = Set<String>()
+        var retired = Set<String>()
         try folder.forEachEntry { (name, kind) throws(CasketError) in
             guard kind == nil || kind == .regular else { return }
             if let id = PackShelf.id(of: name, suffix: PackShelf.packSuffix) { packs.insert(id) }
             if let id = PackShelf.id(of: name, suffix: PackShelf.indexSuffix) { indexes.insert(id) }
+            if let id = PackShelf.id(of: name, suffix: PackShelf.retiredSuffix) { retired.insert(id) }
         }
-        for id in state.packs.keys where !packs.contains(id) { state.packs[id] = nil }
+        var lost = false
+        for id in state.packs.keys where !packs.contains(id) {
+            state.packs[id] = nil
+            lost = true
+        }
         for id in packs {
             let known = state.packs[id]
+            known?.retired = retired.contains(id)
             if let known, known.index != nil || !indexes.contains(id) { continue }
             let pack: Pack
             if let known {
                 pack = known
             } else {
-                guard let handle = try PackShelf.openRegular(folder, id + PackShelf.packSuffix) else { continue }
+                guard let handle = try PackShelf.openRegular(folder, id + PackShelf.packSuffix) else {
+                    lost = true
+                    continue
+                }
                 pack = Pack(id: id, handle: handle)
+                pack.retired = retired.contains(id)
             }
-            if indexes.contains(id), let io = try PackShelf.openRegular(folder, id + PackShelf.indexSuffix) {
-                pack.index = try PackIndex(io.io, length: io.io.status().size)
-                pack.records = [:]
+            if indexes.contains(id) {
+                if let io = try PackShelf.openRegular(folder, id + PackShelf.indexSuffix) {
+                    pack.index = try PackIndex(io.io, length: io.io.status().size)
+                    pack.records = [:]
+                } else {
+                    lost = true
+                }
             }
             state.packs[id] = pack
         }
+        return lost
     }
 
     /// Opens a regular file of the folder; `nil` when it vanished or is not a regular file (debris).

@@ -166,11 +166,18 @@ public final class PackWriter {
 
     /// Publishes `<id>.idx` holding `bytes`, never replacing an existing one.
     static func publishIndex(_ bytes: [UInt8], in folder: Directory, id: String, durable: Bool) throws(CasketError) {
+        try publishOnce(bytes, in: folder, as: id + PackShelf.indexSuffix, durable: durable)
+    }
+
+    /// Publishes a file of `packs/` written once (an index, a retirement notice) through a temp file,
+    /// never replacing an existing one: whoever wrote it first wrote what this call would.
+    static func publishOnce(_ bytes: [UInt8], in folder: Directory, as name: String, durable: Bool)
+        throws(CasketError)
+    {
         var file = try AtomicFile(in: folder, mode: 0o444)
         let out = file.io
         try typed { try bytes.withUnsafeBytes { try out.writeAll($0) } }
-        if try file.publish(
-            to: folder, as: id + PackShelf.indexSuffix, .exclusive(replaceIfUnsupported: false), durable: durable)
+        if try file.publish(to: folder, as: name, .exclusive(replaceIfUnsupported: false), durable: durable)
             == .nameTaken
         {
             file.discard()

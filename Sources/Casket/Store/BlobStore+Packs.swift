@@ -25,11 +25,23 @@ extension BlobStore {
     /// - Parameters:
     ///   - writerID: The writer id (FORMAT 5.1), by default a new one.
     ///   - targetSize: The size after which a pack is sealed (default: the store's `pack_size`).
-    public func packWriter(writerID: String? = nil, targetSize: Int64? = nil) throws(CasketError) -> PackWriter {
+    ///   - durable: Whether seals flush (default: the store's durability); GC's repacking always flushes.
+    public func packWriter(writerID: String? = nil, targetSize: Int64? = nil, durable: Bool? = nil) throws(CasketError)
+        -> PackWriter
+    {
         PackWriter(
             folder: try directories.folder(.packs, create: true),
             writerID: writerID ?? "\(HostIdentity.host)-\(HostIdentity.pid)-\(HostIdentity.randomHex(bytes: 4))",
-            targetSize: targetSize ?? config.packSize, compress: config.compression == .lz4, durable: durable)
+            targetSize: targetSize ?? config.packSize, compress: config.compression == .lz4,
+            durable: durable ?? self.durable)
+    }
+
+    /// Whether a sound blob file holds the payload (docs/FORMAT.md 3.4); with `freshen`, its mtime is set to
+    /// now as a writer's dedup does, and a failed freshen is a no. GC relies on such a file instead of a
+    /// pack record only after freshening it, so no later GC sweeps it within a grace.
+    @_spi(Maintenance) public func looseHolds(_ digest: Digest, size: Int64, freshen: Bool) -> Bool {
+        if freshen { return deduplicate(digest, size: size) != nil }
+        return [false, true].contains { judge(digest, compressed: $0, size: size).location != nil }
     }
 
     /// Whether a payload of `size` bytes goes to a pack in this store (docs/FORMAT.md 3.7).

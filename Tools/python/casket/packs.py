@@ -34,11 +34,12 @@ INDEX_HEADER = 16 + 256 * 4  # magic 4, count 4, covered 8, fan-out 256 x 4
 ENTRY_SIZE = 41  # hash 16, offset 8, stored 8, size 8, form 1
 TRAILER_SIZE = 8
 RAW, LZ4 = 0, 1
-PACK_SUFFIX, INDEX_SUFFIX, LEASE_SUFFIX = ".pack", ".idx", ".lease"
+PACK_SUFFIX, INDEX_SUFFIX, LEASE_SUFFIX, RETIRED_SUFFIX = ".pack", ".idx", ".lease", ".retired"
 LEASE_TTL = 60.0  # a writer's lease; its heartbeat runs every quarter of it
 SCAN_WINDOW = 1 << 20
 RACY_WINDOW_NS = 2_000_000_000
 PROBE_INTERVAL = 0.5  # seconds between two looks at packs/ by dedup probes
+RELIST_ATTEMPTS = 5  # listings one refresh takes at most while packs vanish or the folder changes under it
 _ID_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _HEAD = struct.Struct("<4s16sBQQ")  # the 37 bytes the header check covers
 _ENTRY = struct.Struct("<16sQQQB")
@@ -437,6 +438,7 @@ class _KnownPack:
     def __init__(self, ident: str, fd: int) -> None:
         self.id, self.fd = ident, fd
         self.index: tp.Optional[PackIndex] = None
+        self.retired = False  # GC is replacing it (FORMAT 3.9): no writer dedups against it
         self.scanned = 0
         self.records: dict[str, PackRecord] = {}
 
@@ -468,33 +470,51 @@ class PackShelf:
         return (found[0].id, found[1]) if found else None
 
     def probe(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
-        """:meth:`find` for a writer's dedup check, where a miss costs at most a copy: it looks again at the
-        folder at most every PROBE_INTERVAL seconds, lists it only when its mtime changed, and does not scan
-        other writers' open packs on."""
+        """:meth:`find` for a writer's dedup check, where a miss costs at most a copy. It never answers from a
+        retired pack (FORMAT 3.9: GC may delete it once a grace has passed), and looks at the folder before
+        answering whenever its last look is PROBE_INTERVAL seconds old, hit or miss, so a ``.retired``
+        notice is seen within that bound. A look lists the folder only when its mtime changed or the
+        listing may have raced a change; other writers' open packs are not scanned on."""
         with self._lock:
-            found = self._search(digest)
             now = time.monotonic()
-            if found is None and now - self._probed >= PROBE_INTERVAL:
+            if now - self._probed >= PROBE_INTERVAL:
                 self._probed = now
                 self._refresh(thorough=False)
-                found = self._search(digest)
+            found = self._search(digest, retired=False)
         return (found[0].id, found[1]) if found else None
 
     def read(self, digest: str, size: tp.Optional[int] = None) -> tp.Optional[bytes]:
-        """The verified payload of ``digest`` if a pack holds it (with ``size`` bytes, when given), else None."""
-        found = self._locate(digest)
-        if found is None or (size is not None and found[1].size != size):
-            return None
-        pack, record = found
-        return read_payload(pack.fd, os.path.join(self.folder, pack.id + PACK_SUFFIX), record)
+        """The verified payload of ``digest`` if a pack holds it (with ``size`` bytes, when given), else None.
+        A pack that fails under the read (``ESTALE`` on NFS once GC removed it) is dropped and the folder
+        listed again: GC publishes the new pack before it removes the old one."""
+        lost = None
+        while True:
+            if lost is not None:
+                with self._lock:
+                    gone = self._packs.pop(lost, None)
+                    if gone is not None:
+                        gone.close()
+                    self._listed_at = None
+            found = self._locate(digest)
+            if found is None or (size is not None and found[1].size != size):
+                return None
+            pack, record = found
+            try:
+                return read_payload(pack.fd, os.path.join(self.folder, pack.id + PACK_SUFFIX), record)
+            except OSError:
+                if lost is not None:
+                    raise
+                lost = pack.id
 
     def pack_ids(self) -> list[tuple[str, bool]]:
         with self._lock:
             self._refresh()
             return sorted((p.id, p.index is not None) for p in self._packs.values())
 
-    def _search(self, digest: str) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
+    def _search(self, digest: str, retired: bool = True) -> tp.Optional[tuple[_KnownPack, PackRecord]]:
         for pack in self._packs.values():
+            if pack.retired and not retired:
+                continue
             record = pack.lookup(digest)
             if record is not None:
                 return pack, record
@@ -509,14 +529,23 @@ class PackShelf:
             return found
 
     def _refresh(self, thorough: bool = True) -> None:
+        """Lists the folder again if it changed (or may have changed unseen), then, when ``thorough``, scans
+        the open packs on. A listing is taken again while packs vanish under it (a known pack is gone, or
+        one listed could not be opened) or the folder changed while it ran: GC publishes a repacked pack
+        before it removes the old one, so a listing that starts after the removal holds the new pack."""
         try:
-            mtime = os.stat(self.folder, follow_symlinks=False).st_mtime_ns
+            before = os.stat(self.folder, follow_symlinks=False).st_mtime_ns
         except FileNotFoundError:
             return
-        if (thorough and self._racy) or mtime != self._listed_at:
-            self._relist()
-            self._listed_at = mtime
-            self._racy = time.time_ns() - mtime < RACY_WINDOW_NS
+        if self._racy or before != self._listed_at:
+            for _ in range(RELIST_ATTEMPTS):
+                lost = self._relist()
+                after = os.stat(self.folder, follow_symlinks=False).st_mtime_ns
+                self._listed_at = before
+                self._racy = time.time_ns() - after < RACY_WINDOW_NS
+                if not lost and after == before:
+                    break
+                before = after
         if not thorough:
             return
         for pack in self._packs.values():
@@ -528,38 +557,48 @@ class PackShelf:
                 for record, _ in found:
                     pack.records.setdefault(record.digest, record)
 
-    def _relist(self) -> None:
-        packs, indexes = set(), set()
+    def _relist(self) -> bool:
+        """Lists ``packs/``; returns whether a pack vanished (a known one is not listed, or a listed one
+        could not be opened)."""
+        packs, indexes, retired = set(), set(), set()
         with os.scandir(self.folder) as it:
             for entry in it:
                 if not entry.is_file(follow_symlinks=False):
                     continue
-                ident = pack_id(entry.name, PACK_SUFFIX)
-                if ident is not None:
-                    packs.add(ident)
-                ident = pack_id(entry.name, INDEX_SUFFIX)
-                if ident is not None:
-                    indexes.add(ident)
+                name = entry.name
+                for suffix, names in ((PACK_SUFFIX, packs), (INDEX_SUFFIX, indexes), (RETIRED_SUFFIX, retired)):
+                    ident = pack_id(name, suffix)
+                    if ident is not None:
+                        names.add(ident)
+        lost = False
         for ident in [i for i in self._packs if i not in packs]:
             self._packs.pop(ident).close()
+            lost = True
         for ident in packs:
             known = self._packs.get(ident)
-            if known is not None and (known.index is not None or ident not in indexes):
-                continue
+            if known is not None:
+                known.retired = ident in retired
+                if known.index is not None or ident not in indexes:
+                    continue
             if known is None:
                 fd = _open_regular(os.path.join(self.folder, ident + PACK_SUFFIX))
                 if fd is None:
+                    lost = True
                     continue
                 known = self._packs[ident] = _KnownPack(ident, fd)
+                known.retired = ident in retired
             if ident in indexes:
                 path = os.path.join(self.folder, ident + INDEX_SUFFIX)
                 ifd = _open_regular(path)
-                if ifd is not None:
-                    try:
-                        known.index = PackIndex(ifd, path)
-                    finally:
-                        os.close(ifd)
-                    known.records = {}
+                if ifd is None:
+                    lost = True
+                    continue
+                try:
+                    known.index = PackIndex(ifd, path)
+                finally:
+                    os.close(ifd)
+                known.records = {}
+        return lost
 
     def seal(self, ident: str, durable: bool) -> tp.Union[int, str]:
         """Seals a pack whose writer is gone: takes over its stale lease (a live one means the writer is
