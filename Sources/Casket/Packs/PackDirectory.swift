@@ -51,6 +51,8 @@ struct PackDirectory {
     }
 
     /// Whether a directory of every sealed pack should replace this one: once the sealed packs it does not
-    /// cover reach 8 and a quarter of those it does, so rebuilding costs a constant share of the lookups.
-    func isStale(uncoveredSealed: Int) -> Bool { uncoveredSealed >= max(8, packs.count / 4) }
+    /// cover reach 8 and a sixteenth of those it does. A lookup then searches at most that many packs one
+    /// by one, and the rebuilds of a writer that seals pack after pack cost about 16 sorts of every record
+    /// per doubling of the store.
+    func isStale(uncoveredSealed: Int) -> Bool { uncoveredSealed >= max(8, packs.count / 16) }
 }
