@@ -1,5 +1,5 @@
 /// Every key's winner reduced to what garbage collection's mark and a writer's stamping need (docs/GC.md,
-/// docs/DESIGN.md 2.6): its time and origin, for the winner rule (docs/FORMAT.md 5.4), and its blob hashes.
+/// docs/DESIGN.md 3.5): its time and origin, for the winner rule (docs/FORMAT.md 5.4), and its blob hashes.
 ///
 /// Flat arrays instead of a dictionary of structs of strings: the keys' bytes in one arena, one 56-byte
 /// record a key, an open-addressing table of 4-byte slots at most half full, writer ids stored once. About
