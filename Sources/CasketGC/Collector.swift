@@ -159,7 +159,7 @@ public final class Collector {
 /// The sweep phase: one walk over `blobs/` and `tmp/`.
 final class Sweep {
     let store: BlobStore
-    let live: Set<Digest>
+    let live: DigestSet
     let cutoff: Int64
     let dryRun: Bool
     let lock: GCLock
@@ -167,7 +167,7 @@ final class Sweep {
     let onRemoval: (Collector.Removal) -> Void
 
     init(
-        store: BlobStore, live: Set<Digest>, cutoff: Int64, dryRun: Bool, lock: GCLock, report: GCReport,
+        store: BlobStore, live: DigestSet, cutoff: Int64, dryRun: Bool, lock: GCLock, report: GCReport,
         onRemoval: @escaping (Collector.Removal) -> Void
     ) {
         self.store = store

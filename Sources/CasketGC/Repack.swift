@@ -20,7 +20,7 @@ final class Repack {
 
     let store: BlobStore
     let shelf: PackShelf
-    let live: Set<Digest>
+    let live: DigestSet
     let markStart: Int64
     let options: Collector.Options
     let lock: GCLock
@@ -37,7 +37,7 @@ final class Repack {
     }
 
     init(
-        store: BlobStore, shelf: PackShelf, live: Set<Digest>, markStart: Int64, options: Collector.Options,
+        store: BlobStore, shelf: PackShelf, live: DigestSet, markStart: Int64, options: Collector.Options,
         lock: GCLock, report: GCReport, onRemoval: @escaping (Collector.Removal) -> Void
     ) {
         self.store = store

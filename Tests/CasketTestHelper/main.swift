@@ -22,6 +22,8 @@
 //                                       "<pack> <hash>" per appended record (not flushed: a kill -9 keeps the page cache)
 //   casket-testhelper pack-torn STORE                              append t0..t2, then the header and half the bytes of
 //                                       t3 with one write; print "torn <pack>" and wait to be killed
+//   casket-testhelper scale-write STORE N                          set s/0..s/{N-1} to distinct payloads of 200-1,000 bytes
+//   casket-testhelper scale-read STORE N                           read them all back (benchmark: Tools/bench/scale.sh)
 //   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
 //                                       more appends: see AppendFailure.swift
 //
@@ -168,6 +170,8 @@ func run() throws {
         print("done")
     case "append-fail":
         try appendFailure(cache)
+    case "scale-write", "scale-read":
+        try scaleCommand(args, cache)
     default:
         fail("unknown command \(args[1])")
     }

@@ -46,8 +46,9 @@ extension CacheStore {
 extension CacheStore {
     /// What garbage collection's mark found in the index.
     @_spi(Maintenance) public struct Mark: Sendable {
-        /// Every blob referenced by a live winner, plus every well-formed hash in a malformed line.
-        public var live: Set<Digest>
+        /// Every blob referenced by a live winner, plus every well-formed hash in a malformed line: a
+        /// sorted array, 16 bytes a blob.
+        public var live: DigestSet
         /// Live keys.
         public var keys: Int
         /// Well-formed entry lines read.
@@ -109,15 +110,17 @@ extension CacheStore {
         }
         // What follows reads no index file: let compactions go on.
         lock.release()
-        var live = reader.malformedHashes
-        var keys = 0
-        live.reserveCapacity(reader.markWinners.count)
-        for (key, winner) in reader.markWinners where !winner.deleted {
-            keys += 1
-            try visit?(key.string, winner.blobs)
-            if winner.count > 0 { live.insert(winner.first) }
-            for digest in winner.more ?? [] { live.insert(digest) }
+        if let visit {
+            try reader.markWinners.forEach { (key, winner) throws(CasketError) in
+                if !winner.deleted { try visit(key, winner.blobs) }
+            }
         }
+        // The live set as one array of hashes, sorted once: no hash table of them.
+        var referenced = Array(reader.malformedHashes)
+        referenced.reserveCapacity(reader.markWinners.count + referenced.count)
+        reader.markWinners.forEachLiveBlob { referenced.append($0) }
+        let keys = reader.markWinners.liveCount
+        let live = DigestSet(consume referenced)
         return Mark(
             live: live, keys: keys, entries: reader.entryCount, indexFiles: reader.files.count, issues: reader.issues,
             debris: reader.debris)

@@ -33,11 +33,11 @@ struct IndexReader {
     /// When set, only files whose names pass are read (compaction reads folded and unfolded files apart).
     var include: (@Sendable (String) -> Bool)? = nil
     /// When false, winners go to ``markWinners`` instead of ``winners``: only time, origin and blob hashes,
-    /// what garbage collection's mark needs, in a fraction of the memory (about 100 bytes a key).
+    /// what garbage collection's mark and a writer's stamping need, in flat arrays (``MarkTable``: about 70
+    /// bytes a key plus its bytes).
     var keepValues = true
     /// The winners kept when `keepValues` is false.
-    private(set) var markWinners: [IndexKey: MarkWinner] = [:]
-    private var internedWriters: [IndexKey: String] = [:]
+    private(set) var markWinners = MarkTable()
 
     /// A key's winner reduced to what marking needs.
     struct MarkWinner {
@@ -49,14 +49,6 @@ struct IndexReader {
         var count: Int32
         var deleted: Bool
         var more: [Digest]?
-
-        func wins(over other: MarkWinner) -> Bool {
-            if timestamp != other.timestamp { return timestamp > other.timestamp }
-            if !writer.sameBytes(as: other.writer) {
-                return Array(other.writer.utf8).lexicographicallyPrecedes(writer.utf8)
-            }
-            return line > other.line
-        }
 
         var blobs: [Digest] { count == 0 ? [] : [first] + (more ?? []) }
     }
@@ -98,7 +90,7 @@ struct IndexReader {
         if mustReload {
             files = [:]
             winners = [:]
-            markWinners = [:]
+            markWinners = MarkTable()
             entryCount = 0
             issues = []
         }
@@ -178,21 +170,7 @@ struct IndexReader {
         case .success(.entry(let entry)):
             entryCount += 1
             if !keepValues {
-                // Writer ids of compacted lines come from each line: share one copy of each.
-                var writer = entry.origin.writer
-                if let known = internedWriters[IndexKey(writer)] {
-                    writer = known
-                } else {
-                    internedWriters[IndexKey(writer)] = writer
-                }
-                let refs = entry.blobs
-                let candidate = MarkWinner(
-                    timestamp: entry.timestamp, writer: writer, line: entry.origin.line,
-                    first: refs.first?.digest ?? .empty, count: Int32(refs.count), deleted: entry.isDeleted,
-                    more: refs.count > 1 ? refs.dropFirst().map(\.digest) : nil)
-                let key = IndexKey(entry.key)
-                if let current = markWinners[key], !candidate.wins(over: current) { return }
-                markWinners[key] = candidate
+                markWinners.offer(entry)
                 return
             }
             let key = IndexKey(entry.key)

@@ -77,6 +77,11 @@ public final class PackIndex: Sendable {
             offset: Int64(bitPattern: bytes.loadLittleEndian(UInt64.self, at: at + 16)))
     }
 
+    /// The first 8 bytes of the `index`-th entry's hash (``PackDirectory``).
+    func high(_ index: Int) -> UInt64 {
+        file.bytes.loadBigEndian(at: PackIndex.headerSize + index * PackIndex.entrySize)
+    }
+
     /// The record of `digest`, or `nil`.
     public func lookup(_ digest: Digest) -> PackRecord? {
         let slot = Int(digest.high >> 56)

@@ -63,6 +63,8 @@ extension PackShelf {
         public var indexProblem: String?
         /// Whether the pack has an index.
         public var sealed = false
+        /// The hashes of its sound records (fsck checks live keys against them without a lookup per pack).
+        public var sound: [Digest] = []
     }
 
     /// Verifies every record of the pack `id` and, when it is sealed, that its index is exactly the one a
@@ -73,7 +75,11 @@ extension PackShelf {
         for (record, flaw) in records {
             audit.records += 1
             audit.bytes += record.stored
-            if let flaw { audit.damaged.append("offset \(record.offset) (blob \(record.digest.hex)): \(flaw)") }
+            if let flaw {
+                audit.damaged.append("offset \(record.offset) (blob \(record.digest.hex)): \(flaw)")
+            } else {
+                audit.sound.append(record.digest)
+            }
         }
         guard let indexStatus = try folder.statusIfPresent(id + PackShelf.indexSuffix) else { return audit }
         audit.sealed = true

@@ -46,6 +46,9 @@ public final class PackShelf: Sendable {
         var racy = true
         /// When a dedup probe last looked at the folder.
         var probed: ContinuousClock.Instant? = nil
+        /// The sealed packs known at some listing, by hash; `uncovered` holds every other pack of `packs`.
+        var directory = PackDirectory()
+        var uncovered: [Pack] = []
     }
 
     /// How many listings one refresh takes at most while packs vanish or the folder changes under it.
@@ -58,9 +61,9 @@ public final class PackShelf: Sendable {
     /// The pack and record that hold `digest`, or `nil`.
     public func find(_ digest: Digest) throws(CasketError) -> (pack: String, record: PackRecord)? {
         try state.withLock { (state) throws(CasketError) -> (pack: String, record: PackRecord)? in
-            if let found = PackShelf.search(state.packs, digest) { return found }
+            if let found = PackShelf.search(state, digest) { return found }
             try refresh(&state)
-            return PackShelf.search(state.packs, digest)
+            return PackShelf.search(state, digest)
         }
     }
 
@@ -76,7 +79,7 @@ public final class PackShelf: Sendable {
                 state.probed = now
                 try refresh(&state, thorough: false)
             }
-            return PackShelf.search(state.packs, digest, retired: false)
+            return PackShelf.search(state, digest, retired: false)
         }
     }
 
@@ -92,9 +95,9 @@ public final class PackShelf: Sendable {
                     state.packs[lost] = nil
                     state.listedAt = nil
                 }
-                if let hit = PackShelf.locate(state.packs, digest) { return hit }
+                if let hit = PackShelf.locate(state, digest) { return hit }
                 try refresh(&state)
-                return PackShelf.locate(state.packs, digest)
+                return PackShelf.locate(state, digest)
             }
             guard let (pack, record) = found else { return nil }
             do {
@@ -113,17 +116,33 @@ public final class PackShelf: Sendable {
         }
     }
 
-    private static func search(_ packs: [String: Pack], _ digest: Digest, retired: Bool = true) -> (
+    private static func search(_ state: State, _ digest: Digest, retired: Bool = true) -> (
         pack: String, record: PackRecord
     )? {
-        locate(packs, digest, retired: retired).map { ($0.0.id, $0.1) }
+        locate(state, digest, retired: retired).map { ($0.0.id, $0.1) }
     }
 
-    private static func locate(_ packs: [String: Pack], _ digest: Digest, retired: Bool = true) -> (Pack, PackRecord)? {
-        for pack in packs.values where retired || !pack.retired {
-            if let record = pack.lookup(digest) { return (pack, record) }
+    /// The pack and record of `digest`: the directory's candidates, then the packs it does not cover. A pack
+    /// dropped since (a vanished pack, or one replaced under its id) is never answered from.
+    private static func locate(_ state: State, _ digest: Digest, retired: Bool = true) -> (Pack, PackRecord)? {
+        for pack in state.directory.candidates(digest) where retired || !pack.retired {
+            if state.packs[pack.id] === pack, let record = pack.lookup(digest) { return (pack, record) }
+        }
+        for pack in state.uncovered where retired || !pack.retired {
+            if state.packs[pack.id] === pack, let record = pack.lookup(digest) { return (pack, record) }
         }
         return nil
+    }
+
+    /// After a listing: the packs the directory does not cover, and a new directory once enough sealed
+    /// packs are among them.
+    private static func reindex(_ state: inout State) {
+        var uncovered = state.packs.values.filter { !state.directory.covers($0) }
+        if state.directory.isStale(uncoveredSealed: uncovered.count(where: { $0.index != nil })) {
+            state.directory = PackDirectory(state.packs.values.filter { $0.index != nil })
+            uncovered = uncovered.filter { $0.index == nil }
+        }
+        state.uncovered = uncovered
     }
 
     /// Lists the folder again if it changed (or may have changed unseen), then, when `thorough`, scans the
@@ -142,6 +161,7 @@ public final class PackShelf: Sendable {
                 if !lost && after == before { break }
                 before = after
             }
+            PackShelf.reindex(&state)
         }
         guard thorough else { return }
         for pack in state.packs.values where pack.index == nil {
