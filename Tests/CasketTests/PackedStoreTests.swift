@@ -118,6 +118,20 @@ struct PackedStoreTests {
         }
     }
 
+    @Test("a reader of more packs than its soft limit of descriptors allows reads them all (the limit is raised)")
+    func morePacksThanDescriptors() throws {
+        try withTemporaryDirectory { dir in
+            // 64 KiB packs of 200-1,000 byte values: 8,000 values make about 75 packs, each kept open.
+            let store = try TestStore.create(in: dir, durability: .none, packMax: 65536, packSize: 65536)
+            let helper = try CLI.helper()
+            #expect(try runProgram(helper, ["scale-write", store.root, "8000"]).status == 0)
+            #expect(try BlobStore.open(at: store.root).packShelf()!.packIDs().count > 64)
+            let read = try runProgram(
+                "/bin/sh", ["-c", "ulimit -Sn 40 && exec \"$0\" scale-read \"$1\" 8000", helper, store.root])
+            #expect(read.status == 0 && read.stdout.contains("read 8000 keys"), "\(read)")
+        }
+    }
+
     @Test("a packing writer killed with SIGKILL: every key it reported reads back, from its unsealed pack")
     func killedWriter() throws {
         try withTemporaryDirectory { dir in

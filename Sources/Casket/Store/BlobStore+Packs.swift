@@ -12,6 +12,7 @@ extension BlobStore {
         } catch let error where error.code == .notFound {
             return nil
         }
+        OpenFileLimit.raise()
         let made = PackShelf(folder: folder)
         return shelf.withLock { cache in
             if let raced = cache { return raced }

@@ -553,6 +553,28 @@ class _KnownPack:
         os.close(self.fd)
 
 
+def _raise_open_file_limit() -> None:
+    """Raises the soft limit on open descriptors to the hard limit, once per process: a reader keeps each
+    pack open (a descriptor, and one more behind each index's mapping), and a store of ten million small
+    values holds thousands of packs, past the soft limit of 1,024 many systems give a process (the Swift
+    side does the same, as the Go runtime does)."""
+    global _LIMIT_RAISED
+    if _LIMIT_RAISED:
+        return
+    _LIMIT_RAISED = True
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, OSError, ValueError):
+        pass  # a limit we may not raise stays as it is: the reader works until it reaches it
+
+
+_LIMIT_RAISED = False
+
+
 class PackShelf:
     """What a process knows of ``packs/``: the listing, each sealed pack's index (mapped), the records of
     open packs scanned so far. The listing is read again only on a miss, when the folder's mtime changed
@@ -560,6 +582,7 @@ class PackShelf:
     on from where the last scan stopped. A hit costs no system call."""
 
     def __init__(self, folder: str) -> None:
+        _raise_open_file_limit()
         self.folder = folder
         self._packs: dict[str, _KnownPack] = {}
         self._listed_at: tp.Optional[int] = None

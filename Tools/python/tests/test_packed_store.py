@@ -201,3 +201,27 @@ def test_every_read_of_a_packed_payload_finds_it(packed, tmp_path):
     assert store.read_array(h, "uint8", [len(data)]).tobytes() == data
     with pytest.raises(casket.BlobMissingError):
         store.get_bytes(xxhash.xxh3_128_hexdigest(b"absent"))
+
+
+READ_ALL_UNDER_A_LOW_LIMIT = textwrap.dedent("""
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    sys.path.insert(0, {pkg!r})
+    import numpy as np, casket
+    cd = casket.CacheDict(sys.argv[1])
+    assert all(np.array_equal(cd[f"k{{i}}"], np.full(5000, i)) for i in range(160))
+    print("read", len(cd), resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 40)
+""")
+
+
+def test_a_reader_of_more_packs_than_its_soft_descriptor_limit_reads_them_all(tmp_path):
+    root = tmp_path / "store"
+    casket.init_store(root, durability="none", pack_max=65536, pack_size=65536)  # 40 KB values: 2 a pack
+    cd = casket.CacheDict(root)
+    with cd.write():
+        for i in range(160):
+            cd[f"k{i}"] = np.full(5000, i)
+    assert len(packs.PackShelf(str(root / "packs")).pack_ids()) >= 80
+    out = subprocess.run([sys.executable, "-c", READ_ALL_UNDER_A_LOW_LIMIT.format(pkg=PKG), str(root)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["read", "160", "True"], out
