@@ -57,6 +57,8 @@ __all__ = [
 FORMAT_VERSION = 2  # the newest this client reads and writes; a store without packs is still made as 1
 MAX_PACK_MAX = 1 << 20  # FORMAT 3.7: a record's form follows the rule of 3.2 over its whole payload
 DEFAULT_PACK_SIZE = 16 << 20
+# a new store's pack_max (casket init's default): where packing stops paying, docs/PERFORMANCE.md 10
+DEFAULT_PACK_MAX = 1 << 16
 PACK_SIZE_RANGE = (64 << 10, 1 << 30)
 EMPTY_HASH = "99aa06d3014798d86001c324468d497f"
 CHUNK = 1 << 20  # 1 MiB streaming unit
@@ -224,13 +226,16 @@ def _left_by_init(sub: str, folder: Path, name: str) -> bool:
 def init_store(
     path: tp.Union[str, Path],
     compression: str = "none",
-    durability: str = "fsync",
+    durability: str = "group",
     inline_max: int = 0,
     chunks_min: int = DEFAULT_CHUNKS_MIN,
-    pack_max: int = 0,
+    pack_max: int = DEFAULT_PACK_MAX,
     pack_size: int = DEFAULT_PACK_SIZE,
 ) -> "Store":
     """Create a store at ``path`` exactly as ``casket init`` does (FORMAT 2) and open it.
+
+    The defaults are ``casket init``'s: format version 2 with packs below ``DEFAULT_PACK_MAX`` and group
+    commit; ``pack_max=0`` makes a version 1 store (no packs), ``durability="fsync"`` flushes every write.
 
     ``casket.json`` is written through a temp file in ``tmp/`` and linked into place, which never replaces
     a racing init's file. Refuses an existing store.
@@ -334,8 +339,9 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0, **settings
 MIN_CHUNK_READ = 4 << 10  # the smallest chunk a sidecar may declare: bounds how much of one is read
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
 # FORMAT 2: the settings a store is created with (casket init's defaults), which casket.json keeps
-STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN,
-                  "pack_max": 0, "pack_size": DEFAULT_PACK_SIZE}
+# (not what an absent field of casket.json means: that stays "fsync" and 0, FORMAT 2)
+STORE_SETTINGS = {"compression": "none", "durability": "group", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN,
+                  "pack_max": DEFAULT_PACK_MAX, "pack_size": DEFAULT_PACK_SIZE}
 
 
 def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
