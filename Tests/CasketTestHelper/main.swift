@@ -22,8 +22,8 @@
 //                                       "<pack> <hash>" per appended record (not flushed: a kill -9 keeps the page cache)
 //   casket-testhelper pack-torn STORE                              append t0..t2, then the header and half the bytes of
 //                                       t3 with one write; print "torn <pack>" and wait to be killed
-//   casket-testhelper session-bench STORE COUNT SIZE               write COUNT values of SIZE bytes through one session,
-//                                       read them back; print the rates (see SessionBench.swift)
+//   casket-testhelper session-bench STORE COUNT SIZE [writes]      write COUNT values of SIZE bytes through one session,
+//                                       read them back (not with writes); print the rates (SessionBench.swift)
 //   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
 //                                       more appends: see AppendFailure.swift
 //
@@ -159,10 +159,10 @@ func run() throws {
     case "append-fail":
         try appendFailure(cache)
     case "session-bench":
-        guard args.count == 5, let count = Int(args[3]), let size = Int(args[4]) else {
-            fail("usage: session-bench STORE COUNT SIZE")
-        }
-        try sessionBench(args[2], count: count, size: size)
+        guard args.count == 5 || (args.count == 6 && args[5] == "writes"), let count = Int(args[3]),
+            let size = Int(args[4])
+        else { fail("usage: session-bench STORE COUNT SIZE [writes]") }
+        try sessionBench(args[2], count: count, size: size, readBack: args.count == 5)
     default:
         fail("unknown command \(args[1])")
     }
