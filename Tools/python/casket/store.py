@@ -450,6 +450,18 @@ def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
     return cfg
 
 
+def _read_only_memmap(buffer: tp.Any, dt: np.dtype, shape: tuple, filename: tp.Optional[str]) -> np.ndarray:
+    """What ``np.memmap(filename, mode="r")`` builds, over ``buffer``: the mapping of a blob file (without
+    np.memmap's path resolution and second open), or a packed payload read and verified into memory
+    (``filename`` None), so that arrays read back are ``np.memmap`` as exca's ``MemmapArray`` values are."""
+    arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=buffer, offset=0, order="C")
+    arr._mmap = buffer if isinstance(buffer, mmap.mmap) else None
+    arr.offset = 0
+    arr.mode = "r"
+    arr.filename = filename
+    return arr
+
+
 class Store:
     """An open Casket store: blob reads and writes (FORMAT sections 2-4)."""
 
@@ -1140,24 +1152,18 @@ class Store:
                                 f"blob file {raw} is corrupt: expected hash {h}, actual hash {actual}"
                             )
                         return self._decompress_array(h, dt, shape, nbytes, exclude_raw=True)
-                # what np.memmap(raw, mode="r") builds, without its path resolution and second open
-                arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=mm, offset=0, order="C")
-                arr._mmap = mm
-                arr.offset = 0
-                arr.mode = "r"
-                arr.filename = raw
-                return arr
+                return _read_only_memmap(mm, dt, shape, raw)
             if nbytes < self.pack_max:  # no raw blob file: a small payload is most likely packed
                 packed = self._packed_or_none(h, nbytes)
                 if packed is not None:
-                    return np.frombuffer(packed, dtype=dt).reshape(shape)
+                    return _read_only_memmap(packed, dt, shape, None)
         try:
             path, compressed = self._locate(h, nbytes)
         except BlobError:
             packed = self._packed(h, nbytes)  # verified as it is read
             if packed is None:
                 raise
-            return np.frombuffer(packed, dtype=dt).reshape(shape)
+            return _read_only_memmap(packed, dt, shape, None)
         if compressed:
             return self._decompress_array(h, dt, shape, nbytes, exclude_raw=False)
         if nbytes == 0:
