@@ -176,8 +176,13 @@ extension BlobCommand {
     /// `casket blob verify [HASH...]`.
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-hash blobs (all of them by default) and report any that are corrupt or missing.",
-            discussion: "Exit code 1 when any blob is corrupt or missing."
+            abstract:
+                "Re-hash blobs (all of them by default, blob files and packed payloads) and report any that are corrupt or missing.",
+            discussion: """
+                Without hashes, every blob file and every record of every pack (docs/FORMAT.md 3.7) is \
+                verified, and a pack index that does not list exactly the pack's sound records is reported. \
+                Exit code 1 when any blob is corrupt or missing.
+                """
         )
 
         @OptionGroup var options: StoreOptions
@@ -202,19 +207,42 @@ extension BlobCommand {
                     Output.standardError("casket: \(error)")
                 }
             }
+            var packs = 0
+            var records = 0
             if hashes.isEmpty {
                 try store.forEachBlob { (file) throws(CasketError) in
                     // A blob kept in both forms is read through its raw form; check the frame too.
                     if file.compressed && store.mappablePath(file.digest) != nil { return }
                     check(file.digest)
                 }
+                for (id, _) in try store.packShelf()?.packIDs() ?? [] {
+                    let audit = try store.packShelf()!.audit(id)
+                    packs += 1
+                    records += audit.records
+                    bytes += audit.bytes
+                    let damage =
+                        audit.damaged.map { "pack '\(audit.path)' is damaged at \($0)" }
+                        + [audit.indexProblem].compactMap { $0 }
+                    for message in damage {
+                        problems.append([
+                            "pack": audit.path,
+                            "error": Output.errorObject(CasketError(.corrupt, message, path: audit.path)),
+                        ])
+                        Output.standardError("casket: \(message)")
+                    }
+                }
             } else {
                 digests.forEach(check)
             }
             if options.json {
-                Output.json(["checked": checked, "bytes": bytes, "problems": problems, "ok": problems.isEmpty])
+                Output.json([
+                    "checked": checked, "pack_records": records, "packs": packs, "bytes": bytes, "problems": problems,
+                    "ok": problems.isEmpty,
+                ])
             } else {
-                print("verified \(checked) blobs, \(Output.bytes(bytes)): \(problems.count) corrupt or missing")
+                print(
+                    "verified \(checked) blobs and \(records) pack records in \(packs) packs, \(Output.bytes(bytes)): "
+                        + "\(problems.count) corrupt or missing")
             }
             if !problems.isEmpty { throw ExitCode(1) }
         }

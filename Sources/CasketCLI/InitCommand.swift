@@ -10,8 +10,10 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Create a store in a folder.",
         discussion: """
-            Creates DIR if needed, writes DIR/casket.json (format version, hash, compression, durability) \
-            and the blobs/, tmp/ and index/ folders. Refuses a folder that is already a store.
+            Creates DIR if needed, writes DIR/casket.json (format version, hash, compression, durability, \
+            pack settings) and the store's folders. Refuses a folder that is already a store. By default \
+            the store is of format version 2, packs payloads below --pack-max and commits in groups; \
+            --pack-max 0 makes a version 1 store, which older releases read.
             """
     )
 
@@ -23,9 +25,9 @@ struct InitCommand: ParsableCommand {
 
     @Option(
         help:
-            "fsync (flush every write, the default), group (flush once per batch of lines) or none (fast, for scratch stores)."
+            "group (flush once per batch of lines, the default), fsync (flush every write) or none (fast, for scratch stores)."
     )
-    var durability: StoreConfig.Durability = .fsync
+    var durability: StoreConfig.Durability = .group
 
     @Option(help: "Inline payloads of at most this many bytes in index entries (0: never).")
     var inlineMax: Int = 0
@@ -33,8 +35,11 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Give blobs of at least this many bytes chunk digests, for verified window reads (default 4194304).")
     var chunksMin: Int64 = ChunkDigests.defaultMinimum
 
-    @Option(help: "Append payloads of fewer bytes to pack files (0: never, the default; more makes a version 2 store).")
-    var packMax: Int = 0
+    @Option(
+        help:
+            "Append payloads of fewer bytes to pack files (default \(StoreConfig.defaultPackMax), a version 2 store; 0: never, a version 1 store)."
+    )
+    var packMax: Int = StoreConfig.defaultPackMax
 
     @Option(help: "Seal a pack once it holds this many bytes (default 16777216).")
     var packSize: Int64 = StoreConfig.defaultPackSize

@@ -143,9 +143,9 @@ extension Migrator {
                     reason:
                         "key \(KeyDisplay.quoted(item.key)) in the store does not match the hash of its source bytes"))
         }
+        // Loose or packed: a new destination packs small payloads (docs/FORMAT.md 3.7).
         for ref in entry.blobs {
-            guard let location = store.blobs.locate(ref.digest), location.size == nil || location.size == ref.size
-            else {
+            guard store.blobs.contains(ref.digest, size: ref.size) else {
                 return .failure(
                     Unmigratable(
                         reason: "blob \(ref.digest) of key \(KeyDisplay.quoted(item.key)) is missing from the store"))

@@ -64,6 +64,20 @@ package final class Directory: Sendable {
         }
     }
 
+    /// ``directory(_:)``, or `nil` when nothing has the name: for lookups that miss more often than they
+    /// hit (the fan-out folders of a store whose small payloads are packed), where building the error of
+    /// every miss cost more than the `openat` itself.
+    package func directoryIfPresent(_ name: String) throws(CasketError) -> Directory? {
+        try check(name)
+        switch system_openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
+        case .success(let sub): return Directory(fd: sub, path: path(of: name))
+        case .failure(.noSuchFileOrDirectory): return nil
+        case .failure(let errno) where errno == .tooManySymbolicLinks || errno == .notDirectory:
+            throw notA("a directory", name, errno: errno)
+        case .failure(let errno): throw .open(path(of: name), errno: errno)
+        }
+    }
+
     /// Creates a sub-folder if it is missing (the umask applies to `mode`) and opens it. An existing
     /// entry of that name must be a real folder, not a link to one.
     ///

@@ -44,7 +44,8 @@ struct MigrationTests {
         Set((json["not_migrated"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String })
     }
 
-    /// Every blob verifies against its name, and the blobs are exactly those the live entries reference.
+    /// Every blob verifies against its name, and the blobs, loose and packed (the destination's default
+    /// packs small payloads), are exactly those the live entries reference.
     static func expectSoundStore(_ path: String) throws {
         let cache = try CacheStore.open(at: path)
         var referenced = Set<Digest>()
@@ -54,6 +55,7 @@ struct MigrationTests {
             try cache.blobs.verify(file.digest)
             stored.insert(file.digest)
         }
+        stored.formUnion(try TestStore.packedDigests(cache.blobs))
         #expect(stored == referenced)
         for (key, count) in try ExcaFixtures.indexLinesPerKey(path) {
             #expect(count == 1, "\(key) has \(count) index lines")

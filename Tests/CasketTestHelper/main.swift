@@ -24,6 +24,8 @@
 //                                       t3 with one write; print "torn <pack>" and wait to be killed
 //   casket-testhelper scale-write STORE N                          set s/0..s/{N-1} to distinct payloads of 200-1,000 bytes
 //   casket-testhelper scale-read STORE N                           read them all back (benchmark: Tools/bench/scale.sh)
+//   casket-testhelper session-bench STORE COUNT SIZE [writes]      write COUNT values of SIZE bytes through one session,
+//                                       read them back (not with writes); print the rates (SessionBench.swift)
 //   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
 //                                       more appends: see AppendFailure.swift
 //
@@ -172,6 +174,11 @@ func run() throws {
         try appendFailure(cache)
     case "scale-write", "scale-read":
         try scaleCommand(args, cache)
+    case "session-bench":
+        guard args.count == 5 || (args.count == 6 && args[5] == "writes"), let count = Int(args[3]),
+            let size = Int(args[4])
+        else { fail("usage: session-bench STORE COUNT SIZE [writes]") }
+        try sessionBench(args[2], count: count, size: size, readBack: args.count == 5)
     default:
         fail("unknown command \(args[1])")
     }

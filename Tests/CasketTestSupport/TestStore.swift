@@ -24,6 +24,20 @@ public enum TestStore {
         return try BlobStore.open(at: root)
     }
 
+    /// The payloads held in the store's packs (docs/FORMAT.md 3.7), each record's bytes verified: a damaged
+    /// record fails the test, as a corrupt blob file does in ``problems(_:)``.
+    public static func packedDigests(_ store: BlobStore) throws -> Set<Digest> {
+        var found = Set<Digest>()
+        guard let shelf = try store.packShelf() else { return found }
+        for (id, _) in try shelf.packIDs() {
+            for (record, flaw) in try shelf.verify(id).records {
+                if let flaw { throw CasketError(.corrupt, "pack \(id): record \(record.digest): \(flaw)") }
+                found.insert(record.digest)
+            }
+        }
+        return found
+    }
+
     /// The raw-form path of a blob.
     public static func rawPath(_ root: String, _ digest: Digest) -> String {
         root + "/blobs/" + digest.hex.prefix(2) + "/" + digest.hex

@@ -22,7 +22,8 @@ struct CLITests {
             dir = try TemporaryDirectory()
             bytes = TestBytes.random(size, seed: 7)
             digest = Digest(hashing: bytes)
-            let created = try CLI.run(["init", "--durability", durability, dir.child("store")])
+            // Loose blobs: these tests look at blob files (pack records: PackedStoreTests).
+            let created = try CLI.run(["init", "--durability", durability, "--pack-max", "0", dir.child("store")])
             #expect(created.status == 0, "\(created)")
             try TestFiles.write(dir.child("input"), bytes)
             let put = try CLI.run(["blob", "put", "--store", dir.child("store"), dir.child("input")])

@@ -127,7 +127,7 @@ struct CLIUsageTests {
     @Test("set inlines a payload of at most inline_max bytes (file and stdin); ls counts inline bytes")
     func inline() throws {
         let dir = try TemporaryDirectory()
-        let store = try Self.store(dir, ["--inline-max", "64"])
+        let store = try Self.store(dir, ["--inline-max", "64", "--pack-max", "0"])  // inline or a blob file, no pack
         try TestFiles.write(dir.child("small"), Array("hello".utf8))
         try TestFiles.write(dir.child("edge"), TestBytes.random(64, seed: 1))
         try TestFiles.write(dir.child("big"), TestBytes.random(65, seed: 2))

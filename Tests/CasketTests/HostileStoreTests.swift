@@ -20,8 +20,9 @@ struct HostileStoreTests {
         try FileManager.default.createDirectory(atPath: dir.child("outside"), withIntermediateDirectories: true)
     }
 
+    /// A store of loose blobs: these tests put links and foreign files where blob files go.
     func initStore(_ extra: [String] = []) throws {
-        let created = try CLI.run(["init", "--durability", "none"] + extra + [store])
+        let created = try CLI.run(["init", "--durability", "none", "--pack-max", "0"] + extra + [store])
         #expect(created.status == 0, "\(created)")
     }
 

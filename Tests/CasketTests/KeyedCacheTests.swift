@@ -10,7 +10,7 @@ struct KeyedCacheTests {
     static func cache(_ dir: String, inlineMax: Int = 0) throws -> CacheStore {
         CacheStore(
             blobs: try BlobStore.create(
-                at: dir + "/store", config: StoreConfig(durability: .none, inlineMax: inlineMax)))
+                at: dir + "/store", config: StoreConfig(durability: .none, inlineMax: inlineMax, packMax: 0)))
     }
 
     static func line(_ key: String, ts: Int64, hash: Digest? = nil, deleted: Bool = false) -> String {

@@ -1,7 +1,8 @@
 /// A writer's own index file and the operations that append to it (docs/FORMAT.md, section 5.5).
 ///
 /// Created by ``CacheStore/writeSession()``. The file is created on the first write and sealed by
-/// ``close()`` (or when the session is released). Not thread-safe: one session per thread.
+/// ``close()`` (or when the session is released). One session per thread: its operations take a lock only
+/// because, under group commit, a timer thread commits a batch that waited ``groupAge``.
 public final class WriteSession {
     let store: CacheStore
     /// Owns the descriptor; `io` is the view used to write through it.
@@ -34,6 +35,12 @@ public final class WriteSession {
     public static let groupAge: Duration = .milliseconds(200)
     /// The age at which this session commits a batch; ``groupAge`` unless a test needs only the count rule.
     package var batchAge: Duration = WriteSession.groupAge
+    /// Held by every operation, and by the timer around the commit of a batch that is due.
+    private let lock = SessionLock()
+    /// Made at the first batched line; commits a batch once it is ``batchAge`` old.
+    private var timer: BatchTimer?
+    /// The failure of a commit the timer made, reported by the next operation (its batch is lost).
+    private var timerError: CasketError?
     private var grouped: Bool { store.blobs.config.durability == .group }
     /// The winners' times, origins and blobs only (about 100 bytes a key): what stamping a write needs,
     /// without the value trees, and without changing the view of the store's own reads.
@@ -59,6 +66,8 @@ public final class WriteSession {
     /// - Returns: The entry as written.
     @discardableResult
     public func set(_ key: String, bytes: [UInt8]) throws(CasketError) -> IndexEntry {
+        lock.acquire()
+        defer { lock.release() }
         if store.blobs.config.inlineMax > 0 && bytes.count <= store.blobs.config.inlineMax {
             return try set(key, value: ValueTree.inlineBytesNode(bytes))
         }
@@ -81,6 +90,8 @@ public final class WriteSession {
     /// `pack_max` (docs/FORMAT.md 3.7), else a blob file. For writers that build their value trees
     /// themselves (the migrator); the pack is flushed before the lines of the session that follow.
     public func put(_ bytes: [UInt8]) throws(CasketError) -> PutResult {
+        lock.acquire()
+        defer { lock.release() }
         guard store.blobs.packs(size: Int64(bytes.count)) else { return try store.blobs.put(bytes) }
         return try typed { try bytes.withUnsafeBytes { try store.blobs.put($0, packingInto: packWriter()) } }
     }
@@ -88,6 +99,8 @@ public final class WriteSession {
     /// Sets `key` to the contents of a file, streamed into a blob (inlined when the store allows it).
     @discardableResult
     public func set(_ key: String, fileAt path: String) throws(CasketError) -> IndexEntry {
+        lock.acquire()
+        defer { lock.release() }
         if let small = try smallFile(path) { return try set(key, bytes: small) }
         let put = try store.blobs.put(fileAt: path)
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
@@ -101,6 +114,8 @@ public final class WriteSession {
         _ key: String,
         streaming read: (UnsafeMutableRawBufferPointer) throws(CasketError) -> Int
     ) throws(CasketError) -> IndexEntry {
+        lock.acquire()
+        defer { lock.release() }
         let put = try store.blobs.put(streaming: read)
         return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size)))
     }
@@ -109,6 +124,8 @@ public final class WriteSession {
     /// ends within `inline_max` bytes.
     @discardableResult
     public func set(_ key: String, readingDescriptor fd: Int32, name: String) throws(CasketError) -> IndexEntry {
+        lock.acquire()
+        defer { lock.release() }
         let io = FileRef(fd: fd, path: name)
         let head = try readHead(io)
         if head.complete { return try set(key, bytes: head.bytes) }
@@ -140,6 +157,9 @@ public final class WriteSession {
         meta: JSONValue? = nil,
         republish: ((BlobRef) throws(CasketError) -> Void)? = nil
     ) throws(CasketError) -> IndexEntry {
+        lock.acquire()
+        defer { lock.release() }
+        try reportTimerError()
         guard !key.isEmpty else { throw CasketError(.invalidArgument, "a key must not be empty") }
         guard case .object(let object) = value, object["#type"]?.stringValue != nil else {
             throw CasketError(
@@ -169,6 +189,9 @@ public final class WriteSession {
     /// Deletes `key` by appending a tombstone.
     @discardableResult
     public func delete(_ key: String) throws(CasketError) -> IndexEntry {
+        lock.acquire()
+        defer { lock.release() }
+        try reportTimerError()
         guard !key.isEmpty else { throw CasketError(.invalidArgument, "a key must not be empty") }
         guard grouped else { return try append(key: key, value: nil, blobs: [], meta: nil) }
         let entry = try batch(key: key, value: nil, blobs: [], meta: nil)
@@ -182,6 +205,9 @@ public final class WriteSession {
     /// A failed flush abandons the file (its lines may not all be on disk; nothing is appended to it again):
     /// the caller writes the batch again, and the next line goes to a new file.
     public func flush() throws(CasketError) {
+        lock.acquire()
+        defer { lock.release() }
+        try reportTimerError()
         if grouped { return try commit() }
         guard let io else { return }
         do {
@@ -195,7 +221,11 @@ public final class WriteSession {
     /// Seals this session's pack, then appends a seal line and closes the file. Nothing can be written
     /// afterwards.
     public func close() throws(CasketError) {
+        lock.acquire()
+        defer { lock.release() }
         guard !closed else { return }
+        try reportTimerError()
+        timer?.stop()
         try commit()
         closed = true
         try packs?.seal()
@@ -315,8 +345,34 @@ public final class WriteSession {
             origin: .init(writer: writerID, line: lines + pendingLines + 1), meta: meta)
         pending += IndexLine.encode(entry, withOrigin: false)
         pendingLines += 1
-        if batchStart == nil { batchStart = .now }
+        if batchStart == nil {
+            let start = ContinuousClock.now
+            batchStart = start
+            if timer == nil { timer = BatchTimer { [weak self] in self?.timerFired() } }
+            timer?.schedule(start + batchAge)
+        }
         return entry
+    }
+
+    /// On the timer's thread: commits the batch if it is ``batchAge`` old, else says when it will be.
+    private func timerFired() -> ContinuousClock.Instant? {
+        lock.acquire()
+        defer { lock.release() }
+        guard !closed, let start = batchStart else { return nil }
+        guard ContinuousClock.now - start >= batchAge else { return start + batchAge }
+        do {
+            try commit()
+        } catch {
+            timerError = error
+        }
+        return nil
+    }
+
+    /// Throws, once, the failure of a commit the timer made: that batch's lines were not written.
+    private func reportTimerError() throws(CasketError) {
+        guard let error = timerError else { return }
+        timerError = nil
+        throw error
     }
 
     private func commitIfDue() throws(CasketError) {

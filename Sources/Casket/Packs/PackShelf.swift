@@ -219,7 +219,7 @@ public final class PackShelf: Sendable {
     }
 
     /// Opens a regular file of the folder; `nil` when it vanished or is not a regular file (debris).
-    private static func openRegular(_ folder: Directory, _ name: String) throws(CasketError) -> FileHandle? {
+    static func openRegular(_ folder: Directory, _ name: String) throws(CasketError) -> FileHandle? {
         do throws(CasketError) {
             return try folder.openForReading(name)
         } catch let error where error.code == .notFound || error.code == .notARegularFile || error.code == .unsafePath {

@@ -73,7 +73,7 @@ extension BlobStore {
                 digest: digest, size: size, deduplicated: true, compressed: own.record.form == .lz4,
                 storedBytes: own.record.stored)
         }
-        if let hit = deduplicate(digest, size: size) { return hit }
+        if !directories.fanoutLooksEmpty(digest), let hit = deduplicate(digest, size: size) { return hit }
         if let shelf = try packShelf(), let found = try shelf.probe(digest), found.record.size == size {
             return PutResult(
                 digest: digest, size: size, deduplicated: true, compressed: found.record.form == .lz4,

@@ -87,7 +87,11 @@ extension BlobStore {
     func deduplicate(_ digest: Digest, size: Int64) -> PutResult? {
         guard let fanout = try? directories.fanout(digest) else { return nil }
         for compressed in [false, true] {
-            guard let handle = try? fanout.openForReading(blobName(digest, compressed: compressed)),
+            let name = blobName(digest, compressed: compressed)
+            // A missing form costs an lstat, not an open and the error it builds: most puts miss (a new
+            // payload; in a store that packs, nearly every small one).
+            if case .failure(.noSuchFileOrDirectory) = fanout.status(name) { continue }
+            guard let handle = try? fanout.openForReading(name),
                 case .sound(let location) = judge(opened: handle.io, digest: digest, compressed: compressed, size: size)
             else { continue }
             guard case .success = handle.io.touch() else { return nil }

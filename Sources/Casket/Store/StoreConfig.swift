@@ -11,18 +11,23 @@ public struct StoreConfig: Sendable, Equatable {
 
     /// Whether writers flush data to stable storage before reporting success.
     public enum Durability: String, Sendable, CaseIterable {
-        /// `fsync` blobs, their directories and index lines (the default).
+        /// `fsync` blobs, their directories and index lines, each before the write returns.
         case fsync
-        /// Group commit (docs/FORMAT.md 5.5): blob files as with `fsync`; index lines and pack records
-        /// flushed once per batch of a write session.
+        /// Group commit (docs/FORMAT.md 5.5), the default: blob files as with `fsync`; index lines and pack
+        /// records flushed once per batch of a write session.
         case group
         /// No flushing: faster, for scratch stores; a power loss may lose recent writes.
         case none
     }
 
     /// The newest format version this implementation reads and writes: 2, stores that may hold packs
-    /// (docs/FORMAT.md 3.7). A store without packs is still created as version 1, which every reader opens.
+    /// (docs/FORMAT.md 3.7). A store created without packs (`pack_max` 0) is still version 1, which every
+    /// reader opens; a version 1 store is never upgraded by opening or writing it.
     public static let currentVersion = 2
+
+    /// The `pack_max` of a new store: payloads below it are packed. Measured where packing stops paying
+    /// for writes and reads through both languages (docs/PERFORMANCE.md 10).
+    public static let defaultPackMax = 1 << 16
 
     /// The largest `pack_max`: a record's form follows the rule of FORMAT 3.2 over its whole payload.
     public static let maximumPackMax = 1 << 20
@@ -56,14 +61,15 @@ public struct StoreConfig: Sendable, Equatable {
     ///
     /// - Parameters:
     ///   - compression: How new blobs are kept (default: raw).
-    ///   - durability: Whether writes are flushed (default: fsync).
+    ///   - durability: Whether writes are flushed (default: group commit, docs/FORMAT.md 5.5).
     ///   - inlineMax: The largest payload inlined in an index entry (default: 0, never).
     ///   - chunksMin: The smallest blob that gets chunk digests (default 4 MiB, docs/PERFORMANCE.md 9).
-    ///   - packMax: Pack payloads of fewer bytes (default 0, never); a store with packs is of version 2.
+    ///   - packMax: Pack payloads of fewer bytes (default ``defaultPackMax``; 0, never, makes a version 1
+    ///     store); a store with packs is of version 2.
     ///   - packSize: Seal a pack once it holds this many bytes (default 16 MiB).
     public init(
-        compression: Compression = .none, durability: Durability = .fsync, inlineMax: Int = 0,
-        chunksMin: Int64 = ChunkDigests.defaultMinimum, packMax: Int = 0,
+        compression: Compression = .none, durability: Durability = .group, inlineMax: Int = 0,
+        chunksMin: Int64 = ChunkDigests.defaultMinimum, packMax: Int = StoreConfig.defaultPackMax,
         packSize: Int64 = StoreConfig.defaultPackSize
     ) {
         self.version = packMax > 0 ? 2 : 1

@@ -16,6 +16,8 @@ final class StoreDirectories: Sendable {
     private let folders = Mutex<[Folder: Directory]>([:])
     /// Fan-out folders by the digest's first byte, opened on first use.
     private let fanouts = Mutex<[Directory?]>(Array(repeating: nil, count: 256))
+    /// When a small put last found each fan-out folder empty (``fanoutLooksEmpty(_:)``), else `nil`.
+    let emptyFanouts = Mutex<[ContinuousClock.Instant?]>(Array(repeating: nil, count: 256))
 
     init(root: Directory) {
         self.root = root
@@ -52,8 +54,10 @@ final class StoreDirectories: Sendable {
     /// flushed when `durable`); without, a missing one is `nil`.
     func fanout(_ digest: Digest, create: Bool = false, durable: Bool = false) throws(CasketError) -> Directory? {
         let slot = Int(digest.high >> 56)
+        if create { emptyFanouts.withLock { $0[slot] = nil } }  // this process is about to publish a blob in it
         if let open = fanouts.withLock({ $0[slot] }) { return open }
-        let name = String(digest.hex.prefix(2))
+        let digits = Array("0123456789abcdef".utf8)
+        let name = String(decoding: [digits[slot >> 4], digits[slot & 15]], as: UTF8.self)
         let blobs = try folder(.blobs)
         let directory: Directory
         if create {
@@ -61,11 +65,8 @@ final class StoreDirectories: Sendable {
             if created && durable { try blobs.sync() }
             directory = made
         } else {
-            do {
-                directory = try blobs.directory(name)
-            } catch let error where error.errno == .noSuchFileOrDirectory {
-                return nil
-            }
+            guard let present = try blobs.directoryIfPresent(name) else { return nil }
+            directory = present
         }
         return fanouts.withLock { cache in
             if let raced = cache[slot] { return raced }

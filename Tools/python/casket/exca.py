@@ -108,7 +108,7 @@ def installed() -> bool:
     return _finder is not None
 
 
-ENV_PREFIX = "CASKET_EXCA_"  # CASKET_EXCA_COMPRESSION, CASKET_EXCA_DURABILITY, CASKET_EXCA_INLINE_MAX
+ENV_PREFIX = "CASKET_EXCA_"  # CASKET_EXCA_COMPRESSION, CASKET_EXCA_DURABILITY, CASKET_EXCA_PACK_MAX, ...
 # the settings of the stores the switch creates, or the error that refused them (raised at store creation)
 _settings: dict[str, tp.Any] = {}
 _settings_error: tp.Optional[Exception] = None
@@ -116,8 +116,9 @@ _settings_error: tp.Optional[Exception] = None
 
 def environment_settings() -> dict[str, tp.Any]:
     """The store settings of the ``CASKET_EXCA_<SETTING>`` variables (unset or empty: ``casket init``'s
-    default), checked with casket.json's rules; a refusal names the variable. ``inline_max`` and
-    ``chunks_min`` are read as casket.json's JSON integers (``4096``; not ``4096.0``, ``0x10`` or ``4k``)."""
+    default), checked with casket.json's rules; a refusal names the variable. ``inline_max``, ``chunks_min``,
+    ``pack_max`` and ``pack_size`` are read as casket.json's JSON integers (``4096``; not ``4096.0``, ``0x10``
+    or ``4k``)."""
     import json
     import os
 
@@ -130,7 +131,7 @@ def environment_settings() -> dict[str, tp.Any]:
         if not text:
             continue
         value: tp.Any = text
-        if name in ("inline_max", "chunks_min"):
+        if name in ("inline_max", "chunks_min", "pack_max", "pack_size"):
             try:
                 value = json.loads(text)
             except ValueError:

@@ -58,6 +58,8 @@ __all__ = [
 FORMAT_VERSION = 2  # the newest this client reads and writes; a store without packs is still made as 1
 MAX_PACK_MAX = 1 << 20  # FORMAT 3.7: a record's form follows the rule of 3.2 over its whole payload
 DEFAULT_PACK_SIZE = 16 << 20
+# a new store's pack_max (casket init's default): where packing stops paying, docs/PERFORMANCE.md 10
+DEFAULT_PACK_MAX = 1 << 16
 PACK_SIZE_RANGE = (64 << 10, 1 << 30)
 EMPTY_HASH = "99aa06d3014798d86001c324468d497f"
 CHUNK = 1 << 20  # 1 MiB streaming unit
@@ -247,13 +249,16 @@ def _left_by_init(sub: str, folder: Path, name: str) -> bool:
 def init_store(
     path: tp.Union[str, Path],
     compression: str = "none",
-    durability: str = "fsync",
+    durability: str = "group",
     inline_max: int = 0,
     chunks_min: int = DEFAULT_CHUNKS_MIN,
-    pack_max: int = 0,
+    pack_max: int = DEFAULT_PACK_MAX,
     pack_size: int = DEFAULT_PACK_SIZE,
 ) -> "Store":
     """Create a store at ``path`` exactly as ``casket init`` does (FORMAT 2) and open it.
+
+    The defaults are ``casket init``'s: format version 2 with packs below ``DEFAULT_PACK_MAX`` and group
+    commit; ``pack_max=0`` makes a version 1 store (no packs), ``durability="fsync"`` flushes every write.
 
     ``casket.json`` is written through a temp file in ``tmp/`` and linked into place, which never replaces
     a racing init's file. Refuses an existing store.
@@ -357,8 +362,9 @@ def open_or_init_store(path: tp.Union[str, Path], wait: float = 30.0, **settings
 MIN_CHUNK_READ = 4 << 10  # the smallest chunk a sidecar may declare: bounds how much of one is read
 MAX_INLINE_MAX = 1 << 20  # FORMAT 2: inlined payloads live in index lines, which every reader loads
 # FORMAT 2: the settings a store is created with (casket init's defaults), which casket.json keeps
-STORE_SETTINGS = {"compression": "none", "durability": "fsync", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN,
-                  "pack_max": 0, "pack_size": DEFAULT_PACK_SIZE}
+# (not what an absent field of casket.json means: that stays "fsync" and 0, FORMAT 2)
+STORE_SETTINGS = {"compression": "none", "durability": "group", "inline_max": 0, "chunks_min": DEFAULT_CHUNKS_MIN,
+                  "pack_max": DEFAULT_PACK_MAX, "pack_size": DEFAULT_PACK_SIZE}
 
 
 def setting_rule(name: str, value: tp.Any) -> tp.Optional[str]:
@@ -465,6 +471,18 @@ def parse_config(raw: bytes, path: tp.Union[str, Path]) -> dict:
         # a version 1 reader ignores the field and would never find a packed payload
         raise field("pack_max", '0 in a store of version 1 (packs need "version": 2)')
     return cfg
+
+
+def _read_only_memmap(buffer: tp.Any, dt: np.dtype, shape: tuple, filename: tp.Optional[str]) -> np.ndarray:
+    """What ``np.memmap(filename, mode="r")`` builds, over ``buffer``: the mapping of a blob file (without
+    np.memmap's path resolution and second open), or a packed payload read and verified into memory
+    (``filename`` None), so that arrays read back are ``np.memmap`` as exca's ``MemmapArray`` values are."""
+    arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=buffer, offset=0, order="C")
+    arr._mmap = buffer if isinstance(buffer, mmap.mmap) else None
+    arr.offset = 0
+    arr.mode = "r"
+    arr.filename = filename
+    return arr
 
 
 class Store:
@@ -1199,7 +1217,7 @@ class Store:
                 except BlobCorruptError:  # a damaged record: a sound blob file may hold the payload
                     packed = None
                 if packed is not None:
-                    return np.ndarray(shape, dt, packed)  # over the verified bytes, read-only
+                    return _read_only_memmap(packed, dt, shape, None)  # over the verified bytes
             # hot path of a larger one: the raw form, opened once without following a symlink, judged by fstat
             raw = os.path.join(self._blobs_str, h[:2], h)
             fd = _open_sized(raw, nbytes)
@@ -1223,20 +1241,14 @@ class Store:
                                 f"blob file {raw} is corrupt: expected hash {h}, actual hash {actual}"
                             )
                         return self._decompress_array(h, dt, shape, nbytes, exclude_raw=True)
-                # what np.memmap(raw, mode="r") builds, without its path resolution and second open
-                arr = np.ndarray.__new__(np.memmap, shape, dtype=dt, buffer=mm, offset=0, order="C")
-                arr._mmap = mm
-                arr.offset = 0
-                arr.mode = "r"
-                arr.filename = raw
-                return arr
+                return _read_only_memmap(mm, dt, shape, raw)
         try:
             path, compressed = self._locate(h, nbytes)
         except BlobError:
             packed = self._packed(h, nbytes)  # verified as it is read
             if packed is None:
                 raise
-            return np.frombuffer(packed, dtype=dt).reshape(shape)
+            return _read_only_memmap(packed, dt, shape, None)
         if compressed:
             return self._decompress_array(h, dt, shape, nbytes, exclude_raw=False)
         if nbytes == 0:

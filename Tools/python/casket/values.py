@@ -501,14 +501,14 @@ class _Decoder:
 
     def t_ContiguousMemmapArray(self, node: dict) -> tp.Any:
         """exca's ``ContiguousMemmap`` proxy when exca is installed (as exca returns), over a memory map of
-        the raw blob, or of a verified file in the read folder for a compressed or inline payload. An array
+        the raw blob, or of a verified file in the read folder for a compressed, packed or inline payload. An array
         with chunk digests stays Casket's own proxy, verified by the chunks each read touches (FORMAT 3.6):
         exca's would read the mapping unverified, so it could only be given one verified whole."""
         arr = self.array(node)
         proxy = handlers.contiguous_memmap()
         if proxy is None or arr.size == 0 or isinstance(arr, ChunkedArray):  # exca never writes an empty array
             return arr
-        if not isinstance(arr, np.memmap):
+        if not isinstance(arr, np.memmap) or arr.filename is None:  # a packed array is in memory, no file
             folder = self.view({"array": node})
             arr = np.memmap(folder / "array", dtype=arr.dtype, mode="r", shape=arr.shape, order="C")
         return proxy(arr)

@@ -12,7 +12,7 @@ import casket  # noqa: E402
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     path = tmp_path / "store"
-    casket.init_store(path, durability="none")
+    casket.init_store(path, durability="none", pack_max=0)  # loose blobs: what most tests look at
     return path
 
 

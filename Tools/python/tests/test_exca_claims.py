@@ -124,7 +124,17 @@ def _run_workers(python: Path, tmp: Path, switch: bool, **extra: str) -> Run:
 
 
 def _blob_bytes(store: Path) -> int:
-    return sum(p.stat().st_size for p in (store / "blobs").rglob("*") if p.is_file())
+    """Payload bytes on disk: blob files, and the records of packs (small payloads, the default)."""
+    from casket import packs
+
+    total = sum(p.stat().st_size for p in (store / "blobs").rglob("*") if p.is_file())
+    for pack in (store / "packs").glob("*.pack"):
+        fd = os.open(pack, os.O_RDONLY)
+        try:
+            total += sum(record.stored for record, _ in packs.scan_records(fd, os.fstat(fd).st_size)[0])
+        finally:
+            os.close(fd)
+    return total
 
 
 def _check_store(uid_folder: Path) -> None:

@@ -73,9 +73,12 @@ def test_without_variables_new_stores_have_init_defaults(layered: Layered, tmp_p
     out = _run(layered("0.6.0"), folder, "", CASKET_EXCA_COMPRESSION="")  # empty: unset
     assert out.returncode == 0, out.stderr
     store = Path(json.loads(out.stdout.splitlines()[-1])["store"])
-    assert _config(store) == {"compression": "none", "durability": "fsync", "inline_max": 0}
-    sizes = _blob_sizes(store)
-    assert sizes == [64, 1 << 16]  # nothing inlined, nothing compressed
+    assert _config(store) == {"compression": "none", "durability": "group", "inline_max": 0}
+    cfg = json.loads((store / "casket.json").read_text())
+    assert (cfg["version"], cfg["pack_max"]) == (2, casket.store.DEFAULT_PACK_MAX) == (2, 1 << 16)
+    # nothing inlined, nothing compressed; the 64 bytes packed, the 64 KiB (not below pack_max) a blob file
+    assert _blob_sizes(store) == [1 << 16]
+    assert len(list((store / "packs").glob("*.pack"))) == 1
 
 
 @pytest.mark.parametrize("variable,value", [
@@ -121,7 +124,7 @@ def test_install_settings_override_variables_and_existing_stores_keep_theirs(tmp
     casket.exca.install(settings={"compression": "lz4"})
     assert casket.exca.store_settings() == {"compression": "lz4", "inline_max": 64}
     store = _write(tmp_path / "a")
-    assert (store.compression, store.durability, store.inline_max) == ("lz4", "fsync", 64)
+    assert (store.compression, store.durability, store.inline_max) == ("lz4", "group", 64)
     # a CacheDict's own settings win; an existing store keeps what casket.json says
     assert _write(tmp_path / "b", store_settings={"durability": "none"}).durability == "none"
     casket.init_store(tmp_path / "c")
@@ -152,3 +155,18 @@ def test_bad_variable_raises_in_install_by_hand(switch: None) -> None:
     with pytest.raises(casket.StoreError, match="CASKET_EXCA_DURABILITY='always' is not a valid durability"):
         casket.exca.install()
     assert not casket.exca.installed()
+
+
+def test_pack_max_variable_chooses_version_1_stores(tmp_path: Path, switch: None) -> None:
+    """``CASKET_EXCA_PACK_MAX=0`` gives the stores of older releases (version 1, loose blobs); a value that
+    is not casket.json's integer is refused, naming the variable."""
+    os.environ["CASKET_EXCA_PACK_MAX"] = "0"
+    casket.exca.install()
+    store = _write(tmp_path / "a")
+    cfg = json.loads((tmp_path / "a" / "casket.json").read_text())
+    assert (cfg["version"], "pack_max" in cfg, store.durability) == (1, False, "group")
+    assert _blob_sizes(tmp_path / "a") == [1000] and not list((tmp_path / "a" / "packs").iterdir())
+    casket.exca.uninstall()
+    os.environ["CASKET_EXCA_PACK_MAX"] = "64k"
+    with pytest.raises(casket.StoreError, match="CASKET_EXCA_PACK_MAX='64k' is not a valid pack_max"):
+        casket.exca.install()

@@ -465,7 +465,7 @@ def test_switch_serves_folder_exca_wrote(layered: Layered, tmp_path: Path, versi
     assert "holds an exca cache (1 index files such as" in out.stderr and "are still served" in out.stderr
     assert f"casket migrate '{uid}' --into '{uid}' --reclaim" in out.stderr
     # new values are in the Casket store, exca's files untouched (not even its .exca-last-use stamp)
-    assert (uid / "casket.json").is_file() and any((uid / "blobs").rglob("*"))
+    assert (uid / "casket.json").is_file() and any((uid / "packs").glob("*.pack"))  # small values: packed
     assert _exca_files(uid) == before
     import casket
 

@@ -29,7 +29,7 @@ def _files(folder: Path) -> list:
 @pytest.mark.parametrize("relative", ["blobs", "tmp", "fanout", "index"])
 def test_writes_refuse_linked_folders(tmp_path: Path, relative: str) -> None:
     root = tmp_path / "store"
-    casket.init_store(root, durability="none")
+    casket.init_store(root, durability="none", pack_max=0)  # loose blobs: writes go through blobs/ and tmp/
     payload = os.urandom(5000)
     if relative == "fanout":
         relative = "blobs/" + hash_bytes(payload)[:2]
@@ -124,14 +124,14 @@ def test_folders_follow_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o002)
     try:
         root = tmp_path / "store"
-        casket.init_store(root, durability="none")
+        casket.init_store(root, durability="none", pack_max=0)  # a loose blob: its fan-out folder is made
         cd = casket.CacheDict(folder=root)
         with cd.write():
             cd["k"] = np.arange(10)
     finally:
         os.umask(old)
     fanout = "blobs/" + hash_bytes(np.arange(10).tobytes())[:2]
-    for folder in ["", "blobs", "tmp", "index", "claims", fanout]:
+    for folder in ["", "blobs", "tmp", "index", "claims", "packs", fanout]:
         mode = os.stat(root / folder).st_mode
         assert mode & 0o070 == 0o070, (folder, oct(mode))
     for index_file in (root / "index").iterdir():

@@ -130,7 +130,7 @@ def test_writer_killed_mid_session_loses_no_reported_key(packed):
 
 def test_version_1_store_never_packs(tmp_path):
     root = tmp_path / "v1"
-    store = casket.init_store(root, durability="none")
+    store = casket.init_store(root, durability="none", pack_max=0)
     assert store.config["version"] == 1 and store.pack_max == 0
     cd = casket.CacheDict(root)
     with cd.write():
