@@ -5,8 +5,8 @@ after the collection (the goal of issue 12: at most 1.05x after one GC; docs/PER
     CASKET_BIN=.build/debug/casket .venv/bin/python Tools/python/bench/bench_eight_writers.py \
         [WRITERS] [VALUES] [SIZE] [PACK_MAX]
 
-Each writer is its own Python process (one ``CacheDict.write()`` block, durability ``group``); they start
-together on a shared start time. ``run()`` is what the test suite calls too.
+Each writer is its own Python process (one ``CacheDict.write()`` block, durability ``group``); they meet
+through files before they write, and each keeps its session open until all have written. ``run()`` is what the test suite calls too.
 """
 import json
 import os
@@ -16,20 +16,24 @@ import tempfile
 import time
 
 WRITER = """
-import sys, time
+import os, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np, casket
-root, count, size, start, me = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
-hold = float(sys.argv[7])
+root, count, size, sync, me, writers = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7])
+
+def meet(stage):  # a rendezvous of every writer through files: "at once" however slow the machine
+    open(os.path.join(sync, stage + "-" + me), "w").close()
+    while sum(n.startswith(stage + "-") for n in os.listdir(sync)) < writers:
+        time.sleep(0.005)
+
 arrays = [np.random.default_rng(i).random(size // 8) for i in range(count)]
 cd = casket.CacheDict(root)
-time.sleep(max(0.0, start - time.time()))
+meet("ready")
 with cd.write():
     for i, a in enumerate(arrays):
         cd[f"{me}-k{i}"] = a
-    time.sleep(max(0.0, hold - time.time()))  # the session (and its open pack) lasts while the others write
+    meet("written")  # the session (and its open pack) lasts until every writer has written
 """
-
 PKG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -72,12 +76,10 @@ def run(root: str, casket_bin: str, writers: int = 8, values: int = 2000, size: 
     import casket
 
     casket.init_store(root, durability="group", pack_max=pack_max)
-    start = time.time() + 1.0 + 0.2 * writers  # after every interpreter has imported numpy
-    # a writer of a few hundred values is done in a few ms: sessions held open to the same end, so the
-    # writers are "at once" however the two cores take them (none sees another's open pack)
-    hold = start + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, PKG, root, str(values), str(size), str(start),
-                               f"w{n}", str(hold)]) for n in range(writers)]
+    sync = tempfile.mkdtemp(prefix="sync-", dir=os.path.dirname(os.path.abspath(root)))
+    # none of the writers sees another's open pack: each packs every value itself, and GC makes one copy
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, PKG, root, str(values), str(size), sync, f"w{n}",
+                               str(writers)]) for n in range(writers)]
     for p in procs:
         if p.wait() != 0:
             raise RuntimeError(f"a writer exited with {p.returncode}")

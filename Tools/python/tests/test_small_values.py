@@ -68,7 +68,7 @@ def test_the_fast_path_writes_what_the_encoder_writes(tmp_path):
     """The same arrays through the general encoder (a store without packs never takes the shortcut) give
     the same value trees, hashes and sizes."""
     loose = tmp_path / "loose"
-    casket.init_store(loose)
+    casket.init_store(loose, pack_max=0)
     packed = tmp_path / "packed"
     casket.init_store(packed, durability="group", pack_max=65536)
     for root in (loose, packed):
@@ -212,7 +212,7 @@ def test_a_fanout_folder_removed_after_gc_is_made_again(tmp_path):
     """A process does not make a fan-out folder it has seen again for each put; when the folder is gone
     (its blob collected by a real `casket gc`, then the folder removed) the next put makes it again."""
     root = tmp_path / "store"
-    casket.init_store(root, durability="none")
+    casket.init_store(root, durability="none", pack_max=0)  # loose blobs: a v1 store
     first, second = _payloads_sharing_a_fanout(2)
     fan = root / "blobs" / xxhash.xxh3_128_hexdigest(first)[:2]
     cd = casket.CacheDict(root)
