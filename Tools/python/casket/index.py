@@ -556,6 +556,14 @@ _LINE_END_OK = frozenset(" \t\r")
 
 _I64_MIN, _I64_END = -(1 << 63), 1 << 63
 _HASH_FULLMATCH = re.compile(r"[0-9a-f]{32}").fullmatch
+_JSON_UINT = r"(?:0|[1-9][0-9]{0,18})"  # at most 19 digits: int() never meets a long digit string
+# a set line of one MemmapArray node and its blob, in the bytes writers give it (FORMAT 5.2): a key without
+# escapes or control characters, JSON integers, the blob and size of "blobs" those of the node; trailing
+# blanks as the scanner path allows them
+_ARRAY_LINE = re.compile(
+    r'^\{"key":"([^"\\\x00-\x1f]+)","ts":(0|-?[1-9][0-9]{0,18}),"value":\{"#type":"MemmapArray","blob":"([0-9a-f]{32})",'
+    rf'"size":({_JSON_UINT}),"dtype":"([0-9A-Za-z<>|=]+)","shape":\[((?:{_JSON_UINT})(?:,{_JSON_UINT})*)?\]\}},'
+    r'"blobs":\[\["\3",\4\]\]\}[ \t\r]*$', re.M).finditer
 
 
 def validate(obj: tp.Any) -> dict:
@@ -781,12 +789,39 @@ class IndexReader:
                 self._line(state, wid, data[start:nl], state.lines)
                 start = nl + 1
             return
-        scan, find, ok = _SCAN, text.find, _LINE_END_OK
-        best, name = self._best, state.name
         # lone surrogates come only from \\uD8xx-\\uDFxx escapes: look per line only if the block has one
         escapes = _SURROGATE_ESCAPE.search(text) is not None
-        start = 0
-        n = len(text)
+        best, name = self._best, state.name
+        start, n = 0, len(text)
+        if not escapes:
+            # the line of a packed or loose array, {key, ts, value: MemmapArray node, blobs: its one blob}, as
+            # writers render it: taken field by field from one match, without the JSON scanner and the checks
+            # (the pattern admits only valid such lines); any other line goes through the general path
+            for m in _ARRAY_LINE(text):
+                if m.start() > start:
+                    self._scan_lines(state, wid, text, start, m.start(), escapes)
+                state.lines += 1
+                start = m.end() + 1
+                key, ts, h, size, dtype, shape = m.groups()
+                ts, size = int(ts), int(size)
+                if not (_I64_MIN <= ts < _I64_END and size < _I64_END):
+                    state.lines -= 1  # outside int64: the general path gives the verdict
+                    self._scan_lines(state, wid, text, m.start(), start, escapes)
+                    continue
+                entry = Entry(key, ts, wid, state.lines, False,
+                              {"#type": "MemmapArray", "blob": h, "size": size, "dtype": dtype,
+                               "shape": [int(x) for x in shape.split(",")] if shape else []},
+                              [[h, size]], name)
+                cur = best.get(key)
+                if cur is None or entry.order > cur.order:
+                    best[key] = entry
+        if start < n:
+            self._scan_lines(state, wid, text, start, n, escapes)
+
+    def _scan_lines(self, state: _FileState, wid: str, text: str, start: int, n: int, escapes: bool) -> None:
+        """The whole lines ``text[start:n]``, each parsed by the C scanner."""
+        scan, find, ok = _SCAN, text.find, _LINE_END_OK
+        best, name = self._best, state.name
         while start < n:
             nl = find("\n", start)
             state.lines += 1

@@ -256,11 +256,8 @@ class PackIndex:
         digest, offset, stored, size, form = _ENTRY.unpack_from(self.map, INDEX_HEADER + i * ENTRY_SIZE)
         return PackRecord(digest.hex(), form, size, stored, offset)
 
-    def lookup(self, digest: str) -> tp.Optional[PackRecord]:
-        return self.lookup_key(bytes.fromhex(digest))
-
-    def lookup_key(self, key: bytes, digest: tp.Optional[str] = None) -> tp.Optional[PackRecord]:
-        """:meth:`lookup` of a hash's 16 bytes (and its hex form, when the caller has it)."""
+    def position(self, key: bytes) -> int:
+        """Where the entry of a hash's 16 bytes starts in the mapping, -1 when the index has none."""
         slot = key[0]
         lo, hi = (self.fanout[slot - 1] if slot else 0), self.fanout[slot]
         m = self.map
@@ -269,15 +266,23 @@ class PackIndex:
             at = INDEX_HEADER + mid * ENTRY_SIZE
             found = m[at:at + 16]
             if found == key:
-                if digest is None:
-                    return self.entry(mid)
-                _, offset, stored, size, form = _ENTRY.unpack_from(m, at)
-                return PackRecord(digest, form, size, stored, offset)
+                return at
             if found < key:
                 lo = mid + 1
             else:
                 hi = mid
-        return None
+        return -1
+
+    def lookup(self, digest: str) -> tp.Optional[PackRecord]:
+        return self.lookup_key(bytes.fromhex(digest))
+
+    def lookup_key(self, key: bytes, digest: tp.Optional[str] = None) -> tp.Optional[PackRecord]:
+        """:meth:`lookup` of a hash's 16 bytes (and its hex form, when the caller has it)."""
+        at = self.position(key)
+        if at < 0:
+            return None
+        found, offset, stored, size, form = _ENTRY.unpack_from(self.map, at)
+        return PackRecord(found.hex() if digest is None else digest, form, size, stored, offset)
 
     def close(self) -> None:
         self.map.close()
@@ -610,6 +615,38 @@ class PackShelf:
                 if lost is not None:
                     raise
                 lost = pack.id
+
+    def read_view(self, digest: str, size: int) -> tp.Optional[tuple[bytes, int]]:
+        """:meth:`read` for an array over the payload: the verified bytes and the offset the payload starts
+        at in them (no copy of a raw record). A raw record costs one ``pread``, the comparison of its header
+        with what the index (or the scan) gave and one hash, and the pack of the last hit is searched first
+        without any other lookup; anything else (LZ4, a record that fails a check, a lost pack) takes
+        :meth:`read`, which names the damage."""
+        key = bytes.fromhex(digest)
+        with self._lock:
+            pack = self._last
+            index = pack.index if pack is not None else None
+            at = index.position(key) if index is not None else -1
+            fields = _ENTRY.unpack_from(index.map, at)[1:] if at >= 0 else None  # type: ignore[union-attr]
+        if fields is None:
+            found = self._locate(digest)
+            if found is None:
+                return None
+            pack, record = found
+            fields = (record.offset, record.stored, record.size, record.form)
+        offset, stored, found_size, form = fields
+        if form == RAW and found_size == size == stored:
+            assert pack is not None
+            try:
+                buf = os.pread(pack.fd, HEADER_SIZE + stored, offset)
+            except OSError:
+                buf = b""  # read() drops a pack lost under it and lists the folder again
+            if (len(buf) == HEADER_SIZE + stored and _HEAD.unpack_from(buf) == (RECORD_MAGIC, key, RAW, size, stored)
+                    and _CHECK.unpack_from(buf, 37)[0] == xxhash.xxh32_intdigest(memoryview(buf)[:37])
+                    and xxhash.xxh3_128_hexdigest(memoryview(buf)[HEADER_SIZE:]) == digest):
+                return buf, HEADER_SIZE
+        data = self.read(digest, size)
+        return None if data is None else (data, 0)
 
     def pack_ids(self) -> list[tuple[str, bool]]:
         with self._lock:

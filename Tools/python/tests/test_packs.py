@@ -168,6 +168,32 @@ def test_damaged_record_read_names_pack_and_offset(tmp_path):
     assert packs.PackShelf(folder).read(h(b"first")) == b"first"
 
 
+def test_read_view_checks_each_record_against_its_index_entry_without_a_copy(tmp_path):
+    """A read for an array checks the record in the pack of the last hit against its index entry (header and
+    check) and its hash, and returns the read buffer itself; a damaged header or payload is named."""
+    folder = pack_dir(tmp_path)
+    writer = packs.PackWriter(folder, "t-6-00000000", durable=False)
+    data = [bytes([i + 1]) * 4096 for i in range(3)]
+    records = [writer.append(d, h(d))[1] for d in data]
+    writer.seal()
+    shelf = packs.PackShelf(folder)
+    buf, at = shelf.read_view(h(data[0]), 4096)
+    assert (len(buf), at, buf[at:]) == (packs.HEADER_SIZE + 4096, packs.HEADER_SIZE, data[0])
+    assert shelf.read_view(h(data[0]), 4095) is None, "another size is another payload"
+    path = os.path.join(folder, "t-6-00000000-1.pack")
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(records[1].offset + packs.HEADER_SIZE + 100)
+        f.write(b"X")
+        f.seek(records[2].offset + 30)  # the stored length: the header no longer matches its entry
+        f.write(b"\x01")
+    with pytest.raises(BlobCorruptError, match=f"offset {records[1].offset} .*hash to"):
+        shelf.read_view(h(data[1]), 4096)
+    with pytest.raises(BlobCorruptError, match=f"offset {records[2].offset} .*header is not the record's"):
+        shelf.read_view(h(data[2]), 4096)
+    assert shelf.read_view(h(data[0]), 4096)[0][packs.HEADER_SIZE:] == data[0]
+
+
 TORN_WRITER = textwrap.dedent("""
     import os, sys, time, xxhash
     sys.path.insert(0, {pkg!r})
