@@ -356,14 +356,14 @@ class IndexWriter:
         io = self._io_lock()
         io.acquire()
         try:
-            threading.Thread(target=self._write_behind, args=(batch, io), daemon=True).start()
+            threading.Thread(target=self._write_behind, args=(*batch, io), daemon=True).start()
         except BaseException:
             io.release()
             raise
 
-    def _write_behind(self, batch: list, io: threading.Lock) -> None:
+    def _write_behind(self, batch: list, own: tp.Mapping[str, tp.Any], io: threading.Lock) -> None:
         try:
-            self._write_batch(batch)
+            self._write_batch(batch, own)
         except BaseException as e:  # raised to the writer at its next append, commit or close
             self._timer_error = e
         finally:
@@ -374,12 +374,12 @@ class IndexWriter:
             if self._pid != _PID[0]:
                 return
             self._timer = None
-            batch = self._take()
+            batch, own = self._take()
             if not batch:
                 return
             io = self._io_lock()
             io.acquire()
-        self._write_behind(batch, io)  # without the writer's lock: the session appends meanwhile
+        self._write_behind(batch, own, io)  # without the writer's lock: the session appends meanwhile
 
     def _raise_timer_error(self) -> None:
         error, self._timer_error = self._timer_error, None
@@ -395,23 +395,34 @@ class IndexWriter:
 
     def _commit(self, seal: tp.Optional[bytes] = None) -> None:
         """Commits the batch, after any batch being written; ``seal`` (a seal line) ends the same write,
-        flushed with it."""
-        batch = self._take()
-        with self._io_lock():
-            self._raise_timer_error()  # a batch written behind failed: its lines are not on disk
-            self._write_batch(batch, seal)
+        flushed with it, and then the session's pack is sealed by a thread meanwhile (the seal flushes the
+        pack itself before it publishes the index: its flushes overlap those of the last batches)."""
+        batch, own = self._take()
+        packs = self._packs if self._packs is not None and self._packs.pid == _PID[0] else None
+        sealing = _Sealing(packs) if seal is not None and packs is not None else None
+        try:
+            with self._io_lock():
+                self._raise_timer_error()  # a batch written behind failed: its lines are not on disk
+                self._write_batch(batch, own, seal)
+        finally:
+            if sealing is not None:
+                sealing.join()
 
-    def _take(self) -> list:
+    def _take(self) -> tuple[list, tp.Mapping[str, tp.Any]]:
+        """The batch, and the records of the session's open pack, which the batch's step 4 needs no look
+        for (the mapping stays with the batch when the pack is sealed meanwhile)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         self._taken += len(batch)
-        return batch
+        packs = self._packs
+        return batch, (packs.open_records() if packs is not None and packs.pid == _PID[0] else {})
 
-    def _write_batch(self, batch: list, seal: tp.Optional[bytes] = None) -> None:
+    def _write_batch(self, batch: list, own: tp.Mapping[str, tp.Any], seal: tp.Optional[bytes] = None) -> None:
         """Writes a batch taken from the session (the caller holds the io lock): the packs flushed, then the
-        lines in one write and one flush, then steps 3 and 4 of FORMAT 5.5."""
+        lines in one write and one flush, then steps 3 and 4 of FORMAT 5.5 (a blob in ``own``, the
+        session's pack's records, needs no look: no one else removes them)."""
         if not batch:
             if seal is not None:
                 # alone, under group commit, not flushed: a seal line a crash takes leaves an unsealed file
@@ -421,8 +432,6 @@ class IndexWriter:
         packs = self._packs
         if packs is not None and packs.pid == _PID[0]:
             packs.sync()  # the packed bytes of the batch, before any of its lines
-        else:
-            packs = None
         data = b"".join([line for line, _, _ in batch] + ([seal] if seal is not None else []))
         try:
             self._write_line(data, len(batch))
@@ -440,8 +449,8 @@ class IndexWriter:
             self._dir_unsynced = False
         for _, blobs, republish in batch:
             for h, size in blobs:
-                if packs is not None and packs.record_of(h) is not None:
-                    continue  # in the session's open pack, which no one else removes: no system call
+                if h in own:
+                    continue  # no system call
                 if not self.store.has_blob(h, size):
                     if republish is None:
                         raise CasketError(
@@ -471,6 +480,28 @@ class IndexWriter:
 
     def __exit__(self, *exc: tp.Any) -> None:
         self.close()
+
+
+class _Sealing:
+    """A session's pack sealed by a thread (FORMAT 3.7: flushed, its index encoded and published) while the
+    last batches' lines are written and flushed. ``join`` raises the seal's error."""
+
+    def __init__(self, packs: tp.Any) -> None:
+        self._error: tp.Optional[BaseException] = None
+        self._packs = packs
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._packs.seal()
+        except BaseException as e:  # raised by join, in the session's thread
+            self._error = e
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 # --------------------------------------------------------------------------- reader
