@@ -29,7 +29,6 @@ from .store import (
     _fsync_dir,
     check_real_dir,
     describe_kind,
-    is_well_formed_hash,
     sanitized_host,
 )
 
@@ -67,10 +66,12 @@ def entry_line_parts(key: str, value_json: bytes, blobs: tp.Sequence[tp.Sequence
     same bytes as :func:`entry_line`'s, without rendering the value again for each ``ts``."""
     plain = True  # hashes are hex digits and sizes integers: nothing to escape (a loop: most lines have one)
     for h, size in blobs:
-        if type(size) is not int or not is_well_formed_hash(h):
+        if type(size) is not int or type(h) is not str or _HASH_FULLMATCH(h) is None:
             plain = False
             break
-    if plain:
+    if plain and len(blobs) == 1:
+        blob_json = b'[["%s",%d]]' % (blobs[0][0].encode("ascii"), blobs[0][1])
+    elif plain:
         blob_json = b"[%s]" % b",".join([b'["%s",%d]' % (h.encode("ascii"), size) for h, size in blobs])
     else:
         blob_json = _dumps([[h, size] for h, size in blobs])
@@ -333,8 +334,12 @@ class IndexWriter:
             self._open_new()  # the writer id, for the origin the line will have
         self._pending.append((line, blobs, republish))
         # the payloads a line keeps for republishing (FORMAT 5.5 step 4) count: two batches bound the memory
-        self._pending_bytes += len(line) + (sum(size for _, size in blobs) if republish is not None else 0)
-        self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
+        self._pending_bytes += len(line)
+        if republish is not None:
+            for _, size in blobs:
+                self._pending_bytes += size
+        if self._packs is None or self._packs.pid != _PID[0]:  # the session's, once it has one
+            self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
         self.last_origin = (self._wid, self._taken + len(self._pending))
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
             self._commit_behind()

@@ -97,7 +97,9 @@ def parse_header(buf: tp.Any, offset: int, at: int = 0) -> tp.Optional[PackRecor
 def encode_record(payload: tp.Any, digest: str, compress: bool, offset: int) -> tuple[PackRecord, bytes]:
     """The record of ``payload`` in the form the store's rule gives (FORMAT 3.2: LZ4 only when
     ``compress`` and the block is at most 90 % of the payload), and the bytes to store."""
-    data = payload if isinstance(payload, (bytes, bytearray)) else _as_byte_view(payload)  # no copy
+    kind = type(payload)
+    flat = kind is bytes or kind is bytearray or (kind is memoryview and payload.ndim == 1 and payload.format == "B")
+    data = payload if flat else _as_byte_view(payload)  # no copy
     size = len(data)
     if compress and size >= 64:
         block = lz4.block.compress(data, store_size=False)
@@ -409,10 +411,10 @@ class PackWriter:
         """Appends a payload (its digest computed by the caller), not flushed: :meth:`sync` flushes a batch
         before its index lines are written. A payload already in the open pack is not written again."""
         with self._lock:
-            found = self.record_of(digest)
-            if found is not None:
-                return found
-            if self._open is not None and self._open.lease.lost:
+            pack = self._open
+            if pack is not None and digest in pack.digests:
+                return pack.id, pack.digests[digest]
+            if pack is not None and pack.lease.lost:
                 self._abandon()
             try:
                 return self._append_once(payload, digest)
@@ -429,7 +431,7 @@ class PackWriter:
         # records are written in runs (one write of several whole records, FORMAT 3.7), before any flush
         pack.buffer += encode_header(record)
         pack.buffer += stored
-        pack.length = record.end
+        pack.length = record.offset + HEADER_SIZE + record.stored
         pack.records.append(record)
         pack.digests[digest] = record
         pack.unsynced = True
