@@ -658,12 +658,13 @@ class PackShelf:
                     raise
                 lost = pack.id
 
-    def read_view(self, digest: str, size: int) -> tp.Optional[tuple[bytes, int]]:
-        """:meth:`read` for an array over the payload: the verified bytes and the offset the payload starts
-        at in them (no copy of a raw record). A raw record costs one ``pread``, the comparison of its header
-        with what the index (or the scan) gave and one hash, and the pack of the last hit is searched first
-        without any other lookup; anything else (LZ4, a record that fails a check, a lost pack) takes
-        :meth:`read`, which names the damage."""
+    def read_aligned(self, digest: str, size: int) -> tp.Optional[tp.Any]:
+        """:meth:`read` for an array: the verified payload as a buffer (a new aligned numpy byte array for a
+        raw record, which the caller may view as any dtype). A raw record costs one ``preadv`` of its header
+        and of its payload straight into that array, the comparison of the header with what the index (or
+        the scan) gave, and one hash; the pack of the last hit is searched first without any other lookup.
+        Anything else (LZ4, a record that fails a check, a lost pack) takes :meth:`read`, which names the
+        damage."""
         key = bytes.fromhex(digest)
         with self._lock:
             pack = self._last
@@ -679,16 +680,16 @@ class PackShelf:
         offset, stored, found_size, form = fields
         if form == RAW and found_size == size == stored:
             assert pack is not None
+            head, payload = bytearray(HEADER_SIZE), np.empty(size, dtype=np.uint8)
             try:
-                buf = os.pread(pack.fd, HEADER_SIZE + stored, offset)
+                got = os.preadv(pack.fd, [head, payload], offset)
             except OSError:
-                buf = b""  # read() drops a pack lost under it and lists the folder again
-            if (len(buf) == HEADER_SIZE + stored and _HEAD.unpack_from(buf) == (RECORD_MAGIC, key, RAW, size, stored)
-                    and _CHECK.unpack_from(buf, 37)[0] == xxhash.xxh32_intdigest(memoryview(buf)[:37])
-                    and xxhash.xxh3_128_hexdigest(memoryview(buf)[HEADER_SIZE:]) == digest):
-                return buf, HEADER_SIZE
-        data = self.read(digest, size)
-        return None if data is None else (data, 0)
+                got = -1  # read() drops a pack lost under it and lists the folder again
+            if (got == HEADER_SIZE + size and _HEAD.unpack_from(head) == (RECORD_MAGIC, key, RAW, size, stored)
+                    and _CHECK.unpack_from(head, 37)[0] == xxhash.xxh32_intdigest(memoryview(head)[:37])
+                    and xxhash.xxh3_128_hexdigest(payload) == digest):
+                return payload
+        return self.read(digest, size)
 
     def pack_ids(self) -> list[tuple[str, bool]]:
         with self._lock:

@@ -168,18 +168,18 @@ def test_damaged_record_read_names_pack_and_offset(tmp_path):
     assert packs.PackShelf(folder).read(h(b"first")) == b"first"
 
 
-def test_read_view_checks_each_record_against_its_index_entry_without_a_copy(tmp_path):
-    """A read for an array checks the record in the pack of the last hit against its index entry (header and
-    check) and its hash, and returns the read buffer itself; a damaged header or payload is named."""
+def test_read_aligned_checks_each_record_against_its_index_entry_into_an_aligned_buffer(tmp_path):
+    """A read for an array checks the record against its index entry (header and check) and its hash, and
+    returns the payload read straight into an aligned array; a damaged header or payload is named."""
     folder = pack_dir(tmp_path)
     writer = packs.PackWriter(folder, "t-6-00000000", durable=False)
     data = [bytes([i + 1]) * 4096 for i in range(3)]
     records = [writer.append(d, h(d))[1] for d in data]
     writer.seal()
     shelf = packs.PackShelf(folder)
-    buf, at = shelf.read_view(h(data[0]), 4096)
-    assert (len(buf), at, buf[at:]) == (packs.HEADER_SIZE + 4096, packs.HEADER_SIZE, data[0])
-    assert shelf.read_view(h(data[0]), 4095) is None, "another size is another payload"
+    buf = shelf.read_aligned(h(data[0]), 4096)
+    assert buf.tobytes() == data[0] and buf.ctypes.data % 16 == 0, "aligned for any dtype"
+    assert shelf.read_aligned(h(data[0]), 4095) is None, "another size is another payload"
     path = os.path.join(folder, "t-6-00000000-1.pack")
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:
@@ -188,10 +188,10 @@ def test_read_view_checks_each_record_against_its_index_entry_without_a_copy(tmp
         f.seek(records[2].offset + 30)  # the stored length: the header no longer matches its entry
         f.write(b"\x01")
     with pytest.raises(BlobCorruptError, match=f"offset {records[1].offset} .*hash to"):
-        shelf.read_view(h(data[1]), 4096)
+        shelf.read_aligned(h(data[1]), 4096)
     with pytest.raises(BlobCorruptError, match=f"offset {records[2].offset} .*header is not the record's"):
-        shelf.read_view(h(data[2]), 4096)
-    assert shelf.read_view(h(data[0]), 4096)[0][packs.HEADER_SIZE:] == data[0]
+        shelf.read_aligned(h(data[2]), 4096)
+    assert bytes(shelf.read_aligned(h(data[0]), 4096)) == data[0]
 
 
 def test_each_run_of_records_is_handed_to_the_disk_as_it_is_written(tmp_path, monkeypatch):
