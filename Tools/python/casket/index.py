@@ -409,9 +409,12 @@ class IndexWriter:
             with self._io_lock():
                 self._raise_timer_error()  # a batch written behind failed: its lines are not on disk
                 self._write_batch(batch, own, seal)
-        finally:
+        except BaseException:
             if sealing is not None:
-                sealing.join()
+                sealing.join(quiet=True)  # the batch's error is the one to raise
+            raise
+        if sealing is not None:
+            sealing.join()
 
     def _take(self) -> tuple[list, tp.Mapping[str, tp.Any]]:
         """The batch, and the records of the session's open pack, which the batch's step 4 needs no look
@@ -503,9 +506,9 @@ class _Sealing:
         except BaseException as e:  # raised by join, in the session's thread
             self._error = e
 
-    def join(self) -> None:
+    def join(self, quiet: bool = False) -> None:
         self._thread.join()
-        if self._error is not None:
+        if self._error is not None and not quiet:
             raise self._error
 
 
