@@ -132,3 +132,27 @@ def test_a_failed_flush_in_the_seal_writes_no_line_naming_the_pack(grouped, monk
             monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
     monkeypatch.undo()
     assert index_lines(grouped) == 0 and len(casket.CacheDict(grouped)) == 0
+
+
+def test_the_error_of_the_last_batch_is_raised_before_the_seals(grouped, monkeypatch):
+    """When the last batch's lines cannot be written and the seal fails too, write() raises the batch's
+    error (what the caller must know: its keys are not committed), not the seal's."""
+    def failing_publish(*args, **kwargs):
+        raise OSError(28, "No space left on device (injected into the seal)")
+
+    real_write = os.write
+
+    def failing_write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
+            raise OSError(5, "Input/output error (injected into the index)")
+        return real_write(fd, data)
+
+    cd = casket.CacheDict(grouped)
+    with pytest.raises(casket.CasketError, match="appending to index file .*injected into the index"):
+        with cd.write():
+            for i in range(20):
+                cd[f"k{i}"] = np.full(64, i)
+            monkeypatch.setattr(casket.packs, "_publish_index", failing_publish)
+            monkeypatch.setattr(os, "write", failing_write)
+    monkeypatch.undo()
+    assert len(casket.CacheDict(grouped)) == 0
