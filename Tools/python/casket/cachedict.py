@@ -379,8 +379,10 @@ class CacheDict(tp.Generic[X]):
             self._refresh()
         assert self._reader is not None  # opened with the writer
         # as exca: judged on the view as last read (concurrent writers of one key all succeed)
-        if self._reader.get(key) is not None or key in self._ram_data or self._from_exca(key):
+        winner = self._reader.winner(key)
+        if (winner is not None and not winner.deleted) or key in self._ram_data or self._from_exca(key):
             raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
+        after = None if winner is None else self._later_than(key, winner.ts)
         store = writer.store
         # a small array packed in the session: the value tree without the walk (exca's rules change nothing
         # for a non-empty array, and no handler is asked: encode() takes any plain array as MemmapArray)
@@ -391,7 +393,7 @@ class CacheDict(tp.Generic[X]):
             blobs = [(payload.hash, payload.size)]
             head, tail = entry_line_parts(key, value_json, blobs)
             ts = writer.append(lambda ts: b"%s%d%s" % (head, ts, tail), blobs,
-                               lambda h, size: store.put_bytes(payload.data, known_hash=h), after=self._winner_ts(key))
+                               lambda h, size: store.put_bytes(payload.data, known_hash=h), after=after)
             wid, line = writer.last_origin  # type: ignore[misc]
             self._reader.observe(Entry(key, ts, wid, line, False, node, [[payload.hash, payload.size]]))
             return
@@ -414,7 +416,7 @@ class CacheDict(tp.Generic[X]):
             # stamped later than the key's winner in this view, even if its writer's clock ran ahead (FORMAT
             # 5.4); the index is not listed again per write (one lstat per index file made small writes 2-4x
             # slower)
-            ts = writer.append(lambda ts: b"%s%d%s" % (head, ts, tail), blobs, republish, after=self._winner_ts(key))
+            ts = writer.append(lambda ts: b"%s%d%s" % (head, ts, tail), blobs, republish, after=after)
         wid, line = writer.last_origin  # type: ignore[misc]
         self._reader.observe(
             Entry(key=key, ts=ts, writer=wid, line=line, deleted=False, value=node, blobs=[list(b) for b in blobs])
@@ -447,7 +449,12 @@ class CacheDict(tp.Generic[X]):
     def _winner_ts(self, key: str) -> tp.Optional[int]:
         """The ts of the key's winner (tombstones included) among the lines read: a write must be later."""
         ts = None if self._reader is None else self._reader.latest_ts(key)
-        if ts is not None and ts >= (1 << 63) - 1:
+        return None if ts is None else self._later_than(key, ts)
+
+    @staticmethod
+    def _later_than(key: str, ts: int) -> int:
+        """``ts``, the key's winner's, when a write can come after it."""
+        if ts >= (1 << 63) - 1:
             raise CasketError(
                 f"key {key!r} has an entry with ts {ts}, the greatest a timestamp can be: no write can come "
                 "after it (its writer's clock is wrong; docs/FORMAT.md 5.4)")

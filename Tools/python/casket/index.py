@@ -29,7 +29,6 @@ from .store import (
     _fsync_dir,
     check_real_dir,
     describe_kind,
-    is_well_formed_hash,
     sanitized_host,
 )
 
@@ -67,10 +66,12 @@ def entry_line_parts(key: str, value_json: bytes, blobs: tp.Sequence[tp.Sequence
     same bytes as :func:`entry_line`'s, without rendering the value again for each ``ts``."""
     plain = True  # hashes are hex digits and sizes integers: nothing to escape (a loop: most lines have one)
     for h, size in blobs:
-        if type(size) is not int or not is_well_formed_hash(h):
+        if type(size) is not int or type(h) is not str or _HASH_FULLMATCH(h) is None:
             plain = False
             break
-    if plain:
+    if plain and len(blobs) == 1:
+        blob_json = b'[["%s",%d]]' % (blobs[0][0].encode("ascii"), blobs[0][1])
+    elif plain:
         blob_json = b"[%s]" % b",".join([b'["%s",%d]' % (h.encode("ascii"), size) for h, size in blobs])
     else:
         blob_json = _dumps([[h, size] for h, size in blobs])
@@ -333,8 +334,12 @@ class IndexWriter:
             self._open_new()  # the writer id, for the origin the line will have
         self._pending.append((line, blobs, republish))
         # the payloads a line keeps for republishing (FORMAT 5.5 step 4) count: two batches bound the memory
-        self._pending_bytes += len(line) + (sum(size for _, size in blobs) if republish is not None else 0)
-        self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
+        self._pending_bytes += len(line)
+        if republish is not None:
+            for _, size in blobs:
+                self._pending_bytes += size
+        if self._packs is None or self._packs.pid != _PID[0]:  # the session's, once it has one
+            self._packs = self.store.session_pack_writer() or self._packs  # the timer thread has no session
         self.last_origin = (self._wid, self._taken + len(self._pending))
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
             self._commit_behind()
@@ -356,14 +361,14 @@ class IndexWriter:
         io = self._io_lock()
         io.acquire()
         try:
-            threading.Thread(target=self._write_behind, args=(batch, io), daemon=True).start()
+            threading.Thread(target=self._write_behind, args=(*batch, io), daemon=True).start()
         except BaseException:
             io.release()
             raise
 
-    def _write_behind(self, batch: list, io: threading.Lock) -> None:
+    def _write_behind(self, batch: list, own: tp.Mapping[str, tp.Any], io: threading.Lock) -> None:
         try:
-            self._write_batch(batch)
+            self._write_batch(batch, own)
         except BaseException as e:  # raised to the writer at its next append, commit or close
             self._timer_error = e
         finally:
@@ -374,12 +379,12 @@ class IndexWriter:
             if self._pid != _PID[0]:
                 return
             self._timer = None
-            batch = self._take()
+            batch, own = self._take()
             if not batch:
                 return
             io = self._io_lock()
             io.acquire()
-        self._write_behind(batch, io)  # without the writer's lock: the session appends meanwhile
+        self._write_behind(batch, own, io)  # without the writer's lock: the session appends meanwhile
 
     def _raise_timer_error(self) -> None:
         error, self._timer_error = self._timer_error, None
@@ -395,23 +400,37 @@ class IndexWriter:
 
     def _commit(self, seal: tp.Optional[bytes] = None) -> None:
         """Commits the batch, after any batch being written; ``seal`` (a seal line) ends the same write,
-        flushed with it."""
-        batch = self._take()
-        with self._io_lock():
-            self._raise_timer_error()  # a batch written behind failed: its lines are not on disk
-            self._write_batch(batch, seal)
+        flushed with it, and then the session's pack is sealed by a thread meanwhile (the seal flushes the
+        pack itself before it publishes the index: its flushes overlap those of the last batches)."""
+        batch, own = self._take()
+        packs = self._packs if self._packs is not None and self._packs.pid == _PID[0] else None
+        sealing = _Sealing(packs) if seal is not None and packs is not None else None
+        try:
+            with self._io_lock():
+                self._raise_timer_error()  # a batch written behind failed: its lines are not on disk
+                self._write_batch(batch, own, seal)
+        except BaseException:
+            if sealing is not None:
+                sealing.join(quiet=True)  # the batch's error is the one to raise
+            raise
+        if sealing is not None:
+            sealing.join()
 
-    def _take(self) -> list:
+    def _take(self) -> tuple[list, tp.Mapping[str, tp.Any]]:
+        """The batch, and the records of the session's open pack, which the batch's step 4 needs no look
+        for (the mapping stays with the batch when the pack is sealed meanwhile)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         self._taken += len(batch)
-        return batch
+        packs = self._packs
+        return batch, (packs.open_records() if packs is not None and packs.pid == _PID[0] else {})
 
-    def _write_batch(self, batch: list, seal: tp.Optional[bytes] = None) -> None:
+    def _write_batch(self, batch: list, own: tp.Mapping[str, tp.Any], seal: tp.Optional[bytes] = None) -> None:
         """Writes a batch taken from the session (the caller holds the io lock): the packs flushed, then the
-        lines in one write and one flush, then steps 3 and 4 of FORMAT 5.5."""
+        lines in one write and one flush, then steps 3 and 4 of FORMAT 5.5 (a blob in ``own``, the
+        session's pack's records, needs no look: no one else removes them)."""
         if not batch:
             if seal is not None:
                 # alone, under group commit, not flushed: a seal line a crash takes leaves an unsealed file
@@ -421,8 +440,6 @@ class IndexWriter:
         packs = self._packs
         if packs is not None and packs.pid == _PID[0]:
             packs.sync()  # the packed bytes of the batch, before any of its lines
-        else:
-            packs = None
         data = b"".join([line for line, _, _ in batch] + ([seal] if seal is not None else []))
         try:
             self._write_line(data, len(batch))
@@ -440,8 +457,8 @@ class IndexWriter:
             self._dir_unsynced = False
         for _, blobs, republish in batch:
             for h, size in blobs:
-                if packs is not None and packs.record_of(h) is not None:
-                    continue  # in the session's open pack, which no one else removes: no system call
+                if h in own:
+                    continue  # no system call
                 if not self.store.has_blob(h, size):
                     if republish is None:
                         raise CasketError(
@@ -471,6 +488,28 @@ class IndexWriter:
 
     def __exit__(self, *exc: tp.Any) -> None:
         self.close()
+
+
+class _Sealing:
+    """A session's pack sealed by a thread (FORMAT 3.7: flushed, its index encoded and published) while the
+    last batches' lines are written and flushed. ``join`` raises the seal's error."""
+
+    def __init__(self, packs: tp.Any) -> None:
+        self._error: tp.Optional[BaseException] = None
+        self._packs = packs
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._packs.seal()
+        except BaseException as e:  # raised by join, in the session's thread
+            self._error = e
+
+    def join(self, quiet: bool = False) -> None:
+        self._thread.join()
+        if self._error is not None and not quiet:
+            raise self._error
 
 
 # --------------------------------------------------------------------------- reader
@@ -556,6 +595,14 @@ _LINE_END_OK = frozenset(" \t\r")
 
 _I64_MIN, _I64_END = -(1 << 63), 1 << 63
 _HASH_FULLMATCH = re.compile(r"[0-9a-f]{32}").fullmatch
+_JSON_UINT = r"(?:0|[1-9][0-9]{0,18})"  # at most 19 digits: int() never meets a long digit string
+# a set line of one MemmapArray node and its blob, in the bytes writers give it (FORMAT 5.2): a key without
+# escapes or control characters, JSON integers, the blob and size of "blobs" those of the node; trailing
+# blanks as the scanner path allows them
+_ARRAY_LINE = re.compile(
+    r'^\{"key":"([^"\\\x00-\x1f]+)","ts":(0|-?[1-9][0-9]{0,18}),"value":\{"#type":"MemmapArray","blob":"([0-9a-f]{32})",'
+    rf'"size":({_JSON_UINT}),"dtype":"([0-9A-Za-z<>|=]+)","shape":\[((?:{_JSON_UINT})(?:,{_JSON_UINT})*)?\]\}},'
+    r'"blobs":\[\["\3",\4\]\]\}[ \t\r]*$', re.M).finditer
 
 
 def validate(obj: tp.Any) -> dict:
@@ -781,12 +828,39 @@ class IndexReader:
                 self._line(state, wid, data[start:nl], state.lines)
                 start = nl + 1
             return
-        scan, find, ok = _SCAN, text.find, _LINE_END_OK
-        best, name = self._best, state.name
         # lone surrogates come only from \\uD8xx-\\uDFxx escapes: look per line only if the block has one
         escapes = _SURROGATE_ESCAPE.search(text) is not None
-        start = 0
-        n = len(text)
+        best, name = self._best, state.name
+        start, n = 0, len(text)
+        if not escapes:
+            # the line of a packed or loose array, {key, ts, value: MemmapArray node, blobs: its one blob}, as
+            # writers render it: taken field by field from one match, without the JSON scanner and the checks
+            # (the pattern admits only valid such lines); any other line goes through the general path
+            for m in _ARRAY_LINE(text):
+                if m.start() > start:
+                    self._scan_lines(state, wid, text, start, m.start(), escapes)
+                state.lines += 1
+                start = m.end() + 1
+                key, ts, h, size, dtype, shape = m.groups()
+                ts, size = int(ts), int(size)
+                if not (_I64_MIN <= ts < _I64_END and size < _I64_END):
+                    state.lines -= 1  # outside int64: the general path gives the verdict
+                    self._scan_lines(state, wid, text, m.start(), start, escapes)
+                    continue
+                entry = Entry(key, ts, wid, state.lines, False,
+                              {"#type": "MemmapArray", "blob": h, "size": size, "dtype": dtype,
+                               "shape": [int(x) for x in shape.split(",")] if shape else []},
+                              [[h, size]], name)
+                cur = best.get(key)
+                if cur is None or entry.order > cur.order:
+                    best[key] = entry
+        if start < n:
+            self._scan_lines(state, wid, text, start, n, escapes)
+
+    def _scan_lines(self, state: _FileState, wid: str, text: str, start: int, n: int, escapes: bool) -> None:
+        """The whole lines ``text[start:n]``, each parsed by the C scanner."""
+        scan, find, ok = _SCAN, text.find, _LINE_END_OK
+        best, name = self._best, state.name
         while start < n:
             nl = find("\n", start)
             state.lines += 1

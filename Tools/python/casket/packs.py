@@ -15,6 +15,7 @@ import os
 import secrets
 import stat
 import struct
+import sys
 import threading
 import time
 import typing as tp
@@ -97,7 +98,9 @@ def parse_header(buf: tp.Any, offset: int, at: int = 0) -> tp.Optional[PackRecor
 def encode_record(payload: tp.Any, digest: str, compress: bool, offset: int) -> tuple[PackRecord, bytes]:
     """The record of ``payload`` in the form the store's rule gives (FORMAT 3.2: LZ4 only when
     ``compress`` and the block is at most 90 % of the payload), and the bytes to store."""
-    data = payload if isinstance(payload, (bytes, bytearray)) else _as_byte_view(payload)  # no copy
+    kind = type(payload)
+    flat = kind is bytes or kind is bytearray or (kind is memoryview and payload.ndim == 1 and payload.format == "B")
+    data = payload if flat else _as_byte_view(payload)  # no copy
     size = len(data)
     if compress and size >= 64:
         block = lz4.block.compress(data, store_size=False)
@@ -171,24 +174,26 @@ def read_payload(fd: int, path: str, record: PackRecord) -> bytes:
     return result
 
 
+_ENTRY_ROW = np.dtype([("hash", "S16"), ("offset", "<u8"), ("stored", "<u8"), ("size", "<u8"), ("form", "u1")])
+
+
 def encode_index(records: tp.Iterable[PackRecord], covered: int) -> bytes:
     """The index file's bytes: entries sorted by hash, the first record of a hash only. Every
-    implementation writes the same bytes for the same records."""
-    unique: dict[str, PackRecord] = {}
-    for r in records:
-        if r.digest not in unique or r.offset < unique[r.digest].offset:
-            unique[r.digest] = r
-    ordered = [unique[d] for d in sorted(unique)]
-    counts = [0] * 256
-    for r in ordered:
-        counts[int(r.digest[:2], 16)] += 1
-    fanout, running = [], 0
-    for c in counts:
-        running += c
-        fanout.append(running)
-    parts = [INDEX_MAGIC, struct.pack("<IQ", len(ordered), covered), struct.pack("<256I", *fanout)]
-    parts += [_ENTRY.pack(bytes.fromhex(r.digest), r.offset, r.stored, r.size, r.form) for r in ordered]
-    body = b"".join(parts)
+    implementation writes the same bytes for the same records. Sorted and laid out with numpy: a loop over
+    the records cost a writer's seal about 1.5 us a record."""
+    records = list(records)
+    table = np.empty(len(records), dtype=_ENTRY_ROW)
+    table["hash"] = np.frombuffer(bytes.fromhex("".join([r.digest for r in records])), dtype="S16")
+    table["offset"] = [r.offset for r in records]
+    table["stored"] = [r.stored for r in records]
+    table["size"] = [r.size for r in records]
+    table["form"] = [r.form for r in records]
+    table = table[np.lexsort((table["offset"], table["hash"]))]  # by hash, then the lowest offset first
+    if len(table) > 1:
+        table = table[np.concatenate(([True], table["hash"][1:] != table["hash"][:-1]))]
+    fanout = np.cumsum(np.bincount(np.frombuffer(table["hash"].tobytes(), dtype=np.uint8)[::16], minlength=256))
+    body = b"".join([INDEX_MAGIC, struct.pack("<IQ", len(table), covered), fanout.astype("<u4").tobytes(),
+                     table.tobytes()])
     return body + struct.pack("<Q", xxhash.xxh3_64_intdigest(body))
 
 
@@ -256,11 +261,8 @@ class PackIndex:
         digest, offset, stored, size, form = _ENTRY.unpack_from(self.map, INDEX_HEADER + i * ENTRY_SIZE)
         return PackRecord(digest.hex(), form, size, stored, offset)
 
-    def lookup(self, digest: str) -> tp.Optional[PackRecord]:
-        return self.lookup_key(bytes.fromhex(digest))
-
-    def lookup_key(self, key: bytes, digest: tp.Optional[str] = None) -> tp.Optional[PackRecord]:
-        """:meth:`lookup` of a hash's 16 bytes (and its hex form, when the caller has it)."""
+    def position(self, key: bytes) -> int:
+        """Where the entry of a hash's 16 bytes starts in the mapping, -1 when the index has none."""
         slot = key[0]
         lo, hi = (self.fanout[slot - 1] if slot else 0), self.fanout[slot]
         m = self.map
@@ -269,15 +271,23 @@ class PackIndex:
             at = INDEX_HEADER + mid * ENTRY_SIZE
             found = m[at:at + 16]
             if found == key:
-                if digest is None:
-                    return self.entry(mid)
-                _, offset, stored, size, form = _ENTRY.unpack_from(m, at)
-                return PackRecord(digest, form, size, stored, offset)
+                return at
             if found < key:
                 lo = mid + 1
             else:
                 hi = mid
-        return None
+        return -1
+
+    def lookup(self, digest: str) -> tp.Optional[PackRecord]:
+        return self.lookup_key(bytes.fromhex(digest))
+
+    def lookup_key(self, key: bytes, digest: tp.Optional[str] = None) -> tp.Optional[PackRecord]:
+        """:meth:`lookup` of a hash's 16 bytes (and its hex form, when the caller has it)."""
+        at = self.position(key)
+        if at < 0:
+            return None
+        found, offset, stored, size, form = _ENTRY.unpack_from(self.map, at)
+        return PackRecord(found.hex() if digest is None else digest, form, size, stored, offset)
 
     def close(self) -> None:
         self.map.close()
@@ -338,6 +348,31 @@ def _publish_index(folder: str, ident: str, data: bytes, durable: bool, flush_fo
             pass
 
 
+def _sync_file_range() -> tp.Optional[tp.Callable[..., int]]:
+    try:
+        import ctypes  # numpy imports it already
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):  # not Linux, or no such call
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call  # type: ignore[no-any-return]
+
+
+_SYNC_FILE_RANGE = _sync_file_range() if sys.platform.startswith("linux") else None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Starts writing ``length`` bytes at ``offset`` to the disk without waiting (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``): the batch's ``fdatasync`` then finds most of a pack's records
+    written (2-3 ms instead of 4-9 ms for 4 MiB here). No durability rests on it; elsewhere a no-op."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
 class _OpenPack:
     def __init__(self, ident: str, fd: int, lease: Lease) -> None:
         self.id, self.fd, self.lease = ident, fd, lease
@@ -393,14 +428,19 @@ class PackWriter:
             return None
         return pack.id, pack.digests[digest]
 
+    def open_records(self) -> tp.Mapping[str, PackRecord]:
+        """The records of the open pack by hash (kept by the caller after a seal: no one removes them)."""
+        with self._lock:
+            return self._open.digests if self._open is not None else {}
+
     def append(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
         """Appends a payload (its digest computed by the caller), not flushed: :meth:`sync` flushes a batch
         before its index lines are written. A payload already in the open pack is not written again."""
         with self._lock:
-            found = self.record_of(digest)
-            if found is not None:
-                return found
-            if self._open is not None and self._open.lease.lost:
+            pack = self._open
+            if pack is not None and digest in pack.digests:
+                return pack.id, pack.digests[digest]
+            if pack is not None and pack.lease.lost:
                 self._abandon()
             try:
                 return self._append_once(payload, digest)
@@ -417,7 +457,7 @@ class PackWriter:
         # records are written in runs (one write of several whole records, FORMAT 3.7), before any flush
         pack.buffer += encode_header(record)
         pack.buffer += stored
-        pack.length = record.end
+        pack.length = record.offset + HEADER_SIZE + record.stored
         pack.records.append(record)
         pack.digests[digest] = record
         pack.unsynced = True
@@ -438,6 +478,7 @@ class PackWriter:
         """One write of the buffered records (more if the kernel writes less). After a failure the pack is
         abandoned and the records it lost make the next :meth:`sync` fail, so no line names them."""
         data = memoryview(pack.buffer)
+        start = pack.length - len(data)
         try:
             while data:
                 data = data[os.write(pack.fd, data):]
@@ -447,6 +488,8 @@ class PackWriter:
             self._abandon()
             return
         data.release()
+        if self.durable:
+            start_writeback(pack.fd, start, len(pack.buffer))
         pack.buffer = bytearray()
 
     def _raise_failed(self) -> None:
@@ -499,7 +542,11 @@ class PackWriter:
                 os.unlink(os.path.join(self.folder, pack.id + PACK_SUFFIX))
                 return
             if self.durable and pack.unsynced:
-                os.fdatasync(pack.fd)
+                try:
+                    os.fdatasync(pack.fd)
+                except OSError as e:
+                    self._failed = e  # a batch being committed must not write lines naming its records
+                    raise
             _publish_index(self.folder, pack.id, encode_index(pack.records, pack.length), self.durable,
                            self.flush_folder)
         finally:
@@ -633,6 +680,39 @@ class PackShelf:
                 if lost is not None:
                     raise
                 lost = pack.id
+
+    def read_aligned(self, digest: str, size: int) -> tp.Optional[tp.Any]:
+        """:meth:`read` for an array: the verified payload as a buffer (a new aligned numpy byte array for a
+        raw record, which the caller may view as any dtype). A raw record costs one ``preadv`` of its header
+        and of its payload straight into that array, the comparison of the header with what the index (or
+        the scan) gave, and one hash; the pack of the last hit is searched first without any other lookup.
+        Anything else (LZ4, a record that fails a check, a lost pack) takes :meth:`read`, which names the
+        damage."""
+        key = bytes.fromhex(digest)
+        with self._lock:
+            pack = self._last
+            index = pack.index if pack is not None else None
+            at = index.position(key) if index is not None else -1
+            fields = _ENTRY.unpack_from(index.map, at)[1:] if at >= 0 else None  # type: ignore[union-attr]
+        if fields is None:
+            found = self._locate(digest)
+            if found is None:
+                return None
+            pack, record = found
+            fields = (record.offset, record.stored, record.size, record.form)
+        offset, stored, found_size, form = fields
+        if form == RAW and found_size == size == stored:
+            assert pack is not None
+            head, payload = bytearray(HEADER_SIZE), np.empty(size, dtype=np.uint8)
+            try:
+                got = os.preadv(pack.fd, [head, payload], offset)
+            except OSError:
+                got = -1  # read() drops a pack lost under it and lists the folder again
+            if (got == HEADER_SIZE + size and _HEAD.unpack_from(head) == (RECORD_MAGIC, key, RAW, size, stored)
+                    and _CHECK.unpack_from(head, 37)[0] == xxhash.xxh32_intdigest(memoryview(head)[:37])
+                    and xxhash.xxh3_128_hexdigest(payload) == digest):
+                return payload
+        return self.read(digest, size)
 
     def pack_ids(self) -> list[tuple[str, bool]]:
         with self._lock:

@@ -1213,11 +1213,13 @@ class Store:
             if nbytes < self.pack_max:  # a small payload is most likely packed: no look at blobs/ for it
                 shelf = self._shelf if self._shelf is not None else self.pack_shelf()
                 try:
-                    packed = shelf.read(h, nbytes) if shelf is not None else None
+                    packed = shelf.read_aligned(h, nbytes) if shelf is not None else None
                 except BlobCorruptError:  # a damaged record: a sound blob file may hold the payload
                     packed = None
                 if packed is not None:
-                    return _read_only_memmap(packed, dt, shape, None)  # over the verified bytes
+                    arr = _read_only_memmap(packed, dt, shape, None)  # over the verified bytes
+                    arr.flags.writeable = False  # as every read gives it
+                    return arr
             # hot path of a larger one: the raw form, opened once without following a symlink, judged by fstat
             raw = os.path.join(self._blobs_str, h[:2], h)
             fd = _open_sized(raw, nbytes)

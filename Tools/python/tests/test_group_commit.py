@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -86,3 +87,72 @@ def test_writer_killed_loses_no_committed_key(grouped):
     if HAS_BIN:
         fsck = subprocess.run([BIN, "fsck", "--store", str(grouped)], capture_output=True, text=True)
         assert fsck.returncode == 0, fsck
+
+
+def test_the_pack_is_sealed_by_a_thread_while_the_last_batches_are_flushed(grouped, monkeypatch):
+    """The session's end seals its pack in a thread, while the batch written behind and the last batch are
+    flushed (the seal flushes the pack itself first); when write() returns the index is published."""
+    monkeypatch.setattr(index_mod, "GROUP_COUNT", 100)
+    monkeypatch.setattr(index_mod, "GROUP_SECONDS", 3600.0)
+    published = []
+    real_publish = casket.packs._publish_index
+
+    def publish(folder, ident, data, *args, **kwargs):
+        published.append(threading.current_thread() is threading.main_thread())
+        real_publish(folder, ident, data, *args, **kwargs)
+
+    monkeypatch.setattr(casket.packs, "_publish_index", publish)
+    cd = casket.CacheDict(grouped)
+    for count in (200, 150):  # the last batch empty (written behind), then not
+        with cd.write():
+            for i in range(count):
+                cd[f"{count}-{i}"] = np.full(64, i)
+        assert len(list((grouped / "packs").glob("*.idx"))) == len(published), "sealed when write() returns"
+    assert published == [False, False], "sealed by a thread"
+    reader = casket.CacheDict(grouped)
+    assert all(np.array_equal(reader[f"150-{i}"], np.full(64, i)) for i in range(150))
+    assert not list((grouped / "packs").glob("*.lease"))
+
+
+def test_a_failed_flush_in_the_seal_writes_no_line_naming_the_pack(grouped, monkeypatch):
+    """The seal thread flushes the pack; when that flush fails, the last batch's lines are not written (no line
+    names bytes that are not durable) and write() raises."""
+    real_fdatasync = os.fdatasync
+
+    def failing_fdatasync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".pack"):
+            raise OSError(5, "Input/output error (injected)")
+        return real_fdatasync(fd)
+
+    cd = casket.CacheDict(grouped)
+    with pytest.raises(OSError, match="injected"):
+        with cd.write():
+            for i in range(20):
+                cd[f"k{i}"] = np.full(64, i)
+            monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
+    monkeypatch.undo()
+    assert index_lines(grouped) == 0 and len(casket.CacheDict(grouped)) == 0
+
+
+def test_the_error_of_the_last_batch_is_raised_before_the_seals(grouped, monkeypatch):
+    """When the last batch's lines cannot be written and the seal fails too, write() raises the batch's
+    error (what the caller must know: its keys are not committed), not the seal's."""
+    def failing_publish(*args, **kwargs):
+        raise OSError(28, "No space left on device (injected into the seal)")
+
+    real_write = os.write
+
+    def failing_write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
+            raise OSError(5, "Input/output error (injected into the index)")
+        return real_write(fd, data)
+
+    cd = casket.CacheDict(grouped)
+    with pytest.raises(casket.CasketError, match="appending to index file .*injected into the index"):
+        with cd.write():
+            for i in range(20):
+                cd[f"k{i}"] = np.full(64, i)
+            monkeypatch.setattr(casket.packs, "_publish_index", failing_publish)
+            monkeypatch.setattr(os, "write", failing_write)
+    monkeypatch.undo()
+    assert len(casket.CacheDict(grouped)) == 0

@@ -310,3 +310,47 @@ def test_random_interleaving_matches_brute_force(store, root):
     r = read(store)
     expected = {k: o["value"]["content"] for k, (_, o) in best.items() if not o.get("deleted")}
     assert {k: winner_tag(r, k) for k in r.keys()} == expected
+
+
+def array_line(key, ts, blob=H, size=32, dtype="float64", shape="4", blobs=None, tail=""):
+    blobs = f'[["{blob}",{size}]]' if blobs is None else blobs
+    return (f'{{"key":"{key}","ts":{ts},"value":{{"#type":"MemmapArray","blob":"{blob}","size":{size},'
+            f'"dtype":"{dtype}","shape":[{shape}]}},"blobs":{blobs}}}{tail}\n').encode()
+
+
+def test_array_lines_load_without_the_json_scanner_and_keep_every_verdict(store, root, monkeypatch):
+    """The common line of an array is taken from one pattern match, not parsed by the JSON scanner; lines
+    that only look like one (ts or size outside int64, leading zeros, an escape, other blobs) still get the
+    general path's verdict, and line numbers (origins) stay those of the file."""
+    scanned = []
+    real_scan = index_mod._SCAN
+
+    def counting_scan(text, at):
+        scanned.append(text[at:text.index("\n", at)])
+        return real_scan(text, at)
+
+    monkeypatch.setattr(index_mod, "_SCAN", counting_scan)
+    lines = [
+        array_line("a", 5),  # 1: the fast path
+        array_line("b", 1 << 63),  # 2: ts outside int64: malformed
+        array_line("c", 7, size=1 << 63),  # 3: size outside int64: malformed
+        array_line("d", "07"),  # 4: not JSON: malformed
+        array_line("e\\u00e9", 8),  # 5: an escape: the scanner, valid
+        array_line("f", 9, blobs="[]"),  # 6: other blobs: the scanner, valid
+        array_line("g", -3, shape="", tail=" \r"),  # 7: the fast path, shape [], trailing blanks
+        array_line("a", 4),  # 8: older than line 1
+        array_line("h", 10, shape="2,0,3", dtype="<u2"),  # 9: the fast path
+    ]
+    put_line(root, "w1.jsonl", raw=b"".join(lines))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = read(store)
+    assert [p.split(":")[1] for p in r.problems] == ["2", "3", "4"], r.problems
+    assert sorted(r.keys()) == ["a", "eé", "f", "g", "h"]
+    assert len(scanned) == 5 and all(s.startswith(('{"key":"b"', '{"key":"c"', '{"key":"d"', '{"key":"e', '{"key":"f"'))
+                                     for s in scanned), scanned
+    for key, lineno in (("a", 1), ("g", 7), ("h", 9)):
+        entry = r.get(key)
+        assert (entry.writer, entry.line) == ("w1", lineno)
+        assert entry.value == json.loads(lines[lineno - 1])["value"] and entry.blobs == json.loads(lines[lineno - 1])["blobs"]
+    assert r.get("h").value["shape"] == [2, 0, 3] and r.get("g").value["shape"] == [] and r.get("a").ts == 5

@@ -225,3 +225,22 @@ def test_a_reader_of_more_packs_than_its_soft_descriptor_limit_reads_them_all(tm
     out = subprocess.run([sys.executable, "-c", READ_ALL_UNDER_A_LOW_LIMIT.format(pkg=PKG), str(root)],
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.split() == ["read", "160", "True"], out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int32", "complex128", "uint8"])
+def test_a_packed_array_reads_back_aligned_and_read_only(grouped, dtype):
+    """A packed array is read into memory of its own, aligned for its dtype (a view at the record's offset
+    in the read buffer would not be) and read-only, as every read gives it; from a new reader, each time."""
+    values = {f"k{i}": (np.arange(300) * (i + 1)).astype(dtype) for i in range(5)}
+    cd = casket.CacheDict(grouped)
+    with cd.write():
+        for key, value in values.items():
+            cd[key] = value
+    reader = casket.CacheDict(grouped)
+    for _ in range(2):
+        for key, value in values.items():
+            got = reader[key]
+            assert got.flags.aligned and not got.flags.writeable, key
+            assert got.dtype == value.dtype and np.array_equal(got, value)
+            with pytest.raises(ValueError, match="read-only"):
+                got[0] = 1

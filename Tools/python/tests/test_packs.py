@@ -168,6 +168,54 @@ def test_damaged_record_read_names_pack_and_offset(tmp_path):
     assert packs.PackShelf(folder).read(h(b"first")) == b"first"
 
 
+def test_read_aligned_checks_each_record_against_its_index_entry_into_an_aligned_buffer(tmp_path):
+    """A read for an array checks the record against its index entry (header and check) and its hash, and
+    returns the payload read straight into an aligned array; a damaged header or payload is named."""
+    folder = pack_dir(tmp_path)
+    writer = packs.PackWriter(folder, "t-6-00000000", durable=False)
+    data = [bytes([i + 1]) * 4096 for i in range(3)]
+    records = [writer.append(d, h(d))[1] for d in data]
+    writer.seal()
+    shelf = packs.PackShelf(folder)
+    buf = shelf.read_aligned(h(data[0]), 4096)
+    assert buf.tobytes() == data[0] and buf.ctypes.data % 16 == 0, "aligned for any dtype"
+    assert shelf.read_aligned(h(data[0]), 4095) is None, "another size is another payload"
+    path = os.path.join(folder, "t-6-00000000-1.pack")
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(records[1].offset + packs.HEADER_SIZE + 100)
+        f.write(b"X")
+        f.seek(records[2].offset + 30)  # the stored length: the header no longer matches its entry
+        f.write(b"\x01")
+    with pytest.raises(BlobCorruptError, match=f"offset {records[1].offset} .*hash to"):
+        shelf.read_aligned(h(data[1]), 4096)
+    with pytest.raises(BlobCorruptError, match=f"offset {records[2].offset} .*header is not the record's"):
+        shelf.read_aligned(h(data[2]), 4096)
+    assert bytes(shelf.read_aligned(h(data[0]), 4096)) == data[0]
+
+
+def test_each_run_of_records_is_handed_to_the_disk_as_it_is_written(tmp_path, monkeypatch):
+    """A durable writer starts the writeback of every run it writes (so the batch's flush finds it mostly
+    written); the runs cover the pack from 0, in order. A writer without durability starts none."""
+    if sys.platform.startswith("linux"):
+        assert packs._SYNC_FILE_RANGE is not None
+    runs = []
+    real = packs.start_writeback
+    monkeypatch.setattr(packs, "start_writeback", lambda fd, at, n: (runs.append((at, n)), real(fd, at, n)))
+    folder = pack_dir(tmp_path)
+    for durable in (True, False):
+        writer = packs.PackWriter(folder, f"t-{int(durable)}-00000000", durable=durable)
+        for i in range(600):  # about 2.4 MiB: three runs
+            data = i.to_bytes(4, "little") * 1024
+            writer.append(data, h(data))
+        writer.seal()
+        if durable:
+            size = os.path.getsize(os.path.join(folder, "t-1-00000000-1.pack"))
+            assert len(runs) == 3 and runs[0][0] == 0, runs
+            assert all(a + n == b for (a, n), (b, _) in zip(runs, runs[1:])) and runs[-1][0] + runs[-1][1] == size
+    assert len(runs) == 3, "none for a writer without durability"
+
+
 TORN_WRITER = textwrap.dedent("""
     import os, sys, time, xxhash
     sys.path.insert(0, {pkg!r})
