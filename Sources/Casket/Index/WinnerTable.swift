@@ -3,7 +3,7 @@
 /// the value tree, which is parsed again from the line when the key is read.
 ///
 /// Flat arrays, like ``MarkTable``: the keys' bytes in one arena, one 96-byte record a key, an
-/// open-addressing table of 4-byte slots at most half full, writer ids, file names and value types stored
+/// open-addressing table of 4-byte slots at most half full, records in chunks that never move, writer ids, file names and value types stored
 /// once. About 110 bytes a key plus the key's bytes, where a dictionary of whole entries took about 650.
 struct WinnerTable {
     /// Where a winning line is, and what it must be when read again: an index file can be folded away
@@ -55,7 +55,7 @@ struct WinnerTable {
     }
 
     private var keyBytes: [UInt8] = []
-    private var records: [Record] = []
+    private var records = ChunkedArray<Record>()
     /// Record index + 1, 0 for an empty slot; its length is a power of two, at least twice `records.count`.
     private var slots = [UInt32](repeating: 0, count: 1024)
     /// The blobs after the first of winners that have several, by record index.
@@ -69,7 +69,7 @@ struct WinnerTable {
     var count: Int { records.count }
 
     /// Live keys: those whose winner is not a tombstone.
-    var liveCount: Int { records.reduce(0) { $0 + ($1.count >= 0 ? 1 : 0) } }
+    var liveCount: Int { records.indices.reduce(0) { $0 + (records[$1].count >= 0 ? 1 : 0) } }
 
     /// The hash kept in a ``Location``.
     static func check(_ line: UnsafeRawBufferPointer) -> UInt32 {
