@@ -118,6 +118,9 @@ public final class CacheStore {
 
     /// The payload of a value that has exactly one.
     public func singlePayload(_ key: String) throws(CasketError) -> ValueTree.Payload {
+        // Most values are one blob: the table knows it, and the line is not read again.
+        try refresh()
+        if let ref = reader.winners.singleBlob(IndexKey(key)) { return .blob(ref) }
         guard let entry = try entry(key), let value = entry.value else {
             throw CasketError(.notFound, "key \(KeyDisplay.quoted(key)) is not in the store '\(blobs.root)'")
         }

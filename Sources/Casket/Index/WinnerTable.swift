@@ -150,6 +150,43 @@ struct WinnerTable {
         return order
     }
 
+    /// The bit of ``Record/type`` that says the value's one payload is its first blob (type ids stay
+    /// below it).
+    private static let singleBlobFlag: UInt32 = 1 << 31
+
+    /// The one payload of `key`'s live value when it is a blob, as ``ValueTree/payloads(in:)`` of its
+    /// tree would say, decided when the line was read: a `get` of such a key reads no line again.
+    func singleBlob(_ key: IndexKey) -> BlobRef? {
+        guard let index = index(of: key) else { return nil }
+        let record = records[index]
+        guard record.count == 1, record.type & WinnerTable.singleBlobFlag != 0 else { return nil }
+        return BlobRef(digest: record.first, size: record.firstSize)
+    }
+
+    /// Whether every payload of `value` is the blob `ref` (its hash and size), and there is no other
+    /// (an inline one, another blob, a malformed reference): the walk of ``ValueTree/payloads(in:)``.
+    private static func isSingleBlob(_ value: JSONValue, _ ref: BlobRef) -> Bool {
+        var found = false
+        func walk(_ value: JSONValue) -> Bool {
+            switch value {
+            case .array(let elements):
+                return elements.allSatisfy(walk)
+            case .object(let object):
+                if let text = object["blob"]?.stringValue {
+                    guard Digest(text) == ref.digest, object["size"]?.intValue == ref.size else { return false }
+                    found = true
+                } else if object["inline"]?.stringValue != nil {
+                    return false
+                }
+                let isJSON = object["#type"]?.stringValue == "Json"
+                return object.fields.allSatisfy { isJSON && $0.key == "content" || walk($0.value) }
+            default:
+                return true
+            }
+        }
+        return walk(value) && found
+    }
+
     private func index(of key: IndexKey) -> Int? {
         var text = key.string
         return text.withUTF8 { (bytes) in find(bytes, hash: MarkTable.hash(bytes)).index }
@@ -181,7 +218,7 @@ struct WinnerTable {
         return Winner(
             timestamp: record.timestamp, writer: writers.strings[Int(record.writer)], line: record.line,
             isDeleted: record.count < 0, payloadBytes: record.payloadBytes, blobCount: max(Int(record.count), 0),
-            type: types.strings[Int(record.type)],
+            type: types.strings[Int(record.type & ~WinnerTable.singleBlobFlag)],
             location: Location(file: record.file, offset: record.offset, length: length, check: record.check))
     }
 
@@ -201,6 +238,9 @@ struct WinnerTable {
         records[index].firstSize = entry.isDeleted ? 0 : blobs.first?.size ?? 0
         records[index].payloadBytes = entry.isDeleted ? 0 : entry.payloadBytes
         records[index].type = types.id(entry.value?["#type"]?.stringValue ?? "")
+        if let value = entry.value, blobs.count == 1, WinnerTable.isSingleBlob(value, blobs[0]) {
+            records[index].type |= WinnerTable.singleBlobFlag
+        }
         more[UInt32(index)] = !entry.isDeleted && blobs.count > 1 ? Array(blobs.dropFirst()) : nil
     }
 
