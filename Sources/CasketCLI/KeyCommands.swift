@@ -154,18 +154,18 @@ struct ListCommand: ParsableCommand {
         var out = BufferedOutput()
         if options.json { out.append("[") }
         var first = true
-        try cache.forEachEntry { (entry) throws(CasketError) in
+        // From the winner table alone: no value tree is parsed (docs/DESIGN.md 3.5).
+        try cache.forEachListing { (item) throws(CasketError) in
             if options.json {
                 if !first { out.append(",") }
                 let object: JSONValue = .object(
                     JSONObject([
-                        ("blobs", .int(Int64(entry.blobs.count))), ("key", .string(entry.key)),
-                        ("size", .int(entry.payloadBytes)), ("ts", .int(entry.timestamp)),
-                        ("type", .string(entry.value?["#type"]?.stringValue ?? "")),
+                        ("blobs", .int(Int64(item.blobs))), ("key", .string(item.key)), ("size", .int(item.size)),
+                        ("ts", .int(item.timestamp)), ("type", .string(item.type)),
                     ]))
                 object.encode(into: &out.bytes)
             } else {
-                out.append("\(entry.payloadBytes)\t\(entry.key)\n")
+                out.append("\(item.size)\t\(item.key)\n")
             }
             first = false
             try out.flushIfFull()

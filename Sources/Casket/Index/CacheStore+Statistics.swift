@@ -23,17 +23,17 @@ extension CacheStore {
     public func indexStatistics() throws(CasketError) -> Statistics {
         try refresh()
         var stats = Statistics()
-        var live = Set<Digest>()
-        for entry in reader.winners.values {
-            if entry.isDeleted {
-                stats.deletedKeys += 1
-                continue
-            }
-            stats.keys += 1
-            for ref in entry.blobs {
-                stats.logicalBytes += ref.size
-                if live.insert(ref.digest).inserted { stats.liveBytes += ref.size }
-            }
+        stats.keys = reader.winners.liveCount
+        stats.deletedKeys = reader.winners.count - stats.keys
+        // Distinct blobs by one sort of an array (24 bytes a blob), not a hash set.
+        var live: [BlobRef] = []
+        reader.winners.forEachLiveBlob { (ref) in
+            stats.logicalBytes += ref.size
+            live.append(ref)
+        }
+        live.sort { $0.digest < $1.digest }
+        for (i, ref) in live.enumerated() where i == 0 || live[i - 1].digest != ref.digest {
+            stats.liveBytes += ref.size
         }
         stats.entries = reader.entryCount
         stats.duplicateEntries = reader.entryCount - reader.winners.count
@@ -133,17 +133,38 @@ extension CacheStore {
 }
 
 extension CacheStore {
-    /// Calls `body` with every live winner in key order (bytes, as ``entries()``), one at a time (`casket ls` streams through it):
-    /// the winner table is the only per-key memory, plus one array of its keys to sort.
+    /// What `casket ls` prints of a live key: read from the winner table, no value tree parsed.
+    public struct Listing: Sendable, Equatable {
+        /// The key.
+        public var key: String
+        /// The winner's time.
+        public var timestamp: Int64
+        /// Blob and inline payload bytes (``IndexEntry/payloadBytes``).
+        public var size: Int64
+        /// The number of blobs the winning line lists.
+        public var blobs: Int
+        /// The value's `#type`, empty if it has none.
+        public var type: String
+    }
+
+    /// Calls `body` with every live key in key order (bytes), one at a time, from the winner table alone:
+    /// `casket ls` streams through it, with one array of 4-byte record numbers sorted.
+    public func forEachListing(_ body: (Listing) throws(CasketError) -> Void) throws(CasketError) {
+        try refresh()
+        try reader.winners.forEachLive { (key, winner) throws(CasketError) in
+            try body(
+                Listing(
+                    key: key, timestamp: winner.timestamp, size: winner.payloadBytes, blobs: winner.blobCount,
+                    type: winner.type))
+        }
+    }
+
+    /// Calls `body` with every live winner in key order (bytes, as ``entries()``), one at a time, each
+    /// value tree parsed again from its line: the winner table is the only per-key memory.
     public func forEachEntry(_ body: (IndexEntry) throws(CasketError) -> Void) throws(CasketError) {
         try refresh()
-        let winners = reader.winners
-        var keys: [IndexKey] = []
-        keys.reserveCapacity(winners.count)
-        for (key, entry) in winners where !entry.isDeleted { keys.append(key) }
-        keys.sort()
-        for key in keys {
-            if let entry = winners[key] { try body(entry) }
+        for key in reader.winners.sortedKeys() {
+            if let entry = try reader.winningEntry(key), !entry.isDeleted { try body(entry) }
         }
     }
 }

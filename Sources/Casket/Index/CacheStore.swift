@@ -17,6 +17,8 @@ public final class CacheStore {
     /// The blob store underneath.
     public let blobs: BlobStore
     var reader: IndexReader
+    /// A test hook: runs between the refresh of ``entry(_:)`` and the read of the winning line.
+    var beforeLineRead: (() -> Void)?
 
     /// Opens the keyed cache of an existing store.
     ///
@@ -41,12 +43,13 @@ public final class CacheStore {
     public func keys() throws(CasketError) -> [String] {
         try refresh()
         // Sorted by bytes: `String <` would order NFC and NFD forms of a key arbitrarily.
-        return reader.winners.filter { !$0.value.isDeleted }.keys.sorted().map(\.string)
+        return reader.winners.sortedKeys().map(\.string)
     }
 
     /// Whether `key` is live.
     public func contains(_ key: String) throws(CasketError) -> Bool {
-        try entry(key) != nil
+        try refresh()
+        return reader.winners[IndexKey(key)].map { !$0.isDeleted } ?? false
     }
 
     /// Whether the key's winner is a tombstone: it was deleted (and not set again).
@@ -56,16 +59,21 @@ public final class CacheStore {
     }
 
     /// The winning entry of a live key, or `nil` when the key is absent or deleted.
+    ///
+    /// The value tree is parsed again from the winning line (docs/DESIGN.md 3.5); a line that moved since
+    /// the index was read (a compaction) is found again, never returned wrong.
     public func entry(_ key: String) throws(CasketError) -> IndexEntry? {
         try refresh()
-        guard let entry = reader.winners[IndexKey(key)], !entry.isDeleted else { return nil }
+        beforeLineRead?()
+        guard let entry = try reader.winningEntry(IndexKey(key)), !entry.isDeleted else { return nil }
         return entry
     }
 
-    /// Every live winner, sorted by key.
+    /// Every live winner, sorted by key: every value tree in memory at once (``forEachEntry(_:)`` streams).
     public func entries() throws(CasketError) -> [IndexEntry] {
-        try refresh()
-        return reader.winners.values.filter { !$0.isDeleted }.sorted { IndexKey($0.key) < IndexKey($1.key) }
+        var out: [IndexEntry] = []
+        try forEachEntry { out.append($0) }
+        return out
     }
 
     /// Malformed index lines met so far, each with its file and line number.
@@ -110,6 +118,9 @@ public final class CacheStore {
 
     /// The payload of a value that has exactly one.
     public func singlePayload(_ key: String) throws(CasketError) -> ValueTree.Payload {
+        // Most values are one blob: the table knows it, and the line is not read again.
+        try refresh()
+        if let ref = reader.winners.singleBlob(IndexKey(key)) { return .blob(ref) }
         guard let entry = try entry(key), let value = entry.value else {
             throw CasketError(.notFound, "key \(KeyDisplay.quoted(key)) is not in the store '\(blobs.root)'")
         }

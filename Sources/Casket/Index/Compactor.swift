@@ -125,7 +125,7 @@ public struct Compactor {
             }
         }
         let foldingSet = Set(folding.map { IndexKey($0) })
-        let folded = try Compactor.readCompletely(directory) { foldingSet.contains(IndexKey($0)) }
+        var folded = try Compactor.readCompletely(directory) { foldingSet.contains(IndexKey($0)) }
         // Every other index file, `.folding` ones included: a tombstone is dropped only when no line of its
         // key remains anywhere else.
         let rest = try Compactor.readCompletely(directory) { !foldingSet.contains(IndexKey($0)) }
@@ -144,12 +144,13 @@ public struct Compactor {
                 report.bytesAfter += Int64(out.count)
                 out.removeAll(keepingCapacity: true)
             }
-            for key in folded.winners.keys.sorted() {
-                let entry = folded.winners[key]!
+            // Each winner parsed again from its line in the `.folding` files, one at a time (DESIGN.md 3.5).
+            for key in folded.winners.sortedKeys(includingDeleted: true) {
+                guard let entry = try folded.winningEntry(key) else { continue }
                 // A tombstone younger than the idle limit stays even when nothing else names its key: a writer
                 // whose append raced with the renames may still write its losing line again (FORMAT.md 5.5
                 // step 3), and without the tombstone that line would win.
-                if entry.isDeleted && rest.winners[key] == nil && now - entry.timestamp >= idleNanoseconds {
+                if entry.isDeleted && !rest.winners.contains(key) && now - entry.timestamp >= idleNanoseconds {
                     report.tombstonesDropped += 1
                     continue
                 }

@@ -11,12 +11,21 @@ struct IndexReader {
         var sealed: Bool
         /// Bytes after the last newline when the file was last read: an unfinished last line.
         var tail = 0
+        /// The file's number in ``IndexReader/fileNames``, what a ``WinnerTable/Location`` names.
+        var number: UInt32 = 0
     }
 
     let directory: String
     /// Per index file name (compared as bytes, like keys).
     private(set) var files: [IndexKey: FileState] = [:]
-    private(set) var winners: [IndexKey: IndexEntry] = [:]
+    /// Every key's winner, without value trees: a value is parsed again from its line when it is read.
+    private(set) var winners = WinnerTable()
+    /// The names of the files read since the last full read, by ``FileState/number``.
+    private(set) var fileNames: [String] = []
+    /// The open `index/` of the last listing: winning lines are read again through it.
+    var folder: Directory?
+    /// The last index file a winning line was read from, kept open for the next read.
+    var lastOpened: OpenIndexFile?
     /// Lines read that were well formed, all files together (entries, not seals).
     private(set) var entryCount = 0
     /// Malformed lines met so far.
@@ -87,21 +96,30 @@ struct IndexReader {
         for (name, st) in stats {
             if let known = files[name], known.inode != st.inode || st.size < known.offset { mustReload = true }
         }
-        if mustReload {
-            files = [:]
-            winners = [:]
-            markWinners = MarkTable()
-            entryCount = 0
-            issues = []
-        }
+        if mustReload { forget() }
+        folder = listing.directory
         for name in stats.keys.sorted() {
             let st = stats[name]!
-            var state = files[name] ?? FileState(inode: st.inode, offset: 0, lines: 0, sealed: false)
+            var state =
+                files[name]
+                ?? FileState(inode: st.inode, offset: 0, lines: 0, sealed: false, number: UInt32(fileNames.count))
+            if files[name] == nil { fileNames.append(name.string) }
             if st.size > state.offset {
                 guard try read(name: name.string, in: listing.directory, state: &state) else { continue }
             }
             files[name] = state
         }
+    }
+
+    /// Drops everything read: the next refresh reads every file from its start.
+    mutating func forget() {
+        files = [:]
+        fileNames = []
+        winners = WinnerTable()
+        markWinners = MarkTable()
+        lastOpened = nil
+        entryCount = 0
+        issues = []
     }
 
     /// Reads the whole lines appended to one file; false when it vanished or changed identity since it was
@@ -159,6 +177,8 @@ struct IndexReader {
     private mutating func consume(
         _ line: UnsafeRawBufferPointer, path: String, writer: String, state: inout FileState
     ) {
+        // Called before state.offset moves past the line: it is where the line starts.
+        let offset = state.offset
         state.lines += 1
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
         switch IndexLine.parse(line, writer: writer, line: state.lines) {
@@ -173,9 +193,9 @@ struct IndexReader {
                 markWinners.offer(entry)
                 return
             }
-            let key = IndexKey(entry.key)
-            if let current = winners[key], !entry.wins(over: current) { return }
-            winners[key] = entry
+            let location = WinnerTable.Location(
+                file: state.number, offset: offset, length: line.count, check: WinnerTable.check(line))
+            winners.offer(entry, at: location)
         }
     }
 

@@ -25,8 +25,7 @@ struct MarkTable {
     private var slots = [UInt32](repeating: 0, count: 1024)
     /// The blobs after the first of winners that have several, by record index.
     private var more: [UInt32: [Digest]] = [:]
-    private var writers: [String] = []
-    private var writerIDs: [IndexKey: UInt32] = [:]
+    private var writers = Interned()
 
     /// Keys (live and deleted) in the table.
     var count: Int { records.count }
@@ -34,7 +33,7 @@ struct MarkTable {
     /// Offers a line: it becomes the key's winner if it wins over the current one (docs/FORMAT.md 5.4:
     /// greater time, then greater writer id as bytes, then greater line number).
     mutating func offer(_ entry: IndexEntry) {
-        let writer = intern(entry.origin.writer)
+        let writer = writers.id(entry.origin.writer)
         var key = entry.key
         key.withUTF8 { (bytes) in
             let hash = MarkTable.hash(bytes)
@@ -103,7 +102,8 @@ struct MarkTable {
     private func winner(_ index: Int) -> IndexReader.MarkWinner {
         let record = records[index]
         return IndexReader.MarkWinner(
-            timestamp: record.timestamp, writer: writers[Int(record.writer)], line: record.line, first: record.first,
+            timestamp: record.timestamp, writer: writers.strings[Int(record.writer)], line: record.line,
+            first: record.first,
             count: max(record.count, 0), deleted: record.count < 0, more: more[UInt32(index)])
     }
 
@@ -121,7 +121,8 @@ struct MarkTable {
     private func wins(_ entry: IndexEntry, writer: UInt32, over record: Record) -> Bool {
         if entry.timestamp != record.timestamp { return entry.timestamp > record.timestamp }
         if writer != record.writer {
-            return Array(writers[Int(record.writer)].utf8).lexicographicallyPrecedes(writers[Int(writer)].utf8)
+            return Array(writers.strings[Int(record.writer)].utf8).lexicographicallyPrecedes(
+                writers.strings[Int(writer)].utf8)
         }
         return entry.origin.line > record.line
     }
@@ -132,15 +133,6 @@ struct MarkTable {
         return keyBytes.withUnsafeBufferPointer { (arena) in
             arena[record.keyStart..<record.keyStart + bytes.count].elementsEqual(bytes)
         }
-    }
-
-    private mutating func intern(_ writer: String) -> UInt32 {
-        let key = IndexKey(writer)
-        if let known = writerIDs[key] { return known }
-        let id = UInt32(writers.count)
-        writers.append(key.string)
-        writerIDs[key] = id
-        return id
     }
 
     private mutating func grow() {
@@ -156,7 +148,7 @@ struct MarkTable {
 
     /// Swift's per-process seeded hash of the key's bytes: keys chosen to collide on one machine do not
     /// collide on another.
-    private static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
         var hasher = Hasher()
         hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
         return UInt32(truncatingIfNeeded: hasher.finalize())

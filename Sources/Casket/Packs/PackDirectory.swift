@@ -16,19 +16,51 @@ struct PackDirectory {
     init() {}
 
     /// The directory of `sealed` (each with an index).
+    ///
+    /// Each index is sorted by hash (checked when it is opened: docs/FORMAT.md 3.8), so a merge of them
+    /// yields the directory in order: no array of pairs (16 bytes a record) to sort beside it, which was
+    /// the largest part of a reader's memory after its winner table (docs/DESIGN.md 3.5).
     init(_ sealed: [PackShelf.Pack]) {
-        var pairs: [(high: UInt64, owner: UInt32)] = []
-        pairs.reserveCapacity(sealed.reduce(0) { $0 + ($1.index?.count ?? 0) })
+        var indexes: [PackIndex] = []
         for pack in sealed {
             guard let index = pack.index else { continue }
-            let owner = UInt32(packs.count)
             packs.append(pack)
             covered.insert(ObjectIdentifier(pack))
-            for entry in 0..<index.count { pairs.append((index.high(entry), owner)) }
+            indexes.append(index)
         }
-        pairs.sort { $0.high < $1.high }
-        highs = pairs.map(\.high)
-        owners = pairs.map(\.owner)
+        let total = indexes.reduce(0) { $0 + $1.count }
+        highs.reserveCapacity(total)
+        owners.reserveCapacity(total)
+        // A min-heap of each index's next record: (its hash's first 8 bytes, the pack, the record after it).
+        var heap: [(high: UInt64, owner: UInt32, next: Int)] = []
+        for (owner, index) in indexes.enumerated() where index.count > 0 {
+            heap.append((index.high(0), UInt32(owner), 1))
+        }
+        func siftDown(_ start: Int) {
+            var parent = start
+            while true {
+                let left = 2 * parent + 1
+                guard left < heap.count else { return }
+                var least = left
+                if left + 1 < heap.count && heap[left + 1].high < heap[left].high { least = left + 1 }
+                guard heap[least].high < heap[parent].high else { return }
+                heap.swapAt(parent, least)
+                parent = least
+            }
+        }
+        for start in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(start) }
+        while let top = heap.first {
+            highs.append(top.high)
+            owners.append(top.owner)
+            let index = indexes[Int(top.owner)]
+            if top.next < index.count {
+                heap[0] = (index.high(top.next), top.owner, top.next + 1)
+            } else {
+                heap[0] = heap[heap.count - 1]
+                heap.removeLast()
+            }
+            siftDown(0)
+        }
     }
 
     /// How many packs it covers.
