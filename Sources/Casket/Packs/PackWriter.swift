@@ -176,7 +176,12 @@ public final class PackWriter {
     /// Flushes the open pack's appended records (`fdatasync`): after it, they survive a crash. A failed
     /// flush leaves the pack to be sealed by others and is reported: the batch's lines must not be written.
     public func sync() throws(CasketError) {
-        if let pack = open { try drain(pack) }
+        do throws(CasketError) {
+            if let pack = open { try drain(pack) }
+        } catch {
+            failed = nil  // reported here, once
+            throw error
+        }
         if let error = failed {
             failed = nil
             throw error
