@@ -18,6 +18,10 @@ int casket_errno(void) { return errno; }
 
 int casket_syncfs(int fd) { return syncfs(fd); }
 
+int casket_start_writeback(int fd, long long offset, long long len) {
+    return sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE);
+}
+
 long casket_copy_file_range(int fd_in, long long *off_in, int fd_out, unsigned long len) {
     /* The kernel advances *off_in (a loff_t, i.e. long long) by the count copied. */
     return (long)syscall(SYS_copy_file_range, fd_in, off_in, fd_out, NULL, (size_t)len, 0u);

@@ -85,6 +85,10 @@ package func system_fdatasync(_ fd: CInt) -> Result<Void, Errno> {
     nothingOrErrno { fdatasync(fd) }
 }
 
+package func system_startWriteback(_ fd: CInt, _ offset: Int64, _ length: Int64) {
+    _ = casket_start_writeback(fd, offset, length)
+}
+
 package func system_fstat(_ fd: CInt) -> Result<stat, Errno> {
     var st = stat()
     return nothingOrErrno { fstat(fd, &st) }.map { st }

@@ -26,6 +26,8 @@
 //   casket-testhelper scale-read STORE N                           read them all back (benchmark: Tools/bench/scale.sh)
 //   casket-testhelper session-bench STORE COUNT SIZE [writes]      write COUNT values of SIZE bytes through one session,
 //                                       read them back (not with writes); print the rates (SessionBench.swift)
+//   casket-testhelper pack-run-fail STORE LIMIT COUNT              set r0.. (4 KiB) with pack writes cut at LIMIT bytes
+//                                       (RLIMIT_FSIZE): see PackRunFailure.swift
 //   casket-testhelper append-fail STORE                            an index append that fails part-way (RLIMIT_FSIZE), then
 //                                       more appends: see AppendFailure.swift
 //
@@ -170,6 +172,11 @@ func run() throws {
         _ = try session.set("swift-copy", fileAt: args[4])
         try session.close()
         print("done")
+    case "pack-run-fail":
+        guard args.count == 5, let limit = Int(args[3]), let count = Int(args[4]) else {
+            fail("usage: pack-run-fail STORE LIMIT COUNT")
+        }
+        packRunFailure(cache, limit: limit, count: count)
     case "append-fail":
         try appendFailure(cache)
     case "scale-write", "scale-read":

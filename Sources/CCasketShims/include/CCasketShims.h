@@ -12,6 +12,10 @@ long casket_copy_file_range(int fd_in, long long *off_in, int fd_out, unsigned l
 /// syncfs(2): flushes every file and directory of the file system holding fd. 0, or -1 with errno set.
 int casket_syncfs(int fd);
 
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writeback of len bytes at offset without
+/// waiting. Returns 0, or -1 with errno set.
+int casket_start_writeback(int fd, long long offset, long long len);
+
 /// The errno of the calling thread (Swift cannot read the thread-local macro portably).
 int casket_errno(void);
 

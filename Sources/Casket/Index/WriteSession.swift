@@ -244,7 +244,8 @@ public final class WriteSession {
     /// The session's pack writer, made on first use; its packs are named after the session's first writer id.
     func packWriter() throws(CasketError) -> PackWriter {
         if let packs { return packs }
-        let made = try store.blobs.packWriter(writerID: writerID)
+        // Under group commit every batch syncs the pack before its lines: records can wait in memory.
+        let made = try store.blobs.packWriter(writerID: writerID, buffered: grouped)
         packs = made
         return made
     }

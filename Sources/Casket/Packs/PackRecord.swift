@@ -50,16 +50,22 @@ public struct PackRecord: Sendable, Equatable {
 
     /// The header's 41 bytes.
     @_spi(Maintenance) public func header() -> [UInt8] {
-        var bytes = PackRecord.magic
-        bytes.reserveCapacity(PackRecord.headerSize)
+        var bytes: [UInt8] = []
+        appendHeader(to: &bytes)
+        return bytes
+    }
+
+    /// Appends the header's 41 bytes to `bytes`, without an array of its own.
+    func appendHeader(to bytes: inout [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: PackRecord.magic)
         bytes.appendBigEndian(digest.high)
         bytes.appendBigEndian(digest.low)
         bytes.append(form.rawValue)
         bytes.appendLittleEndian(UInt64(size))
         bytes.appendLittleEndian(UInt64(stored))
-        let check = bytes.withUnsafeBytes { XXH32($0.baseAddress, 37, 0) }
+        let check = bytes.withUnsafeBytes { XXH32($0.baseAddress! + start, 37, 0) }
         bytes.appendLittleEndian(UInt32(check))
-        return bytes
     }
 
     /// Parses a header at `offset`; `nil` when the bytes are not one (wrong magic, failed check, a form
@@ -125,6 +131,26 @@ public struct PackRecord: Sendable, Equatable {
             }
         }
         return (PackRecord(digest: digest, form: .raw, size: size, stored: size, offset: offset), Array(payload))
+    }
+}
+
+extension PackRecord {
+    /// Encodes the record for `payload` as ``encode(_:digest:compress:offset:)`` does, appending its
+    /// header and stored bytes to `bytes` (a raw payload is copied once, straight into the run).
+    static func encode(
+        _ payload: UnsafeRawBufferPointer, digest: Digest, compress: Bool, offset: Int64, into bytes: inout [UInt8]
+    ) -> PackRecord {
+        if compress && payload.count >= 64 {
+            let (record, stored) = encode(payload, digest: digest, compress: compress, offset: offset)
+            record.appendHeader(to: &bytes)
+            bytes.append(contentsOf: stored)
+            return record
+        }
+        let size = Int64(payload.count)
+        let record = PackRecord(digest: digest, form: .raw, size: size, stored: size, offset: offset)
+        record.appendHeader(to: &bytes)
+        bytes.append(contentsOf: payload)
+        return record
     }
 }
 

@@ -15,8 +15,17 @@ public final class PackWriter {
     let targetSize: Int64
     let compress: Bool
     let durable: Bool
+    /// Whether records are kept in memory and written in runs of up to ``appendBuffer`` bytes (several
+    /// whole records per write, FORMAT 3.7) before ``sync()``, ``drain()`` or ``seal()``: for a writer that
+    /// flushes before any line names them (group commit). Otherwise each record is written as appended.
+    let buffered: Bool
+    /// The most bytes of records a buffered writer keeps before writing them.
+    static let appendBuffer = 1 << 20
     private var sequence = 0
     private var open: OpenPack?
+    /// A buffered run that could be written neither to its pack nor to a new one: its records are lost,
+    /// so the next ``sync()`` throws it and no line names them.
+    private var failed: CasketError?
 
     /// The pack being appended to.
     private final class OpenPack {
@@ -27,6 +36,8 @@ public final class PackWriter {
         var records: [PackRecord] = []
         var digests: [Digest: PackRecord] = [:]
         var unsynced = false
+        /// Buffered records not written yet; they end at `length`.
+        var buffer: [UInt8] = []
 
         init(id: String, handle: consuming FileHandle, lease: Lease) {
             self.id = id
@@ -41,12 +52,15 @@ public final class PackWriter {
     ///   - targetSize: The pack size after which a pack is sealed.
     ///   - compress: Whether the store's compression is LZ4 (the form rule of FORMAT 3.2 then decides).
     ///   - durable: Whether seals flush (appends are flushed by ``sync()``, once per batch).
-    init(folder: Directory, writerID: String, targetSize: Int64, compress: Bool, durable: Bool) {
+    ///   - buffered: Whether records are written in runs (see ``buffered``).
+    init(folder: Directory, writerID: String, targetSize: Int64, compress: Bool, durable: Bool, buffered: Bool = false)
+    {
         self.folder = folder
         self.writerID = writerID
         self.targetSize = targetSize
         self.compress = compress
         self.durable = durable
+        self.buffered = buffered
     }
 
     deinit { try? seal() }
@@ -83,25 +97,95 @@ public final class PackWriter {
     private func appendOnce(_ payload: UnsafeRawBufferPointer, digest: Digest) throws(CasketError) -> (
         pack: String, record: PackRecord
     ) {
-        let pack: OpenPack
+        var pack: OpenPack
         if let current = open { pack = current } else { pack = try start() }
-        let (record, stored) = PackRecord.encode(payload, digest: digest, compress: compress, offset: pack.length)
-        var bytes = record.header()
-        bytes.append(contentsOf: stored)
-        let io = pack.handle.io
-        try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+        if !pack.buffer.isEmpty && pack.buffer.count + PackRecord.headerSize + payload.count > PackWriter.appendBuffer {
+            try drain(pack)
+            if let current = open { pack = current } else { pack = try start() }
+        }
+        let record: PackRecord
+        if buffered {
+            if pack.buffer.capacity == 0 { pack.buffer.reserveCapacity(PackWriter.appendBuffer) }
+            record = PackRecord.encode(
+                payload, digest: digest, compress: compress, offset: pack.length, into: &pack.buffer)
+        } else {
+            let (made, stored) = PackRecord.encode(payload, digest: digest, compress: compress, offset: pack.length)
+            var bytes = made.header()
+            bytes.append(contentsOf: stored)
+            let io = pack.handle.io
+            try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+            record = made
+        }
         pack.length = record.end
         pack.records.append(record)
         pack.digests[digest] = record
         pack.unsynced = true
         let id = pack.id
-        if pack.length >= targetSize { try seal() }
-        return (id, record)
+        if pack.buffer.count >= PackWriter.appendBuffer { try drain(pack) }
+        if let current = open, current === pack, pack.length >= targetSize { try seal() }
+        return self.record(of: digest) ?? (id, record)  // a failed run moves records to a new pack
+    }
+
+    /// Writes the open pack's buffered records (not flushed).
+    public func drain() throws(CasketError) {
+        if let pack = open { try drain(pack) }
+    }
+
+    /// One write of `pack`'s buffered records. When it fails, the pack is left (its tail may be torn,
+    /// FORMAT 5.5 step 2) and the same bytes go to a new pack, once: a record's header does not hold its
+    /// offset, so only the offsets change. If that fails too, the records are lost: the error is kept for
+    /// the next ``sync()``, so no line names them, and thrown.
+    private func drain(_ pack: OpenPack) throws(CasketError) {
+        guard !pack.buffer.isEmpty else { return }
+        let start = pack.length - Int64(pack.buffer.count)
+        var target = pack
+        var moved = false
+        while true {
+            let io = target.handle.io
+            let bytes = target.buffer
+            do throws(CasketError) {
+                try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+                if durable { io.startWriteback(offset: target.length - Int64(bytes.count), length: Int64(bytes.count)) }
+                target.buffer.removeAll(keepingCapacity: true)
+                return
+            } catch {
+                // The records written before this run are not flushed: flush them now, or lose the batch.
+                if !moved && start > 0 {
+                    do throws(CasketError) { try io.sync(dataOnly: true) } catch { failed = failed ?? error }
+                }
+                abandon()
+                guard !moved, let fresh = try? self.start() else {
+                    failed = error
+                    throw error
+                }
+                moved = true
+                let delta = fresh.length - start
+                let kept = target.records.filter { $0.offset >= start }
+                fresh.records = kept.map {
+                    var r = $0; r.offset += delta; return r
+                }
+                for r in fresh.records { fresh.digests[r.digest] = r }
+                fresh.buffer = target.buffer
+                fresh.length = start + delta + Int64(fresh.buffer.count)
+                fresh.unsynced = true
+                target = fresh
+            }
+        }
     }
 
     /// Flushes the open pack's appended records (`fdatasync`): after it, they survive a crash. A failed
     /// flush leaves the pack to be sealed by others and is reported: the batch's lines must not be written.
     public func sync() throws(CasketError) {
+        do throws(CasketError) {
+            if let pack = open { try drain(pack) }
+        } catch {
+            failed = nil  // reported here, once
+            throw error
+        }
+        if let error = failed {
+            failed = nil
+            throw error
+        }
         guard let pack = open, pack.unsynced else { return }
         do throws(CasketError) {
             try pack.handle.io.sync(dataOnly: true)
@@ -116,6 +200,7 @@ public final class PackWriter {
     /// writer dead may have sealed it already, with the same bytes), and releases its lease. An empty pack
     /// is removed instead.
     public func seal() throws(CasketError) {
+        if let pack = open { try drain(pack) }
         guard let pack = open else { return }
         open = nil
         defer { pack.lease.release() }

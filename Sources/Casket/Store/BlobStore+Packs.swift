@@ -27,14 +27,15 @@ extension BlobStore {
     ///   - writerID: The writer id (FORMAT 5.1), by default a new one.
     ///   - targetSize: The size after which a pack is sealed (default: the store's `pack_size`).
     ///   - durable: Whether seals flush (default: the store's durability); GC's repacking always flushes.
-    public func packWriter(writerID: String? = nil, targetSize: Int64? = nil, durable: Bool? = nil) throws(CasketError)
-        -> PackWriter
-    {
+    ///   - buffered: Whether records are written in runs, for a writer that syncs before its lines name them.
+    public func packWriter(
+        writerID: String? = nil, targetSize: Int64? = nil, durable: Bool? = nil, buffered: Bool = false
+    ) throws(CasketError) -> PackWriter {
         PackWriter(
             folder: try directories.folder(.packs, create: true),
             writerID: writerID ?? "\(HostIdentity.host)-\(HostIdentity.pid)-\(HostIdentity.randomHex(bytes: 4))",
             targetSize: targetSize ?? config.packSize, compress: config.compression == .lz4,
-            durable: durable ?? self.durable)
+            durable: durable ?? self.durable, buffered: buffered)
     }
 
     /// Whether a sound blob file holds the payload (docs/FORMAT.md 3.4); with `freshen`, its mtime is set to
