@@ -1,28 +1,24 @@
 /// Every key's winner reduced to what garbage collection's mark and a writer's stamping need (docs/GC.md,
 /// docs/DESIGN.md 3.5): its time and origin, for the winner rule (docs/FORMAT.md 5.4), and its blob hashes.
 ///
-/// Flat arrays instead of a dictionary of structs of strings: the keys' bytes in one arena, one 56-byte
-/// record a key, an open-addressing table of 4-byte slots at most half full, writer ids stored once. About
+/// Flat arrays instead of a dictionary of structs of strings: the keys in a ``KeyIndex``, one 40-byte
+/// record a key at the key's number, writer ids stored once. About
 /// 70 bytes a key plus the key's bytes, where `[IndexKey: MarkWinner]` took 150 to 250 and twice that
 /// while it grew, so the mark of ten million keys fits in about a gigabyte.
 struct MarkTable {
     /// One key's winner. `count` is the number of blobs, -1 for a tombstone; blobs after the first are in
     /// ``MarkTable/more``.
     private struct Record {
-        var keyStart: Int
         var timestamp: Int64
         var line: Int
         var first: Digest
-        var keyLength: UInt32
-        var hash: UInt32
         var writer: UInt32
         var count: Int32
     }
 
-    private var keyBytes: [UInt8] = []
+    private var keys = KeyIndex()
+    /// By key number (``KeyIndex``).
     private var records: [Record] = []
-    /// Record index + 1, 0 for an empty slot; its length is a power of two, at least twice `records.count`.
-    private var slots = [UInt32](repeating: 0, count: 1024)
     /// The blobs after the first of winners that have several, by record index.
     private var more: [UInt32: [Digest]] = [:]
     private var writers = Interned()
@@ -36,56 +32,24 @@ struct MarkTable {
         let writer = writers.id(entry.origin.writer)
         var key = entry.key
         key.withUTF8 { (bytes) in
-            let hash = MarkTable.hash(bytes)
-            let (slot, found) = find(bytes, hash: hash)
-            if let index = found {
-                if wins(entry, writer: writer, over: records[index]) { store(entry, writer: writer, at: index) }
+            let (index, inserted) = keys.insert(bytes)
+            if inserted {
+                records.append(Record(timestamp: 0, line: 0, first: .empty, writer: 0, count: 0))
+            } else if !wins(entry, writer: writer, over: records[index]) {
                 return
             }
-            let index = records.count
-            precondition(index < Int(UInt32.max) - 1, "more keys than a mark table holds")
-            let start = keyBytes.count
-            keyBytes.append(contentsOf: bytes)
-            records.append(
-                Record(
-                    keyStart: start, timestamp: 0, line: 0, first: .empty, keyLength: UInt32(bytes.count), hash: hash,
-                    writer: 0, count: 0))
             store(entry, writer: writer, at: index)
-            slots[slot] = UInt32(index + 1)
-            if records.count * 2 > slots.count { grow() }
         }
     }
 
     /// The winner of `key`, or `nil`.
     subscript(key: IndexKey) -> IndexReader.MarkWinner? {
-        var text = key.string
-        return text.withUTF8 { (bytes) -> IndexReader.MarkWinner? in
-            find(bytes, hash: MarkTable.hash(bytes)).index.map(winner)
-        }
-    }
-
-    /// The slot of the key `bytes`: the one that holds its record, or the empty one where it would go.
-    private func find(_ bytes: UnsafeBufferPointer<UInt8>, hash: UInt32) -> (slot: Int, index: Int?) {
-        var slot = Int(hash) & (slots.count - 1)
-        while slots[slot] != 0 {
-            let index = Int(slots[slot] - 1)
-            if records[index].hash == hash && sameKey(index, bytes) { return (slot, index) }
-            slot = (slot + 1) & (slots.count - 1)
-        }
-        return (slot, nil)
+        keys.index(of: key).map(winner)
     }
 
     /// Calls `body` with every key and its winner, in no particular order.
     func forEach(_ body: (String, IndexReader.MarkWinner) throws(CasketError) -> Void) throws(CasketError) {
-        for index in records.indices {
-            let record = records[index]
-            let key = keyBytes.withUnsafeBufferPointer {
-                String(
-                    decoding: UnsafeBufferPointer(
-                        rebasing: $0[record.keyStart..<record.keyStart + Int(record.keyLength)]), as: UTF8.self)
-            }
-            try body(key, winner(index))
-        }
+        for index in records.indices { try body(keys.key(index), winner(index)) }
     }
 
     /// Calls `body` with every blob of every live winner (a blob shared by keys once per key).
@@ -125,32 +89,5 @@ struct MarkTable {
                 writers.strings[Int(writer)].utf8)
         }
         return entry.origin.line > record.line
-    }
-
-    private func sameKey(_ index: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        let record = records[index]
-        guard Int(record.keyLength) == bytes.count else { return false }
-        return keyBytes.withUnsafeBufferPointer { (arena) in
-            arena[record.keyStart..<record.keyStart + bytes.count].elementsEqual(bytes)
-        }
-    }
-
-    private mutating func grow() {
-        var wider = [UInt32](repeating: 0, count: slots.count * 2)
-        let mask = wider.count - 1
-        for index in records.indices {
-            var slot = Int(records[index].hash) & mask
-            while wider[slot] != 0 { slot = (slot + 1) & mask }
-            wider[slot] = UInt32(index + 1)
-        }
-        slots = wider
-    }
-
-    /// Swift's per-process seeded hash of the key's bytes: keys chosen to collide on one machine do not
-    /// collide on another.
-    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
-        var hasher = Hasher()
-        hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
-        return UInt32(truncatingIfNeeded: hasher.finalize())
     }
 }

@@ -2,9 +2,8 @@
 /// compares (docs/FORMAT.md 5.4), where the winning line is, and what `ls` and `stat` print, but not
 /// the value tree, which is parsed again from the line when the key is read.
 ///
-/// Flat arrays, like ``MarkTable``: the keys' bytes in one arena, one 96-byte record a key, an
-/// open-addressing table of 4-byte slots at most half full, records in chunks that never move, writer ids, file names and value types stored
-/// once. About 110 bytes a key plus the key's bytes, where a dictionary of whole entries took about 650.
+/// Flat arrays, like ``MarkTable``: the keys in a ``KeyIndex``, one 80-byte record a key at the key's
+/// number, in chunks that never move, writer ids, file names and value types stored once. About 110 bytes a key plus the key's bytes, where a dictionary of whole entries took about 650.
 struct WinnerTable {
     /// Where a winning line is, and what it must be when read again: an index file can be folded away
     /// or replaced between the read that found the line and the read of the line itself.
@@ -37,15 +36,12 @@ struct WinnerTable {
     /// One key's winner. `count` is the number of blobs, -1 for a tombstone; the first blob is inline,
     /// more in ``WinnerTable/more``.
     private struct Record {
-        var keyStart: Int
         var timestamp: Int64
         var line: Int
         var offset: Int64
         var payloadBytes: Int64
         var firstSize: Int64
         var first: Digest
-        var keyLength: UInt32
-        var hash: UInt32
         var writer: UInt32
         var file: UInt32
         var length: UInt32
@@ -54,10 +50,9 @@ struct WinnerTable {
         var type: UInt32
     }
 
-    private var keyBytes: [UInt8] = []
+    private var keys = KeyIndex()
+    /// By key number (``KeyIndex``).
     private var records = ChunkedArray<Record>()
-    /// Record index + 1, 0 for an empty slot; its length is a power of two, at least twice `records.count`.
-    private var slots = [UInt32](repeating: 0, count: 1024)
     /// The blobs after the first of winners that have several, by record index.
     private var more: [UInt32: [BlobRef]] = [:]
     /// Lines longer than 4 GiB (never written by Casket), by record index.
@@ -83,24 +78,16 @@ struct WinnerTable {
     mutating func offer(_ entry: IndexEntry, at location: Location) {
         var key = entry.key
         key.withUTF8 { (bytes) in
-            let hash = MarkTable.hash(bytes)
-            let (slot, found) = find(bytes, hash: hash)
-            if let index = found {
-                if wins(entry, over: records[index]) { store(entry, at: index, location) }
+            let (index, inserted) = keys.insert(bytes)
+            if inserted {
+                records.append(
+                    Record(
+                        timestamp: 0, line: 0, offset: 0, payloadBytes: 0, firstSize: 0, first: .empty, writer: 0,
+                        file: 0, length: 0, check: 0, count: 0, type: 0))
+            } else if !wins(entry, over: records[index]) {
                 return
             }
-            let index = records.count
-            precondition(index < Int(UInt32.max) - 1, "more keys than a winner table holds")
-            let start = keyBytes.count
-            keyBytes.append(contentsOf: bytes)
-            records.append(
-                Record(
-                    keyStart: start, timestamp: 0, line: 0, offset: 0, payloadBytes: 0, firstSize: 0, first: .empty,
-                    keyLength: UInt32(bytes.count), hash: hash, writer: 0, file: 0, length: 0, check: 0, count: 0,
-                    type: 0))
             store(entry, at: index, location)
-            slots[slot] = UInt32(index + 1)
-            if records.count * 2 > slots.count { grow() }
         }
     }
 
@@ -138,15 +125,7 @@ struct WinnerTable {
         for index in records.indices where includingDeleted || records[index].count >= 0 {
             order.append(UInt32(index))
         }
-        keyBytes.withUnsafeBufferPointer { (arena) in
-            order.sort { (a, b) in
-                let x = records[Int(a)]
-                let y = records[Int(b)]
-                return UnsafeBufferPointer(rebasing: arena[x.keyStart..<x.keyStart + Int(x.keyLength)])
-                    .lexicographicallyPrecedes(
-                        UnsafeBufferPointer(rebasing: arena[y.keyStart..<y.keyStart + Int(y.keyLength)]))
-            }
-        }
+        order.sort { keys.precedes(Int($0), Int($1)) }
         return order
     }
 
@@ -187,30 +166,9 @@ struct WinnerTable {
         return walk(value) && found
     }
 
-    private func index(of key: IndexKey) -> Int? {
-        var text = key.string
-        return text.withUTF8 { (bytes) in find(bytes, hash: MarkTable.hash(bytes)).index }
-    }
+    private func index(of key: IndexKey) -> Int? { keys.index(of: key) }
 
-    /// The slot of the key `bytes`: the one that holds its record, or the empty one where it would go.
-    private func find(_ bytes: UnsafeBufferPointer<UInt8>, hash: UInt32) -> (slot: Int, index: Int?) {
-        var slot = Int(hash) & (slots.count - 1)
-        while slots[slot] != 0 {
-            let index = Int(slots[slot] - 1)
-            if records[index].hash == hash && sameKey(index, bytes) { return (slot, index) }
-            slot = (slot + 1) & (slots.count - 1)
-        }
-        return (slot, nil)
-    }
-
-    private func key(_ index: Int) -> String {
-        let record = records[index]
-        return keyBytes.withUnsafeBufferPointer {
-            String(
-                decoding: UnsafeBufferPointer(rebasing: $0[record.keyStart..<record.keyStart + Int(record.keyLength)]),
-                as: UTF8.self)
-        }
-    }
+    private func key(_ index: Int) -> String { keys.key(index) }
 
     private func winner(_ index: Int) -> Winner {
         let record = records[index]
@@ -251,24 +209,5 @@ struct WinnerTable {
             return Array(current.utf8).lexicographicallyPrecedes(entry.origin.writer.utf8)
         }
         return entry.origin.line > record.line
-    }
-
-    private func sameKey(_ index: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        let record = records[index]
-        guard Int(record.keyLength) == bytes.count else { return false }
-        return keyBytes.withUnsafeBufferPointer { (arena) in
-            arena[record.keyStart..<record.keyStart + bytes.count].elementsEqual(bytes)
-        }
-    }
-
-    private mutating func grow() {
-        var wider = [UInt32](repeating: 0, count: slots.count * 2)
-        let mask = wider.count - 1
-        for index in records.indices {
-            var slot = Int(records[index].hash) & mask
-            while wider[slot] != 0 { slot = (slot + 1) & mask }
-            wider[slot] = UInt32(index + 1)
-        }
-        slots = wider
     }
 }

@@ -21,28 +21,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import casket  # noqa: E402
+from roundtrip import write_then_read  # noqa: E402
 
 PACKED = 1 << 20
-
-
-def python_run(root: str, arrays: list) -> tuple[float, float]:
-    cd = casket.CacheDict(folder=root)
-    t0 = time.perf_counter()
-    with cd.write():
-        for i, a in enumerate(arrays):
-            cd[f"k{i}"] = a
-    t1 = time.perf_counter()
-    cd2 = casket.CacheDict(folder=root)
-    for i in range(len(arrays)):
-        np.asarray(cd2[f"k{i}"]).sum()
-    t2 = time.perf_counter()
-    return len(arrays) / (t1 - t0), len(arrays) / (t2 - t1)
 
 
 def swift_run(helper: str, root: str, count: int, size: int) -> tuple[float, float]:
@@ -75,7 +61,7 @@ def main() -> None:
                     root = os.path.join(d, "s")
                     casket.init_store(root, durability="group", pack_max=packs)
                     if side == "python":
-                        rates[(side, packs)].append(python_run(root, arrays))
+                        rates[(side, packs)].append(write_then_read(casket.CacheDict, root, arrays))
                     else:
                         rates[(side, packs)].append(swift_run(args.helper, root, count, size))
                     shutil.rmtree(d)

@@ -58,6 +58,7 @@ else:
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import casket  # noqa: E402
+from roundtrip import write_then_read  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 size = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
@@ -70,18 +71,9 @@ def casket_run(durability: str, packs: int) -> tuple[float, float]:
     d = tempfile.mkdtemp(dir="/var/tmp")
     root = os.path.join(d, "s")
     casket.init_store(root, durability=durability, pack_max=packs)
-    cd = casket.CacheDict(folder=root)
-    t0 = time.perf_counter()
-    with cd.write():
-        for i, a in enumerate(arrays):
-            cd[f"k{i}"] = a
-    t1 = time.perf_counter()
-    cd2 = casket.CacheDict(folder=root)
-    for i in range(n):
-        np.asarray(cd2[f"k{i}"]).sum()
-    t2 = time.perf_counter()
+    rates = write_then_read(casket.CacheDict, root, arrays)
     shutil.rmtree(d)
-    return n / (t1 - t0), n / (t2 - t1)
+    return rates
 
 
 if side == "casket":

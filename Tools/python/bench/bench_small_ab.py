@@ -6,22 +6,14 @@ import os, shutil, sys, tempfile, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 import casket
+from roundtrip import write_then_read  # this script's folder, not the client tree's
 n = int(sys.argv[2]); size = int(sys.argv[3])
 d = tempfile.mkdtemp(dir="/var/tmp")
 root = os.path.join(d, "s")
 casket.init_store(root, durability=sys.argv[4] if len(sys.argv) > 4 else "fsync",
                   pack_max=int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 arrays = [np.random.default_rng(i).random(size // 8) for i in range(n)]
-cd = casket.CacheDict(folder=root)
-t0 = time.perf_counter()
-with cd.write():
-    for i, a in enumerate(arrays):
-        cd[f"k{i}"] = a
-t1 = time.perf_counter()
-cd2 = casket.CacheDict(folder=root)
-for i in range(n):
-    np.asarray(cd2[f"k{i}"]).sum()
-t2 = time.perf_counter()
+w, r = write_then_read(casket.CacheDict, root, arrays)
 with open(os.environ.get("PYBENCH_OUT", "/dev/stdout"), "a") as f:
-    f.write(f"{sys.argv[1]} write {n/(t1-t0):.0f}/s read {n/(t2-t1):.0f}/s\n")
+    f.write(f"{sys.argv[1]} write {w:.0f}/s read {r:.0f}/s\n")
 shutil.rmtree(d)
