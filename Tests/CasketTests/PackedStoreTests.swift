@@ -189,6 +189,13 @@ struct GroupCommitTests {
             try session.set("c", bytes: [5])
             session.batchAge = .seconds(3600)  // a slow machine must not commit part of the next batch by age
             for i in 0..<WriteSession.groupLines { try session.set("n\(i)", bytes: [UInt8(i % 256)]) }
+            // A full batch is handed over at once and written behind (no flush, no timer: its age is an hour).
+            let written = ContinuousClock.now + .seconds(20)
+            while try !CacheStore.open(at: store.root).contains("n\(WriteSession.groupLines - 2)")
+                && ContinuousClock.now < written
+            {
+                usleep(5_000)
+            }
             #expect(try CacheStore.open(at: store.root).contains("n\(WriteSession.groupLines - 2)"), "a full batch")
             try session.delete("a")
             try session.close()

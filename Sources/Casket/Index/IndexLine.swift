@@ -48,22 +48,48 @@ enum IndexLine {
 
     /// The line for an entry, `\n` included. `withOrigin` adds `w` and `n` (compacted files).
     static func encode(_ entry: IndexEntry, withOrigin: Bool) -> [UInt8] {
-        var fields: [(key: String, value: JSONValue)] = [("key", .string(entry.key)), ("ts", .int(entry.timestamp))]
+        var out: [UInt8] = []
+        encode(entry, withOrigin: withOrigin, into: &out)
+        return out
+    }
+
+    /// Appends the line for an entry to `out`: the bytes of an object of these fields in this order, encoded
+    /// as ``JSONValue/encode(into:)`` does, written field by field (a write session's batch takes each line
+    /// this way, without a field list, `JSONValue`s or an array of its own).
+    static func encode(_ entry: IndexEntry, withOrigin: Bool, into out: inout [UInt8]) {
+        func field(_ name: StaticString) {
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+        }
+        field("{\"key\":")
+        JSONValue.encodeString(entry.key, into: &out)
+        field(",\"ts\":")
+        out.append(contentsOf: String(entry.timestamp).utf8)
         if let value = entry.value {
-            fields.append(("value", value))
-            fields.append(("blobs", .array(entry.blobs.map { .array([.string($0.digest.hex), .int($0.size)]) })))
+            field(",\"value\":")
+            value.encode(into: &out)
+            field(",\"blobs\":[")
+            for (index, blob) in entry.blobs.enumerated() {
+                field(index == 0 ? "[" : ",[")
+                JSONValue.encodeString(blob.digest.hex, into: &out)
+                out.append(UInt8(ascii: ","))
+                out.append(contentsOf: String(blob.size).utf8)
+                out.append(UInt8(ascii: "]"))
+            }
+            out.append(UInt8(ascii: "]"))
         } else {
-            fields.append(("deleted", .bool(true)))
+            field(",\"deleted\":true")
         }
         if withOrigin {
-            fields.append(("w", .string(entry.origin.writer)))
-            fields.append(("n", .int(entry.origin.line)))
+            field(",\"w\":")
+            JSONValue.encodeString(entry.origin.writer, into: &out)
+            field(",\"n\":")
+            out.append(contentsOf: String(entry.origin.line).utf8)
         }
-        if let meta = entry.meta { fields.append(("meta", meta)) }
-        var out: [UInt8] = []
-        JSONValue.object(JSONObject(fields)).encode(into: &out)
-        out.append(0x0A)
-        return out
+        if let meta = entry.meta {
+            field(",\"meta\":")
+            meta.encode(into: &out)
+        }
+        field("}\n")
     }
 
     static func encodeSeal(timestamp: Int64) -> [UInt8] {

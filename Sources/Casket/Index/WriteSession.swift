@@ -25,14 +25,29 @@ public final class WriteSession {
     /// the first was added, and the blobs to check once they are written.
     private var pending: [UInt8] = []
     private var pendingLines = 0
+    /// The bytes the batch holds: its lines, and the payloads kept to store again (5.5 step 4), which
+    /// ``groupBytes`` bounds as the Python client's batch does.
+    private var pendingHeld = 0
     private var batchStart: ContinuousClock.Instant?
-    private var pendingChecks: [(BlobRef, String, ((BlobRef) throws(CasketError) -> Void)?)] = []
+    private var pendingChecks: [Check] = []
+    /// A blob a batched line names, to look for once the line is written (5.5 step 4): the blob, its key and
+    /// how to store it again.
+    private typealias Check = (BlobRef, String, ((BlobRef) throws(CasketError) -> Void)?)
+    /// The batch the flusher's thread is writing (``commitBehind()``), until ``settle()`` takes its outcome.
+    private var behind: (bytes: [UInt8], count: Int, checks: [Check])?
+    /// Made at the first full batch.
+    private var flusher: BatchFlusher?
+    /// A test's hook: runs on the flusher's thread before each flush of the session's pack behind, and
+    /// fails that flush when it throws.
+    package var beforePackFlushBehind: (() throws(CasketError) -> Void)?
     /// A batch is committed at this many lines, bytes of lines, or age (checked at each write).
     public static let groupLines = 1000
     /// See ``groupLines``.
     public static let groupBytes = 64 << 20
     /// See ``groupLines``.
     public static let groupAge: Duration = .milliseconds(200)
+    /// The most lines a due batch grows to while the batch before it is being written (``commitIfDue()``).
+    static let growthLines = 8 * groupLines
     /// The age at which this session commits a batch; ``groupAge`` unless a test needs only the count rule.
     package var batchAge: Duration = WriteSession.groupAge
     /// Held by every operation, and by the timer around the commit of a batch that is due.
@@ -73,7 +88,7 @@ public final class WriteSession {
         }
         if store.blobs.packs(size: Int64(bytes.count)) {
             let put = try typed { try bytes.withUnsafeBytes { try store.blobs.put($0, packingInto: packWriter()) } }
-            return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
+            return try set(key, bytesOf: BlobRef(digest: put.digest, size: put.size)) {
                 (_) throws(CasketError) in
                 _ = try typed {
                     try bytes.withUnsafeBytes { try self.store.blobs.put($0, packingInto: self.packWriter()) }
@@ -81,7 +96,7 @@ public final class WriteSession {
             }
         }
         let put = try store.blobs.put(bytes)
-        return try set(key, value: ValueTree.bytesNode(BlobRef(digest: put.digest, size: put.size))) {
+        return try set(key, bytesOf: BlobRef(digest: put.digest, size: put.size)) {
             (_) throws(CasketError) in _ = try self.store.blobs.put(bytes)
         }
     }
@@ -165,10 +180,27 @@ public final class WriteSession {
             throw CasketError(
                 .invalidArgument, "the value of key \(KeyDisplay.quoted(key)) is not a node (an object with \"#type\")")
         }
-        let blobs = try ValueTree.blobs(in: value)
+        return try setNode(key, value: value, blobs: try ValueTree.blobs(in: value), meta: meta, republish: republish)
+    }
+
+    /// ``set(_:value:meta:republish:)`` of the `Bytes` node of a blob just stored, whose blobs are known.
+    private func set(_ key: String, bytesOf ref: BlobRef, republish: @escaping (BlobRef) throws(CasketError) -> Void)
+        throws(CasketError) -> IndexEntry
+    {
+        try reportTimerError()
+        guard !key.isEmpty else { throw CasketError(.invalidArgument, "a key must not be empty") }
+        return try setNode(key, value: ValueTree.bytesNode(ref), blobs: [ref], meta: nil, republish: republish)
+    }
+
+    /// Appends (or batches) the line of a checked node whose blobs are `blobs`.
+    private func setNode(
+        _ key: String, value: JSONValue, blobs: [BlobRef], meta: JSONValue?,
+        republish: ((BlobRef) throws(CasketError) -> Void)?
+    ) throws(CasketError) -> IndexEntry {
         if grouped {
             let entry = try batch(key: key, value: value, blobs: blobs, meta: meta)
-            pendingChecks += blobs.map { ($0, key, republish) }
+            for ref in blobs { pendingChecks.append((ref, key, republish)) }
+            if republish != nil { pendingHeld += blobs.reduce(0) { $0 + Int($1.size) } }  // it keeps the payload
             try commitIfDue()
             return entry
         }
@@ -224,21 +256,39 @@ public final class WriteSession {
         lock.acquire()
         defer { lock.release() }
         guard !closed else { return }
+        defer { flusher?.stop() }  // a session that fails to close runs any later batch on its own thread
         try reportTimerError()
         timer?.stop()
-        try commit()
-        closed = true
-        try packs?.seal()
-        packs = nil
-        guard let io else { return }
+        try settle()
         defer {
             file = nil
-            self.io = nil
+            io = nil
         }
         let seal = IndexLine.encodeSeal(
             timestamp: lastTimestamp == .max ? .max : max(system_wallClockNanoseconds(), lastTimestamp + 1))
-        try typed { try seal.withUnsafeBytes { try io.writeAll($0) } }
-        if store.blobs.durable { try io.sync(dataOnly: true) }
+        guard grouped else {
+            closed = true
+            try packs?.seal()
+            packs = nil
+            guard let io else { return }
+            try typed { try seal.withUnsafeBytes { try io.writeAll($0) } }
+            if store.blobs.durable { try io.sync(dataOnly: true) }
+            return
+        }
+        // The last batch and the seal line go in one write and one flush, handed over as any batch is
+        // (after the pack's flush); meanwhile the pack is sealed here, which waits for that flush first.
+        if pendingLines > 0 || io != nil { try commitBehind(appending: seal) }
+        closed = true
+        let sealed: CasketError?
+        do throws(CasketError) {
+            try packs?.seal()
+            sealed = nil
+        } catch {
+            sealed = error
+        }
+        packs = nil
+        try settle()
+        if let sealed { throw sealed }
     }
 
     /// The session's pack writer, made on first use; its packs are named after the session's first writer id.
@@ -343,9 +393,11 @@ public final class WriteSession {
         guard !closed else { throw CasketError(.invalidArgument, "the write session is closed") }
         let entry = IndexEntry(
             key: key, timestamp: try nextTimestamp(for: key), value: value, blobs: blobs,
-            origin: .init(writer: writerID, line: lines + pendingLines + 1), meta: meta)
-        pending += IndexLine.encode(entry, withOrigin: false)
+            origin: .init(writer: writerID, line: lines + (behind?.count ?? 0) + pendingLines + 1), meta: meta)
+        let before = pending.count
+        IndexLine.encode(entry, withOrigin: false, into: &pending)
         pendingLines += 1
+        pendingHeld += pending.count - before
         if batchStart == nil {
             let start = ContinuousClock.now
             batchStart = start
@@ -376,24 +428,94 @@ public final class WriteSession {
         throw error
     }
 
+    /// Hands the batch over once it is due (``groupLines``, ``groupBytes`` or ``batchAge``); while the batch
+    /// before it is still being written, a due batch keeps growing instead of waiting for that thread, up to
+    /// ``growthLines`` lines or ``groupBytes`` held: when flushes are slow, each covers more lines.
     private func commitIfDue() throws(CasketError) {
         guard let batchStart else { return }
-        if pendingLines >= WriteSession.groupLines || pending.count >= WriteSession.groupBytes
-            || ContinuousClock.now - batchStart >= batchAge
+        guard
+            pendingLines >= WriteSession.groupLines || pendingHeld >= WriteSession.groupBytes
+                || ContinuousClock.now - batchStart >= batchAge
+        else { return }
+        if let flusher, behind != nil, !flusher.idle, pendingLines < WriteSession.growthLines,
+            pendingHeld < WriteSession.groupBytes
         {
-            try commit()
+            return
+        }
+        try commitBehind()
+    }
+
+    /// Commits the batch (group commit, docs/FORMAT.md 5.5) and waits for it: when it returns, every key
+    /// set before it survives a crash.
+    private func commit() throws(CasketError) {
+        try commitBehind()
+        try settle()
+    }
+
+    /// Hands the batch to the flusher's thread, once the batch written before it is settled: the session's
+    /// pack records are written here and flushed there, and only once that flush has succeeded does the
+    /// thread write every line in one write and one `fdatasync` (5.5 steps 1-2: no line ever names bytes
+    /// that are not durable). The session fills the next batch meanwhile. `seal`, a seal line, ends the
+    /// write (``close()``).
+    private func commitBehind(appending seal: [UInt8]? = nil) throws(CasketError) {
+        try settle()
+        guard pendingLines > 0 || seal != nil else { return }
+        let (bytes, count, checks) = (pending + (seal ?? []), pendingLines, pendingChecks)
+        (pending, pendingLines, pendingHeld, pendingChecks, batchStart) = ([], 0, 0, [], nil)
+        pending.reserveCapacity(bytes.count)  // the next batch is about as large: no growth by doubling
+        pendingChecks.reserveCapacity(checks.count)
+        try openFileIfNeeded()
+        // Last: a flush made is always handed over, so the pack writer's wait for it ends.
+        let packFlush = try packs?.flushBehind()
+        let io = self.io!
+        let hook = beforePackFlushBehind
+        let flusher = self.flusher ?? BatchFlusher()
+        self.flusher = flusher
+        behind = (bytes, count, checks)
+        flusher.submit {
+            if let packFlush, let error = packFlush.run(before: hook) { return .pack(error) }
+            do throws(CasketError) {
+                try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
+                try io.sync(dataOnly: true)
+            } catch {
+                return .index(error)
+            }
+            return nil
         }
     }
 
-    /// Writes the batch (group commit, docs/FORMAT.md 5.5): the session's pack is flushed, then every line
-    /// goes in one write and one `fdatasync`; then the blobs they name are checked (5.5 step 4). When it
-    /// returns, every key set before it survives a crash.
-    private func commit() throws(CasketError) {
-        guard pendingLines > 0 else { return }
-        let (bytes, count, checks) = (pending, pendingLines, pendingChecks)
-        (pending, pendingLines, pendingChecks, batchStart) = ([], 0, [], nil)
-        try packs?.sync()
-        var failedOnce = false
+    /// Takes the outcome of the batch written behind, if any, then looks for the blobs its lines name (5.5
+    /// step 4). A failure loses that batch and every line set since (this call's too, when a write reports
+    /// it): after a failed pack flush those lines may name records that are not on disk.
+    private func settle() throws(CasketError) {
+        guard let batch = behind, let flusher else { return }
+        behind = nil
+        do throws(CasketError) {
+            switch flusher.wait() {
+            case nil:
+                lines += batch.count
+                if !stillOurs() {  // compaction took the file away: the batch goes to a new one
+                    abandonFile()
+                    try writeBatch(batch.bytes, count: batch.count)
+                }
+            case .pack(let error):
+                packs?.settleBehind()  // abandons the pack: its later records are not flushed either
+                throw error
+            case .index:
+                abandonFile()  // never append to it again (5.5 step 2): the batch goes to a new file, once
+                try writeBatch(batch.bytes, count: batch.count, failedOnce: true)
+            }
+        } catch {
+            (pending, pendingLines, pendingHeld, pendingChecks, batchStart) = ([], 0, 0, [], nil)
+            throw error
+        }
+        try check(batch.checks)
+    }
+
+    /// Writes a batch's lines in this session's file, then flushes them; after a failed write or flush the
+    /// file is abandoned and the batch written once more in a new file (a second failure is thrown).
+    private func writeBatch(_ bytes: [UInt8], count: Int, failedOnce: Bool = false) throws(CasketError) {
+        var failedOnce = failedOnce
         while true {
             try openFileIfNeeded()
             let io = self.io!
@@ -401,15 +523,20 @@ public final class WriteSession {
                 try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
                 try io.sync(dataOnly: true)
             } catch {
-                abandonFile()  // never append to it again (5.5 step 2): the batch goes to a new file, once
+                abandonFile()
                 if failedOnce { throw error }
                 failedOnce = true
                 continue
             }
             lines += count
-            if stillOurs() { break }
+            if stillOurs() { return }
             abandonFile()
         }
+    }
+
+    /// Stores again a blob that written lines name and that is gone (a GC swept it meanwhile, invariant I4);
+    /// the records of this session's open pack are not looked for (GC leaves open packs alone).
+    private func check(_ checks: [Check]) throws(CasketError) {
         for (ref, key, republish) in checks
         where packs?.record(of: ref.digest) == nil && !store.blobs.contains(ref.digest, size: ref.size) {
             guard let republish else { throw WriteSession.removed(ref, key: key) }

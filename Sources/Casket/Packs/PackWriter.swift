@@ -22,10 +22,15 @@ public final class PackWriter {
     /// The most bytes of records a buffered writer keeps before writing them.
     static let appendBuffer = 1 << 20
     private var sequence = 0
+    /// How many records the last sealed pack held: a new pack's tables are made that large at once.
+    private var lastPackRecords = 0
     private var open: OpenPack?
     /// A buffered run that could be written neither to its pack nor to a new one: its records are lost,
     /// so the next ``sync()`` throws it and no line names them.
     private var failed: CasketError?
+    /// The flush of the open pack another thread runs (``flushBehind()``): the pack is neither sealed nor
+    /// abandoned before it has run, and a failed one abandons it (its records may not be on disk).
+    private var behind: PackFlush?
 
     /// The pack being appended to.
     private final class OpenPack {
@@ -142,10 +147,12 @@ public final class PackWriter {
         var moved = false
         while true {
             let io = target.handle.io
-            let bytes = target.buffer
+            // Written from the buffer itself: a copy would share it, and emptying a shared buffer makes a
+            // new one (1 MiB of fresh pages a run).
+            let count = Int64(target.buffer.count)
             do throws(CasketError) {
-                try typed { try bytes.withUnsafeBytes { try io.writeAll($0) } }
-                if durable { io.startWriteback(offset: target.length - Int64(bytes.count), length: Int64(bytes.count)) }
+                try typed { [target] in try target.buffer.withUnsafeBytes { try io.writeAll($0) } }
+                if durable { io.startWriteback(offset: target.length - count, length: count) }
                 target.buffer.removeAll(keepingCapacity: true)
                 return
             } catch {
@@ -176,6 +183,43 @@ public final class PackWriter {
     /// Flushes the open pack's appended records (`fdatasync`): after it, they survive a crash. A failed
     /// flush leaves the pack to be sealed by others and is reported: the batch's lines must not be written.
     public func sync() throws(CasketError) {
+        guard let pack = try drainForFlush(), pack.unsynced else { return }
+        do throws(CasketError) {
+            try pack.handle.io.sync(dataOnly: true)
+        } catch {
+            abandon()
+            throw error
+        }
+        pack.unsynced = false
+    }
+
+    /// Writes the open pack's buffered records, as ``sync()`` does, and returns their flush for another
+    /// thread to run while records keep being appended (group commit's batch flushed behind, FORMAT 5.5:
+    /// that thread writes the batch's lines only once the flush has succeeded); `nil` when every record
+    /// appended is flushed already. Records appended afterwards wait for the next flush.
+    func flushBehind() throws(CasketError) -> PackFlush? {
+        guard let pack = try drainForFlush(), pack.unsynced else { return nil }
+        pack.unsynced = false
+        let flush = PackFlush(pack: pack, io: pack.handle.io)
+        behind = flush
+        return flush
+    }
+
+    /// Waits for the flush run behind, if any; when it failed, abandons the pack it flushed, if still open
+    /// (none of that pack's unflushed records may be named), and returns the failure, once.
+    @discardableResult
+    func settleBehind() -> CasketError? {
+        guard let flush = behind else { return nil }
+        behind = nil
+        guard let error = flush.wait() else { return nil }
+        if let pack = open, pack === flush.pack { abandon() }
+        return error
+    }
+
+    /// The open pack once its buffered records are written and the flush behind has run; throws a run that
+    /// could not be written (once).
+    private func drainForFlush() throws(CasketError) -> OpenPack? {
+        if let error = settleBehind() { throw error }
         do throws(CasketError) {
             if let pack = open { try drain(pack) }
         } catch {
@@ -186,24 +230,19 @@ public final class PackWriter {
             failed = nil
             throw error
         }
-        guard let pack = open, pack.unsynced else { return }
-        do throws(CasketError) {
-            try pack.handle.io.sync(dataOnly: true)
-        } catch {
-            abandon()
-            throw error
-        }
-        pack.unsynced = false
+        return open
     }
 
     /// Seals the open pack: flushes it, publishes its index (never replacing one: someone who judged this
     /// writer dead may have sealed it already, with the same bytes), and releases its lease. An empty pack
     /// is removed instead.
     public func seal() throws(CasketError) {
+        settleBehind()
         if let pack = open { try drain(pack) }
         guard let pack = open else { return }
         open = nil
         defer { pack.lease.release() }
+        lastPackRecords = pack.records.count
         guard !pack.records.isEmpty else {
             _ = folder.remove(pack.id + PackShelf.packSuffix)
             return
@@ -216,6 +255,7 @@ public final class PackWriter {
     /// Leaves the open pack unsealed (after a failed write or flush, or a lost lease): its lease is
     /// released, so the next GC, or any reader that seals abandoned packs, seals what it holds.
     private func abandon() {
+        settleBehind()
         guard let pack = open else { return }
         open = nil
         pack.lease.release()
@@ -227,8 +267,10 @@ public final class PackWriter {
             let id = "\(writerID)-\(sequence)"
             let lease: Lease
             switch try Lease.acquire(
+                // Not flushed, as the Python writer's: after a crash its owner is gone whatever the lease
+                // holds, and a lease that comes back empty is judged by its age (FORMAT 3.7).
                 in: folder, id + PackShelf.leaseSuffix, ttl: PackWriter.leaseTTL, heartbeat: PackWriter.leaseTTL / 4,
-                sync: durable)
+                sync: false)
             {
             case .acquired(let taken): lease = taken
             case .busy: continue
@@ -244,6 +286,8 @@ public final class PackWriter {
                 throw error
             }
             let pack = OpenPack(id: id, handle: handle, lease: lease)
+            pack.records.reserveCapacity(lastPackRecords)
+            pack.digests.reserveCapacity(lastPackRecords)
             open = pack
             return pack
         }

@@ -2,9 +2,12 @@ extension BlobStore {
     /// Whether a blob is stored, in a sound form (docs/FORMAT.md 3.4).
     public func contains(_ digest: Digest) -> Bool { locate(digest) != nil || packsHold(digest, size: nil) }
 
-    /// Whether a blob of `size` payload bytes is stored in a sound form, loose or packed.
+    /// Whether a blob of `size` payload bytes is stored in a sound form, loose or packed. A size this store
+    /// packs is looked for in the packs first (in memory once their indexes are read), then as a blob file
+    /// (two `lstat`s): a writer's check of its batch (FORMAT 5.5 step 4) finds its records without them.
     public func contains(_ digest: Digest, size: Int64) -> Bool {
-        locate(digest, size: size) != nil || packsHold(digest, size: size)
+        if packs(size: size) { return packsHold(digest, size: size) || locate(digest, size: size) != nil }
+        return locate(digest, size: size) != nil || packsHold(digest, size: size)
     }
 
     /// Where a blob is stored in a sound form (the raw one when both are), or `nil` when it is not.
