@@ -53,12 +53,20 @@ struct BatchBehindTests {
         }
     }
 
-    /// A session of a new store with packs under group commit, whose batches only their count hands over.
-    static func session(in dir: String) throws -> (BlobStore, WriteSession) {
-        let store = try TestStore.create(in: dir, durability: .group, packMax: 65536)
+    /// A session of a new store with packs under group commit, whose batches only their count hands over,
+    /// and whose flusher's thread `gate` holds before each pack flush (which then fails with `failing`).
+    static func heldSession(
+        in dir: String, packSize: Int64 = StoreConfig.defaultPackSize, failing: String? = nil
+    ) throws -> (BlobStore, WriteSession, Gate) {
+        let store = try TestStore.create(in: dir, durability: .group, packMax: 65536, packSize: packSize)
         let session = try CacheStore.open(at: store.root).writeSession()
         session.batchAge = .seconds(3600)
-        return (store, session)
+        let gate = Gate()
+        session.beforePackFlushBehind = { () throws(CasketError) in
+            gate.pass()
+            if let failing { throw CasketError(.io, failing) }
+        }
+        return (store, session, gate)
     }
 
     static func lines(_ root: String) -> [Substring] {
@@ -70,9 +78,7 @@ struct BatchBehindTests {
     @Test("no line of a batch written behind reaches the index before its pack is flushed; sets go on meanwhile")
     func linesWaitForThePackFlush() throws {
         try withTemporaryDirectory { dir in
-            let (store, session) = try BatchBehindTests.session(in: dir)
-            let gate = Gate()
-            session.beforePackFlushBehind = { gate.pass() }
+            let (store, session, gate) = try BatchBehindTests.heldSession(in: dir)
             for i in 0..<WriteSession.groupLines {
                 try session.set("n\(i)", bytes: TestBytes.random(4096, seed: UInt64(i)))
             }
@@ -93,12 +99,50 @@ struct BatchBehindTests {
         }
     }
 
+    @Test("full packs are sealed behind, before the lines that name their records; a failure seals none")
+    func fullPacksSealedBehind() throws {
+        for fails in [false, true] {
+            try withTemporaryDirectory { dir in
+                // 64 KiB packs: about 15 records of 4 KiB each, so a batch fills dozens.
+                let (store, session, gate) = try BatchBehindTests.heldSession(
+                    in: dir, packSize: 65536, failing: fails ? "flush behind failed (test)" : nil)
+                for i in 0..<WriteSession.groupLines {
+                    try session.set("p\(i)", bytes: TestBytes.random(4096, seed: UInt64(i)))
+                }
+                #expect(gate.waitEntered())
+                let held = TestFiles.names(in: store.root + "/packs")
+                #expect(held.filter { $0.hasSuffix(".pack") }.count > 30, "\(held.count) files")
+                #expect(!held.contains { $0.hasSuffix(".idx") }, "no full pack sealed on the session's thread")
+                #expect(BatchBehindTests.lines(store.root).count == 0)
+                gate.release()
+                if fails {
+                    #expect(throws: CasketError.self) { try session.flush() }
+                    let left = TestFiles.names(in: store.root + "/packs")
+                    #expect(!left.contains { $0.hasSuffix(".idx") || $0.hasSuffix(".lease") }, "\(left)")
+                    #expect(BatchBehindTests.lines(store.root).count == 0)
+                    session.beforePackFlushBehind = nil
+                    try session.close()
+                    return
+                }
+                try session.flush()
+                let packs = TestFiles.names(in: store.root + "/packs")
+                let sealed = packs.filter { $0.hasSuffix(".idx") }.count
+                #expect(sealed == packs.filter { $0.hasSuffix(".pack") }.count - 1, "all but the open one: \(packs)")
+                let reader = try CacheStore.open(at: store.root)
+                for i in stride(from: 0, to: WriteSession.groupLines, by: 37) {
+                    #expect(try reader.get("p\(i)") == TestBytes.random(4096, seed: UInt64(i)))
+                }
+                try session.close()
+                let fsck = try CLI.run(["fsck", "--store", store.root])
+                #expect(fsck.status == 0, "\(fsck)")
+            }
+        }
+    }
+
     @Test("close: the last lines, the seal line and the pack index all wait for the pack's flush")
     func closeWaitsForThePackFlush() throws {
         try withTemporaryDirectory { dir in
-            let (store, session) = try BatchBehindTests.session(in: dir)
-            let gate = Gate()
-            session.beforePackFlushBehind = { gate.pass() }
+            let (store, session, gate) = try BatchBehindTests.heldSession(in: dir)
             for i in 0..<10 { try session.set("c\(i)", bytes: TestBytes.random(4096, seed: UInt64(i))) }
             let closer = Closer(session)
             Thread { closer.run() }.start()
@@ -121,12 +165,8 @@ struct BatchBehindTests {
     @Test("a failed pack flush behind loses its batch and the lines set since; the next call says so")
     func failedPackFlush() throws {
         try withTemporaryDirectory { dir in
-            let (store, session) = try BatchBehindTests.session(in: dir)
-            let gate = Gate()
-            session.beforePackFlushBehind = { () throws(CasketError) in
-                gate.pass()
-                throw CasketError(.io, "fdatasync of the pack failed (test)")
-            }
+            let (store, session, gate) = try BatchBehindTests.heldSession(
+                in: dir, failing: "fdatasync of the pack failed (test)")
             for i in 0..<WriteSession.groupLines {
                 try session.set("n\(i)", bytes: TestBytes.random(4096, seed: UInt64(i)))
             }

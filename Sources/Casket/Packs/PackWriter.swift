@@ -31,6 +31,12 @@ public final class PackWriter {
     /// The flush of the open pack another thread runs (``flushBehind()``): the pack is neither sealed nor
     /// abandoned before it has run, and a failed one abandons it (its records may not be on disk).
     private var behind: PackFlush?
+    /// Full packs of a buffered writer, not sealed yet: the next ``flushBehind()`` seals them on the thread
+    /// that runs it, before the open pack's flush (so before any line that names their records), and
+    /// ``seal()`` or ``sync()`` here. Their records are still this writer's (``record(of:)``).
+    private var full: [OpenPack] = []
+    /// The full packs the flush behind is sealing, until it has run.
+    private var sealingBehind: [OpenPack] = []
 
     /// The pack being appended to.
     private final class OpenPack {
@@ -73,10 +79,13 @@ public final class PackWriter {
     /// The open pack's id, if any.
     public var openPackID: String? { open?.id }
 
-    /// Where this writer's open pack holds `digest`, if it does.
+    /// Where this writer's open pack, or a full one it has not finished sealing, holds `digest`, if one does.
     public func record(of digest: Digest) -> (pack: String, record: PackRecord)? {
-        guard let open, let record = open.digests[digest] else { return nil }
-        return (open.id, record)
+        if let open, let record = open.digests[digest] { return (open.id, record) }
+        for pack in full.reversed() + sealingBehind.reversed() {
+            if let record = pack.digests[digest] { return (pack.id, record) }
+        }
+        return nil
     }
 
     /// Appends a payload (whose digest the caller computed) to the open pack, starting one if needed;
@@ -127,7 +136,19 @@ public final class PackWriter {
         pack.unsynced = true
         let id = pack.id
         if pack.buffer.count >= PackWriter.appendBuffer { try drain(pack) }
-        if let current = open, current === pack, pack.length >= targetSize { try seal() }
+        if let current = open, current === pack, pack.length >= targetSize {
+            if buffered {
+                // Sealed behind (flushBehind), off the writer's thread: its flushes and files wait there.
+                try drain(pack)
+                if let current = open, current === pack {
+                    open = nil
+                    lastPackRecords = pack.records.count
+                    full.append(pack)
+                }
+            } else {
+                try seal()
+            }
+        }
         return self.record(of: digest) ?? (id, record)  // a failed run moves records to a new pack
     }
 
@@ -183,6 +204,7 @@ public final class PackWriter {
     /// Flushes the open pack's appended records (`fdatasync`): after it, they survive a crash. A failed
     /// flush leaves the pack to be sealed by others and is reported: the batch's lines must not be written.
     public func sync() throws(CasketError) {
+        try sealFull()
         guard let pack = try drainForFlush(), pack.unsynced else { return }
         do throws(CasketError) {
             try pack.handle.io.sync(dataOnly: true)
@@ -198,9 +220,24 @@ public final class PackWriter {
     /// that thread writes the batch's lines only once the flush has succeeded); `nil` when every record
     /// appended is flushed already. Records appended afterwards wait for the next flush.
     func flushBehind() throws(CasketError) -> PackFlush? {
-        guard let pack = try drainForFlush(), pack.unsynced else { return nil }
-        pack.unsynced = false
-        let flush = PackFlush(pack: pack, io: pack.handle.io)
+        let open = try drainForFlush()
+        let flushed = open.flatMap { $0.unsynced ? $0 : nil }
+        guard flushed != nil || !full.isEmpty else { return nil }
+        flushed?.unsynced = false
+        let (folder, durable) = (self.folder, self.durable)
+        let seals = full.map { pack in
+            { () -> CasketError? in
+                do throws(CasketError) {
+                    try PackWriter.seal(pack, in: folder, durable: durable)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+        }
+        sealingBehind = full
+        full = []
+        let flush = PackFlush(pack: flushed, io: flushed?.handle.io, seals: seals)
         behind = flush
         return flush
     }
@@ -211,9 +248,23 @@ public final class PackWriter {
     func settleBehind() -> CasketError? {
         guard let flush = behind else { return nil }
         behind = nil
-        guard let error = flush.wait() else { return nil }
+        let error = flush.wait()
+        // Sealed, or, after a failure, left to others: a seal the failure kept from running has its lease
+        // released here (a release is idempotent).
+        if error != nil { for pack in sealingBehind { pack.lease.release() } }
+        sealingBehind = []
+        guard let error else { return nil }
         if let pack = open, pack === flush.pack { abandon() }
         return error
+    }
+
+    /// Seals the full packs here (``seal()``, ``sync()``): writers that flush behind seal them there.
+    private func sealFull() throws(CasketError) {
+        settleBehind()
+        while let pack = full.first {
+            full.removeFirst()
+            try PackWriter.seal(pack, in: folder, durable: durable)
+        }
     }
 
     /// The open pack once its buffered records are written and the flush behind has run; throws a run that
@@ -237,12 +288,20 @@ public final class PackWriter {
     /// writer dead may have sealed it already, with the same bytes), and releases its lease. An empty pack
     /// is removed instead.
     public func seal() throws(CasketError) {
-        settleBehind()
+        try sealFull()
         if let pack = open { try drain(pack) }
         guard let pack = open else { return }
         open = nil
-        defer { pack.lease.release() }
         lastPackRecords = pack.records.count
+        try PackWriter.seal(pack, in: folder, durable: durable)
+    }
+
+    /// Seals a pack whose records are all written: flushes it, publishes its index and releases its lease
+    /// (on any outcome: a pack left unsealed is sealed by others). An empty pack is removed instead. Runs
+    /// on the writer's thread or, for a full pack, on the one that flushes behind (nothing else touches a
+    /// full pack but reads of its record table).
+    private static func seal(_ pack: OpenPack, in folder: Directory, durable: Bool) throws(CasketError) {
+        defer { pack.lease.release() }
         guard !pack.records.isEmpty else {
             _ = folder.remove(pack.id + PackShelf.packSuffix)
             return
