@@ -82,7 +82,11 @@ public final class PackWriter {
     /// Where this writer's open pack, or a full one it has not finished sealing, holds `digest`, if one does.
     public func record(of digest: Digest) -> (pack: String, record: PackRecord)? {
         if let open, let record = open.digests[digest] { return (open.id, record) }
-        for pack in full.reversed() + sealingBehind.reversed() {
+        // Two loops, not one over the lists joined: that would make an array at every put.
+        for pack in full {
+            if let record = pack.digests[digest] { return (pack.id, record) }
+        }
+        for pack in sealingBehind {
             if let record = pack.digests[digest] { return (pack.id, record) }
         }
         return nil
@@ -204,8 +208,9 @@ public final class PackWriter {
     /// Flushes the open pack's appended records (`fdatasync`): after it, they survive a crash. A failed
     /// flush leaves the pack to be sealed by others and is reported: the batch's lines must not be written.
     public func sync() throws(CasketError) {
+        let open = try drainForFlush()  // first: it throws the failure of a flush behind
         try sealFull()
-        guard let pack = try drainForFlush(), pack.unsynced else { return }
+        guard let pack = open, pack.unsynced else { return }
         do throws(CasketError) {
             try pack.handle.io.sync(dataOnly: true)
         } catch {
