@@ -724,34 +724,31 @@ class PackShelf:
                 return payload
         return self.read(digest, size)
 
-    def read_raw(self, digest: str, dt: np.dtype, shape: tp.Sequence[int], size: int) -> tp.Optional[np.ndarray]:
-        """The read fast path of a packed raw array: the payload of ``digest`` (``size`` bytes, ``shape`` in
-        ``dt``) read into a new array of that shape (aligned for ``dt``), when the table of raw records has
-        its hash, with the checks of :meth:`read_aligned`: its header is the record's (magic, hash, form,
-        size, stored, the header check) and its bytes hash to ``digest``. None otherwise (not in the table,
-        another size, a short or failed read, a check that fails), and the caller then takes the general
-        path, which finds, relists and names the damage as it always does: an answer of this path is one
-        the general path would give, and no error comes from it."""
+    def read_raw(self, digest: str, out: np.ndarray, size: int) -> bool:
+        """The read fast path of a packed raw array: reads the payload of ``digest`` (``size`` bytes) into
+        ``out`` (a new C-contiguous array of that many bytes, aligned for its dtype, which the caller makes
+        of the type it returns) when the table of raw records has its hash, with the checks of
+        :meth:`read_aligned`: its header is the record's (magic, hash, form, size, stored, the header check)
+        and its bytes hash to ``digest``. False otherwise (not in the table, another size, a short or failed
+        read, a check that fails), and the caller then takes the general path, which finds, relists and
+        names the damage as it always does: an answer of this path is one the general path would give, and
+        no error comes from it."""
         hit = self._raw.get(digest)
         if hit is None:
-            return None
+            return False
         pack, offset, found = hit
         if found != size:
-            return None
-        head, payload = bytearray(HEADER_SIZE), np.empty(shape, dtype=dt)
+            return False
+        head = bytearray(HEADER_SIZE)
         try:
-            got = os.preadv(pack.fd, [head, payload], offset)
+            got = os.preadv(pack.fd, [head, out], offset)
         except (OSError, ValueError):  # a pack closed meanwhile, or lost (ESTALE): the general path's to judge
-            return None
-        if got != HEADER_SIZE + size:
-            return None
+            return False
         # the header a raw record of this hash and size has, whole: magic, hash, form, size, stored, then the
         # check, which equals the check of the bytes read exactly when they are these (one comparison)
         expected = _HEAD.pack(RECORD_MAGIC, bytes.fromhex(digest), RAW, size, size)
-        if (head == expected + _CHECK.pack(xxhash.xxh32_intdigest(expected))
-                and xxhash.xxh3_128_hexdigest(payload) == digest):
-            return payload
-        return None
+        return (got == HEADER_SIZE + size and head == expected + _CHECK.pack(xxhash.xxh32_intdigest(expected))
+                and xxhash.xxh3_128_hexdigest(out) == digest)
 
     def _table(self, pack: _KnownPack) -> None:
         """Puts the raw records of a sealed pack's index in the table of :meth:`read_raw`: with numpy, about

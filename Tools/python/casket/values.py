@@ -704,7 +704,7 @@ def decode(store: Store, value: tp.Any, key: str = "", verify: bool = True) -> t
 # (dtype, shape, size) of an array line as the index's block pass took it (text) -> the dtype, the shape and
 # the byte count, or None where the decoder would raise: those lines take the general path for its errors
 _ROW_FORMS: dict[tuple[str, str, str], tp.Optional[tuple[np.dtype, tuple[int, ...], int]]] = {}
-_MEMMAP = np.memmap
+_MEMMAP, _NEW = np.memmap, np.ndarray.__new__
 
 
 def _row_form(dtype_s: str, shape_s: str, size_s: str) -> tp.Optional[tuple[np.dtype, tuple[int, ...], int]]:
@@ -742,12 +742,13 @@ def row_array(store: Store, row: tuple[str, ...]) -> tp.Optional[np.ndarray]:
     if not 0 < nbytes < store.pack_max:  # empty, or large: the general path looks at blob files first
         return None
     shelf = store._shelf
-    payload = shelf.read_raw(h, dt, shape, nbytes) if shelf is not None else None
-    if payload is None:
+    if shelf is None:
         return None
-    payload.flags.writeable = False  # as every read gives it (views inherit it)
-    arr = payload.view(_MEMMAP)  # np.memmap's own fields, as _read_only_memmap sets them for a payload
-    arr.offset, arr.mode = 0, "r"
+    arr = _NEW(_MEMMAP, shape, dt)  # the array returned, read into: no view of a buffer made for it
+    if not shelf.read_raw(h, arr, nbytes):
+        return None
+    arr.flags.writeable = False  # as every read gives it
+    arr.offset, arr.mode = 0, "r"  # np.memmap's own fields, as _read_only_memmap sets them for a payload
     return arr
 
 
