@@ -209,4 +209,27 @@ struct PackTests {
             }
         }
     }
+
+    @Test("a lease lost before the records were flushed fails the next sync: no line may name them")
+    func lostLeaseFailsTheSync() throws {
+        try withTemporaryDirectory { dir in
+            let store = try TestStore.create(in: dir, durability: .group, packMax: 65536)
+            let writer = try store.packWriter(buffered: true, leaseTTL: .milliseconds(200))
+            let first = [UInt8](repeating: 1, count: 4096)
+            _ = try first.withUnsafeBytes { try writer.append($0, digest: Digest(hashing: first)) }
+            let id = try #require(writer.openPackID)
+            // Another process judged the writer dead and took its lease (the file is gone): the heartbeat
+            // notices within a beat, and a lease silent for longer than its TTL is lost anyway.
+            try FileManager.default.removeItem(atPath: store.root + "/packs/" + id + ".lease")
+            Thread.sleep(forTimeInterval: 0.6)
+            let second = [UInt8](repeating: 2, count: 4096)
+            let moved = try second.withUnsafeBytes { try writer.append($0, digest: Digest(hashing: second)) }
+            #expect(moved.pack != id, "the next record goes to a new pack")
+            let error = #expect(throws: CasketError.self) { try writer.sync() }
+            #expect(error?.code == .busy)
+            #expect(error?.message.contains("the lease of pack '\(id)' was lost before its records were flushed") == true)
+            try writer.sync()  // reported once; the new pack's record is flushed
+            try writer.seal()
+        }
+    }
 }

@@ -22,6 +22,8 @@ public final class PackWriter {
     /// The most bytes of records a buffered writer keeps before writing them.
     static let appendBuffer = 1 << 20
     private var sequence = 0
+    /// The TTL of this writer's pack leases.
+    private let ttl: Duration
     /// How many records the last sealed pack held: a new pack's tables are made that large at once.
     private var lastPackRecords = 0
     private var open: OpenPack?
@@ -64,14 +66,18 @@ public final class PackWriter {
     ///   - compress: Whether the store's compression is LZ4 (the form rule of FORMAT 3.2 then decides).
     ///   - durable: Whether seals flush (appends are flushed by ``sync()``, once per batch).
     ///   - buffered: Whether records are written in runs (see ``buffered``).
-    init(folder: Directory, writerID: String, targetSize: Int64, compress: Bool, durable: Bool, buffered: Bool = false)
-    {
+    ///   - leaseTTL: The TTL of each pack's lease (``leaseTTL``; tests shorten it to lose a lease quickly).
+    init(
+        folder: Directory, writerID: String, targetSize: Int64, compress: Bool, durable: Bool, buffered: Bool = false,
+        leaseTTL: Duration = PackWriter.leaseTTL
+    ) {
         self.folder = folder
         self.writerID = writerID
         self.targetSize = targetSize
         self.compress = compress
         self.durable = durable
         self.buffered = buffered
+        self.ttl = leaseTTL
     }
 
     deinit { try? seal() }
@@ -102,7 +108,7 @@ public final class PackWriter {
         pack: String, record: PackRecord
     ) {
         if let found = record(of: digest) { return found }
-        if let current = open, current.lease.isLost { abandon() }
+        if let current = open, current.lease.isLost { abandonLost(current) }
         do throws(CasketError) {
             return try appendOnce(payload, digest: digest)
         } catch {
@@ -316,6 +322,20 @@ public final class PackWriter {
             PackIndex.encode(pack.records, covered: pack.length), in: folder, id: pack.id, durable: durable)
     }
 
+    /// Leaves a pack whose lease was lost (its writer stalled past the TTL, and another may be sealing it):
+    /// records of it not flushed yet may never reach the disk, or lie past the index its taker publishes,
+    /// so the next ``sync()`` throws and no line names them (the batch is lost, and reported).
+    private func abandonLost(_ pack: OpenPack) {
+        if pack.unsynced || !pack.buffer.isEmpty {
+            failed =
+                failed
+                ?? CasketError(
+                    .busy, "the lease of pack '\(pack.id)' was lost before its records were flushed; they are not "
+                        + "committed", path: folder.path(of: pack.id + PackShelf.packSuffix))
+        }
+        abandon()
+    }
+
     /// Leaves the open pack unsealed (after a failed write or flush, or a lost lease): its lease is
     /// released, so the next GC, or any reader that seals abandoned packs, seals what it holds.
     private func abandon() {
@@ -333,7 +353,7 @@ public final class PackWriter {
             switch try Lease.acquire(
                 // Not flushed, as the Python writer's: after a crash its owner is gone whatever the lease
                 // holds, and a lease that comes back empty is judged by its age (FORMAT 3.7).
-                in: folder, id + PackShelf.leaseSuffix, ttl: PackWriter.leaseTTL, heartbeat: PackWriter.leaseTTL / 4,
+                in: folder, id + PackShelf.leaseSuffix, ttl: ttl, heartbeat: ttl / 4,
                 sync: false)
             {
             case .acquired(let taken): lease = taken

@@ -28,14 +28,16 @@ extension BlobStore {
     ///   - targetSize: The size after which a pack is sealed (default: the store's `pack_size`).
     ///   - durable: Whether seals flush (default: the store's durability); GC's repacking always flushes.
     ///   - buffered: Whether records are written in runs, for a writer that syncs before its lines name them.
+    ///   - leaseTTL: The TTL of its packs' leases (default ``PackWriter/leaseTTL``; tests shorten it).
     public func packWriter(
-        writerID: String? = nil, targetSize: Int64? = nil, durable: Bool? = nil, buffered: Bool = false
+        writerID: String? = nil, targetSize: Int64? = nil, durable: Bool? = nil, buffered: Bool = false,
+        leaseTTL: Duration = PackWriter.leaseTTL
     ) throws(CasketError) -> PackWriter {
         PackWriter(
             folder: try directories.folder(.packs, create: true),
             writerID: writerID ?? "\(HostIdentity.host)-\(HostIdentity.pid)-\(HostIdentity.randomHex(bytes: 4))",
             targetSize: targetSize ?? config.packSize, compress: config.compression == .lz4,
-            durable: durable ?? self.durable, buffered: buffered)
+            durable: durable ?? self.durable, buffered: buffered, leaseTTL: leaseTTL)
     }
 
     /// Whether a sound blob file holds the payload (docs/FORMAT.md 3.4); with `freshen`, its mtime is set to
