@@ -227,7 +227,8 @@ struct PackTests {
             #expect(moved.pack != id, "the next record goes to a new pack")
             let error = #expect(throws: CasketError.self) { try writer.sync() }
             #expect(error?.code == .busy)
-            #expect(error?.message.contains("the lease of pack '\(id)' was lost before its records were flushed") == true)
+            #expect(
+                error?.message.contains("the lease of pack '\(id)' was lost before its records were flushed") == true)
             try writer.sync()  // reported once; the new pack's record is flushed
             try writer.seal()
         }

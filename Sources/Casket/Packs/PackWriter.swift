@@ -330,7 +330,8 @@ public final class PackWriter {
             failed =
                 failed
                 ?? CasketError(
-                    .busy, "the lease of pack '\(pack.id)' was lost before its records were flushed; they are not "
+                    .busy,
+                    "the lease of pack '\(pack.id)' was lost before its records were flushed; they are not "
                         + "committed", path: folder.path(of: pack.id + PackShelf.packSuffix))
         }
         abandon()
