@@ -15,13 +15,14 @@ import numpy as np
 
 from . import excarules
 from .excaread import ExcaView, holds_exca_cache
-from .index import Entry, IndexReader, IndexWriter, entry_line_parts, tombstone_line
+from .index import Entry, IndexReader, IndexWriter, _encode_str, entry_line_parts, tombstone_line
 from .store import CasketError, Store, check_store_settings, open_or_init_store
-from .values import Payload, decode, encode_json, packed_array, row_array
+from .values import Payload, _array_form, decode, encode_json, packed_array, row_array
 
 __all__ = ["CacheDict"]
 
 _ARRAY_TYPES = (None, "MemmapArray")  # the cache types a plain array is written as MemmapArray under
+_FAST_PUTS = True  # the fused path of __setitem__ (False in tests: the general path, for comparison)
 
 X = tp.TypeVar("X")
 
@@ -373,6 +374,13 @@ class CacheDict(tp.Generic[X]):
             yield self
 
     def __setitem__(self, key: str, value: X) -> None:
+        # the common case fused (issue 12): a plain C-contiguous array packed in a group-commit session whose
+        # writer is open; the same checks, bytes and order as below, in about a third of the calls
+        if type(value) is np.ndarray and type(key) is str and key and _FAST_PUTS:
+            writer = getattr(self._local, "writer", None)  # set only inside a session, by its first change
+            if (writer is not None and writer._group and self.cache_type in _ARRAY_TYPES
+                    and self._put_packed(writer, key, value)):
+                return
         if not isinstance(key, str):
             raise TypeError(f"Non-string keys are not allowed (got {key!r})")
         if not key:
@@ -435,6 +443,46 @@ class CacheDict(tp.Generic[X]):
         )
         # as exca: the value is not kept in RAM here; the first read loads it from the store and keeps that
         # (so a read returns what the store returns, a memory-mapped array for instance, written or not)
+
+    def _put_packed(self, writer: IndexWriter, key: str, arr: np.ndarray) -> bool:
+        """The fast path of :meth:`__setitem__`; False, having written nothing, when the value is not one
+        it takes (empty, not C-contiguous, inlined, not packed)."""
+        if not key.isascii():
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(f"key {key!r} is not valid Unicode text: {e}") from None
+        if not self._read_once:
+            self._refresh()
+        reader = self._reader
+        assert reader is not None  # opened with the writer
+        winner = reader.winner(key)
+        if (winner is not None and not winner.deleted) or key in self._ram_data or (
+                self._exca is not None and self._from_exca(key)):
+            raise ValueError(f"Overwriting a key is currently not implemented ({key=})")
+        after = None if winner is None else self._later_than(key, winner.ts)
+        if not arr.size or not arr.flags.c_contiguous:
+            return False
+        name, form = _array_form("MemmapArray", arr)  # TypeError for a dtype raw bytes cannot hold
+        size = arr.nbytes
+        store = writer.store
+        if size <= store.inline_max or size >= store.pack_max:
+            return False
+        h = store.put_small_array(arr, size)
+        if h is None:
+            return False
+        hb = h.encode("ascii")
+        # the bytes entry_line_parts gives for packed_array's node (test_small_values compares the two)
+        ts = writer.append_parts(
+            b'{"key":%s,"ts":' % _encode_str(key).encode("utf-8"),
+            b',"value":{"#type":"MemmapArray","blob":"%s","size":%d,%s,"blobs":[["%s",%d]]}\n' % (
+                hb, size, form, hb, size),
+            ((h, size),), lambda h, size, data=arr: store.put_bytes(data, known_hash=h), after)
+        wid, line = writer.last_origin  # type: ignore[misc]
+        reader.observe(Entry(key, ts, wid, line, False,
+                             {"#type": "MemmapArray", "blob": h, "size": size, "dtype": name, "shape": list(arr.shape)},
+                             [[h, size]]))
+        return True
 
     def __delitem__(self, key: str) -> None:
         if self.folder is None:

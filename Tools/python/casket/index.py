@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .store import (
     _PID,
+    _spawn,
     CasketError,
     Store,
     _fsync_dir,
@@ -194,7 +195,7 @@ class IndexWriter:
         # group commit (durability "group", FORMAT 5.5): the batch of lines not written yet, with their blobs
         self._pending: list[tuple[bytes, tp.Sequence[tp.Sequence[tp.Any]], tp.Optional[tp.Callable[[str, int], None]]]] = []
         self._pending_bytes = 0
-        self._timer: tp.Optional[threading.Timer] = None
+        self._timer: tp.Optional[_Timer] = None
         self._timer_error: tp.Optional[BaseException] = None
         self._packs: tp.Optional[tp.Any] = None  # the session's PackWriter, flushed by every commit
         # held by whoever writes a batch to the file (one at a time, in the order the batches were taken)
@@ -323,6 +324,45 @@ class IndexWriter:
                 republish(h, size)
         return ts
 
+    def append_parts(self, head: bytes, tail: bytes, blobs: tp.Sequence[tp.Sequence[tp.Any]],
+                     republish: tp.Optional[tp.Callable[[str, int], None]], after: tp.Optional[int]) -> int:
+        """:meth:`append` of the line ``head + ts + tail`` (the write fast path): under group commit the
+        stamp and the batch in one call, with the same checks; otherwise :meth:`append`."""
+        if not self._group:
+            return self.append(lambda ts: b"%s%d%s" % (head, ts, tail), blobs, republish, after)
+        with self._lock:
+            if self.closed:
+                raise CasketError("index writer is closed")
+            if self._timer_error is not None:
+                self._raise_timer_error()
+            floor = self._last_ts
+            if after is not None and after > floor:
+                floor = after
+            if floor >= _I64_END - 1:
+                return self.next_ts(after)  # raises, naming the ts
+            ts = time.time_ns()
+            if ts <= floor:
+                ts = floor + 1
+            self._last_ts = ts
+            line = b"%s%d%s" % (head, ts, tail)
+            packs = self._packs
+            if self._fd is None or self._pid != _PID[0] or packs is None or packs.pid != _PID[0]:
+                self._batch(line, blobs, republish)  # the first line, or one in a forked child
+                return ts
+            pending = self._pending
+            pending.append((line, blobs, republish))
+            added = len(line)
+            if republish is not None:
+                for _, size in blobs:
+                    added += size
+            self._pending_bytes += added
+            self.last_origin = (self._wid, self._taken + len(pending))
+            if len(pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
+                self._commit_behind()
+            elif self._timer is None:
+                self._timer = _Timer(GROUP_SECONDS, self._commit_on_timer)
+            return ts
+
     # ------------------------------------------------------------------ group commit
 
     def _batch(self, line: bytes, blobs: tp.Sequence[tp.Sequence[tp.Any]],
@@ -345,9 +385,7 @@ class IndexWriter:
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
             self._commit_behind()
         elif self._timer is None:
-            self._timer = threading.Timer(GROUP_SECONDS, self._commit_on_timer)
-            self._timer.daemon = True
-            self._timer.start()
+            self._timer = _Timer(GROUP_SECONDS, self._commit_on_timer)
 
     def _io_lock(self) -> threading.Lock:
         if self._io_pid != _PID[0]:  # a forked child: a thread of its parent may have held the lock
@@ -362,7 +400,7 @@ class IndexWriter:
         io = self._io_lock()
         io.acquire()
         try:
-            threading.Thread(target=self._write_behind, args=(*batch, io), daemon=True).start()
+            _spawn(self._write_behind, *batch, io)
         except BaseException:
             io.release()
             raise
@@ -426,7 +464,9 @@ class IndexWriter:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         self._taken += len(batch)
         packs = self._packs
-        return batch, (packs.open_records() if packs is not None and packs.pid == _PID[0] else {})
+        if packs is None or packs.pid != _PID[0]:
+            return batch, {}
+        return batch, packs.open_records()
 
     def _write_batch(self, batch: list, own: tp.Mapping[str, tp.Any], seal: tp.Optional[bytes] = None) -> None:
         """Writes a batch taken from the session (the caller holds the io lock): the packs flushed, then the
@@ -456,10 +496,11 @@ class IndexWriter:
         if self._dir_unsynced:  # the file's name, made by this session, is durable before its lines count
             _fsync_dir(self.store.index_dir)
             self._dir_unsynced = False
+        holds = packs.holds if packs is not None and packs.pid == _PID[0] else None
         for _, blobs, republish in batch:
             for h, size in blobs:
-                if h in own:
-                    continue  # no system call
+                if h in own or holds is not None and holds(h):
+                    continue  # no system call (PackWriter.holds: no one else removes them)
                 if not self.store.has_blob(h, size):
                     if republish is None:
                         raise CasketError(
@@ -491,6 +532,21 @@ class IndexWriter:
         self.close()
 
 
+class _Timer:
+    """``threading.Timer`` on :func:`_spawn`: calls ``fn`` after ``interval`` seconds unless cancelled."""
+
+    def __init__(self, interval: float, fn: tp.Callable[[], None]) -> None:
+        self._cancelled = threading.Event()
+        _spawn(self._run, interval, fn)
+
+    def _run(self, interval: float, fn: tp.Callable[[], None]) -> None:
+        if not self._cancelled.wait(interval):
+            fn()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
 class _Sealing:
     """A session's pack sealed by a thread (FORMAT 3.7: flushed, its index encoded and published) while the
     last batches' lines are written and flushed. ``join`` raises the seal's error."""
@@ -498,8 +554,7 @@ class _Sealing:
     def __init__(self, packs: tp.Any) -> None:
         self._error: tp.Optional[BaseException] = None
         self._packs = packs
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._done = _spawn(self._run)
 
     def _run(self) -> None:
         try:
@@ -508,7 +563,8 @@ class _Sealing:
             self._error = e
 
     def join(self, quiet: bool = False) -> None:
-        self._thread.join()
+        self._done.acquire()
+        self._done.release()
         if self._error is not None and not quiet:
             raise self._error
 

@@ -29,7 +29,8 @@ import numpy as np
 import xxhash
 
 from .lease import Lease
-from .store import PROBE_INTERVAL, RACY_WINDOW_NS, _PID, BlobCorruptError, StoreError, _as_byte_view, sanitized_host
+from .store import (PROBE_INTERVAL, RACY_WINDOW_NS, _PID, BlobCorruptError, StoreError, _as_byte_view, _spawn,
+                    sanitized_host)
 
 RECORD_MAGIC = b"CPK1"
 HEADER_SIZE = 41  # magic 4, hash 16, form 1, size 8, stored 8, header check 4
@@ -43,6 +44,8 @@ PACK_SUFFIX, INDEX_SUFFIX, LEASE_SUFFIX, RETIRED_SUFFIX = ".pack", ".idx", ".lea
 LEASE_TTL = 60.0  # a writer's lease; its heartbeat runs every quarter of it
 SCAN_WINDOW = 1 << 20
 APPEND_BUFFER = 1 << 20  # a writer's records are written to its pack in runs of up to this many bytes
+OWN_SEALED_MAX = 16  # sealed packs whose records a writer keeps for its own dedup probe (PackWriter.sealed)
+PROBE_MERGE = 8  # sealed packs a probe searches one by one; past them, one table of their hashes (_ProbeTable)
 RELIST_ATTEMPTS = 5  # listings one refresh takes at most while packs vanish or the folder changes under it
 _ID_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _HEAD = struct.Struct("<4s16sBQQ")  # the 37 bytes the header check covers
@@ -383,6 +386,8 @@ class _OpenPack:
         self.digests: dict[str, PackRecord] = {}
         self.unsynced = False
         self.buffer = bytearray()  # whole records not written yet: they end the pack, in order
+        self.started = time.monotonic()  # a shelf that looked at packs/ before this cannot know the pack
+        self.silence = lease.silence_limit  # Lease.lost's bound, for the fast path's check
 
 
 _WRITERS: "weakref.WeakSet[PackWriter]" = weakref.WeakSet()  # this process's writers, for drain_writers()
@@ -418,6 +423,13 @@ class PackWriter:
         # a group commit's timer thread flushes while the session's thread appends
         self._lock = threading.RLock()
         self._failed: tp.Optional[OSError] = None  # records lost by a failed write, raised by the next sync
+        # the records of the packs this writer sealed, newest first, for its own dedup probe (PackShelf.probe):
+        # a dict lookup each instead of a search of each pack's index; the oldest are dropped past
+        # OWN_SEALED_MAX packs (their indexes are then searched as any other writer's)
+        self.sealed: list[tuple[str, tp.Mapping[str, PackRecord], float]] = []
+        self._sealing: list[tuple[_OpenPack, threading.Lock]] = []  # packs sealed by a thread, oldest first
+        self._sealing_lock = threading.Lock()
+        self.own_ids: set[str] = set()  # the packs of the tables above, and the open one
         _WRITERS.add(self)
 
     @property
@@ -450,6 +462,35 @@ class PackWriter:
                 self._abandon()  # the pack may end with part of a record: never append to it again
                 return self._append_once(payload, digest)
 
+    def append_raw(self, data: tp.Any, digest: str, size: int, now: float) -> None:
+        """:meth:`append` for the write fast path: ``data`` a C-contiguous buffer of ``size`` bytes (below
+        MAXIMUM_SIZE), ``now`` the caller's ``time.monotonic()``. A raw record's header and bytes go
+        straight into the run; anything else (no open pack, a lost lease, LZ4, a full run) takes
+        :meth:`append`, which writes the same bytes."""
+        with self._lock:
+            pack = self._open
+            if (pack is None or self.compress or len(pack.buffer) + HEADER_SIZE + size > APPEND_BUFFER
+                    or pack.length + HEADER_SIZE + size >= self.target_size):
+                self.append(data, digest)
+                return
+            lease = pack.lease
+            if lease._lost or now - lease._last_refresh > pack.silence:  # Lease.lost, without two calls
+                self.append(data, digest)
+                return
+            if digest in pack.digests:
+                return
+            offset = pack.length
+            head = _HEAD.pack(RECORD_MAGIC, bytes.fromhex(digest), RAW, size, size)
+            buffer = pack.buffer
+            buffer += head
+            buffer += _CHECK.pack(xxhash.xxh32_intdigest(head))
+            buffer.extend(data)  # through the buffer protocol (``+=`` would be numpy's addition)
+            pack.length = offset + HEADER_SIZE + size
+            record = PackRecord(digest, RAW, size, size, offset)
+            pack.records.append(record)
+            pack.digests[digest] = record
+            pack.unsynced = True
+
     def _append_once(self, payload: tp.Any, digest: str) -> tuple[str, PackRecord]:
         pack = self._open or self._start()
         if pack.buffer and len(pack.buffer) + HEADER_SIZE + memoryview(payload).nbytes > APPEND_BUFFER:
@@ -467,7 +508,7 @@ class PackWriter:
         if len(pack.buffer) >= APPEND_BUFFER:
             self._drain(pack)
         if self._open is pack and pack.length >= self.target_size:
-            self._seal()
+            self._seal_behind()
         return ident, record
 
     def drain(self) -> None:
@@ -508,27 +549,84 @@ class PackWriter:
                 self._drain(pack)
             self._raise_failed()
             if pack is None or not pack.unsynced:
-                return
-            appended = len(pack.records)
-            fd = os.dup(pack.fd)  # flushed without the lock: the session appends meanwhile
-        try:
-            os.fdatasync(fd)
-        except OSError:
+                pack = None
+            else:
+                appended = len(pack.records)
+                fd = os.dup(pack.fd)  # flushed without the lock: the session appends meanwhile
+        if pack is not None:
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                with self._lock:
+                    if self._open is pack:
+                        self._abandon()
+                raise
+            finally:
+                os.close(fd)
             with self._lock:
-                if self._open is pack:
-                    self._abandon()
-            raise
-        finally:
-            os.close(fd)
+                if len(pack.records) == appended and not pack.buffer:
+                    pack.unsynced = False
+        # the packs sealed behind, started before this flush, hold records of the batch too
+        self._join_sealing()
         with self._lock:
-            if len(pack.records) == appended and not pack.buffer:
-                pack.unsynced = False
+            self._raise_failed()
 
     def seal(self) -> None:
         """Flushes the open pack, publishes its index (never replacing one) and releases its lease; an
-        empty pack is removed instead."""
+        empty pack is removed instead. Returns once the packs sealed behind are sealed too."""
         with self._lock:
             self._seal()
+        self._join_sealing()
+        with self._lock:
+            self._raise_failed()
+
+    def _seal_behind(self) -> None:
+        """Seals the full open pack in a thread while the session fills the next one (its flushes took
+        5-20 ms of the session's time per 16 MiB here); :meth:`sync` waits for it before a batch's lines
+        are written, and a failure fails that batch as a failed flush does."""
+        pack = self._open
+        assert pack is not None
+        if pack.buffer:
+            self._drain(pack)
+            if self._failed is not None:  # abandoned (see _seal)
+                return
+        self._open = None
+        with self._sealing_lock:
+            self._sealing.append((pack, _spawn(self._finish_behind, pack)))
+
+    def _finish_behind(self, pack: _OpenPack) -> None:
+        try:
+            self._finish(pack)
+        except BaseException as e:  # raised by the next sync or seal: no line names the pack's records
+            self._failed = e if isinstance(e, OSError) else OSError(errno.EIO, f"sealing pack {pack.id}: {e}")
+
+    def _join_sealing(self) -> None:
+        """Waits for the packs sealed behind (their records flushed, their indexes published)."""
+        while True:
+            with self._sealing_lock:
+                if not self._sealing:
+                    return
+                pack, done = self._sealing[0]
+            done.acquire()
+            done.release()
+            with self._sealing_lock:  # two joiners wake together: only one pops, and only this pack
+                if self._sealing and self._sealing[0][0] is pack:
+                    self._sealing.pop(0)
+
+    def holds(self, digest: str) -> bool:
+        """Whether a pack of this writer holds the payload: open, being sealed, or sealed (its table
+        kept). No one else removes such a record while its session's batches are written (GC removes a
+        pack at once only when every record is held elsewhere, and a retired one after a grace)."""
+        pack = self._open
+        if pack is not None and digest in pack.digests:
+            return True
+        for sealing, _ in list(self._sealing):
+            if digest in sealing.digests:
+                return True
+        for _, records, _ in self.sealed:
+            if digest in records:
+                return True
+        return False
 
     def _seal(self) -> None:
         pack = self._open
@@ -539,6 +637,11 @@ class PackWriter:
             if self._failed is not None:  # abandoned: its records are not all there to index (the next
                 raise self._failed  # sync raises it too, so no line names the records it lost)
         self._open = None
+        self._finish(pack)
+
+    def _finish(self, pack: _OpenPack) -> None:
+        """Flushes a pack taken out of ``_open``, publishes its index, closes it and releases its lease."""
+        sealed = False
         try:
             if not pack.records:
                 os.unlink(os.path.join(self.folder, pack.id + PACK_SUFFIX))
@@ -551,7 +654,13 @@ class PackWriter:
                     raise
             _publish_index(self.folder, pack.id, encode_index(pack.records, pack.length), self.durable,
                            self.flush_folder)
+            self.sealed.insert(0, (pack.id, pack.digests, pack.started))
+            if len(self.sealed) > OWN_SEALED_MAX:
+                self.own_ids.discard(self.sealed.pop()[0])
+            sealed = True
         finally:
+            if not sealed:
+                self.own_ids.discard(pack.id)
             os.close(pack.fd)
             pack.lease.release()
 
@@ -560,6 +669,7 @@ class PackWriter:
     def _abandon(self) -> None:
         pack, self._open = self._open, None
         if pack is not None:
+            self.own_ids.discard(pack.id)  # sealed by others, its index is searched as theirs
             os.close(pack.fd)
             pack.lease.release()
 
@@ -582,6 +692,7 @@ class PackWriter:
                 lease.release()
                 raise
             self._open = _OpenPack(ident, fd, lease)
+            self.own_ids.add(ident)
             return self._open
 
 
@@ -625,6 +736,36 @@ def _raise_open_file_limit() -> None:
 _LIMIT_RAISED = False
 
 
+class _ProbeTable:
+    """The first 8 bytes of every entry of some sealed packs' indexes, sorted, with the pack of each, for a
+    writer's dedup probe: a miss costs one binary search (numpy) instead of one search per pack (a store of
+    hundreds of packs paid hundreds a new payload). 12 bytes an entry, copied out of the mappings."""
+
+    def __init__(self, packs_: list[_KnownPack]) -> None:
+        self.packs = packs_
+        his, owners = [], []
+        for n, pack in enumerate(packs_):
+            index = pack.index
+            assert index is not None
+            if index.count:
+                table = np.frombuffer(index.map, dtype=_ENTRY_TABLE, count=index.count, offset=INDEX_HEADER)
+                his.append(table["hi"].astype(np.uint64))  # a copy: the mapping is closed with its pack
+                del table
+                owners.append(np.full(index.count, n, dtype=np.int32))
+        hi = np.concatenate(his) if his else np.empty(0, dtype=np.uint64)
+        owner = np.concatenate(owners) if owners else np.empty(0, dtype=np.int32)
+        order = np.argsort(hi, kind="stable")
+        self.hi, self.owner = hi[order], owner[order]
+
+    def candidates(self, key: bytes) -> list[_KnownPack]:
+        """The packs whose index may hold the hash of these 16 bytes (one in most hits, none in a miss)."""
+        hi = np.uint64(int.from_bytes(key[:8], "big"))
+        start, end = self.hi.searchsorted(hi), self.hi.searchsorted(hi, "right")
+        if start == end:
+            return []
+        return [self.packs[n] for n in self.owner[start:end].tolist()]
+
+
 class PackShelf:
     """What a process knows of ``packs/``: the listing, each sealed pack's index (mapped), the records of
     open packs scanned so far. The listing is read again only on a miss, when the folder's mtime changed
@@ -640,6 +781,10 @@ class PackShelf:
         self._probed = -PROBE_INTERVAL  # when probe last looked at the folder (monotonic)
         self._lock = threading.Lock()
         self._last: tp.Optional[_KnownPack] = None  # the pack of the last hit
+        self._changed = 0  # bumped when a pack is dropped or gets its index: the probe's lists are redone
+        self._probe_seen = -1
+        self._probe_table: tp.Optional[_ProbeTable] = None  # the sealed packs a probe searches at once
+        self._probe_each: list[_KnownPack] = []  # those it searches one by one (new since the table, unsealed)
         # hash -> (pack, offset, size) of the raw records of every sealed pack a read has found a payload in:
         # the read fast path (read_raw) looks up a hash in one dict instead of a search of each pack's index.
         # Filled from a pack's index the first time a read finds it there; a pack dropped takes its rows out
@@ -649,19 +794,68 @@ class PackShelf:
         found = self._locate(digest)
         return (found[0].id, found[1]) if found else None
 
-    def probe(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
+    def probe(self, digest: str, own: tp.Optional["PackWriter"] = None, now: tp.Optional[float] = None
+              ) -> tp.Optional[tuple[str, PackRecord]]:
         """:meth:`find` for a writer's dedup check, where a miss costs at most a copy. It never answers from a
         retired pack (FORMAT 3.9: GC may delete it once a grace has passed), and looks at the folder before
         answering whenever its last look is PROBE_INTERVAL seconds old, hit or miss, so a ``.retired``
         notice is seen within that bound. A look lists the folder only when its mtime changed or the
-        listing may have raced a change; other writers' open packs are not scanned on."""
+        listing may have raced a change; other writers' open packs are not scanned on. ``own``, the
+        asking writer: the packs it sealed are looked up in the records it kept (a dict each), not searched,
+        and its open pack, which the caller has looked in, is skipped. ``now``: the caller's monotonic clock."""
+        key = None
         with self._lock:
-            now = time.monotonic()
+            if now is None:
+                now = time.monotonic()
             if now - self._probed >= PROBE_INTERVAL:
                 self._probed = now
                 self._refresh(thorough=False)
-            found = self._search(digest, retired=False)
-        return (found[0].id, found[1]) if found else None
+            packs = self._packs
+            skip: tp.Collection[str] = ()
+            if own is not None:
+                for ident, records, started in own.sealed:
+                    record = records.get(digest)
+                    if record is not None:
+                        known = packs.get(ident)
+                        # unknown to the shelf: made since its last look, or removed by GC (every record
+                        # held elsewhere, GC.md) and then not an answer
+                        if known is not None and not known.retired or known is None and started >= self._probed:
+                            return ident, record
+                skip = own.own_ids
+            key = bytes.fromhex(digest)
+            last = self._last
+            if last is not None and not last.retired and last.id not in skip:
+                record = last.lookup(digest, key)
+                if record is not None:
+                    return last.id, record
+            if self._probe_seen != self._changed:
+                self._plan_probe()
+            table = self._probe_table
+            for pack in (self._probe_each if table is None else (*table.candidates(key), *self._probe_each)):
+                if pack is last or pack.retired or pack.id in skip or packs.get(pack.id) is not pack:
+                    continue  # (a pack read() dropped is still in the lists until the next listing)
+                record = pack.lookup(digest, key)
+                if record is not None:
+                    self._last = pack
+                    return pack.id, record
+        return None
+
+    def _plan_probe(self) -> None:
+        """What a probe searches, redone when the known packs changed: the sealed packs in one table once
+        more than PROBE_MERGE of them are not in it, the others (and the unsealed) one by one. A table
+        holding a pack that is gone is made again."""
+        self._probe_seen = self._changed
+        packs = self._packs
+        table = self._probe_table
+        if table is not None and any(packs.get(p.id) is not p for p in table.packs):
+            table = None
+        held = {id(p) for p in table.packs} if table is not None else set()
+        sealed = [p for p in packs.values() if p.index is not None]
+        each = [p for p in sealed if id(p) not in held]
+        if len(each) > PROBE_MERGE:
+            table, each = _ProbeTable(sealed), []
+        self._probe_table = table
+        self._probe_each = each + [p for p in packs.values() if p.index is None]
 
     def read(self, digest: str, size: tp.Optional[int] = None) -> tp.Optional[bytes]:
         """The verified payload of ``digest`` if a pack holds it (with ``size`` bytes, when given), else None.
@@ -856,6 +1050,7 @@ class PackShelf:
         lost = False
         for ident in [i for i in self._packs if i not in packs]:
             gone = self._packs.pop(ident)
+            self._changed += 1
             if gone is self._last:
                 self._last = None
             self._forget(gone)
@@ -874,6 +1069,7 @@ class PackShelf:
                     lost = True
                     continue
                 known = self._packs[ident] = _KnownPack(ident, fd, path)
+                self._changed += 1
                 known.retired = ident in retired
             if ident in indexes:
                 path = os.path.join(self.folder, ident + INDEX_SUFFIX)
@@ -883,6 +1079,7 @@ class PackShelf:
                     continue
                 try:
                     known.index = PackIndex(ifd, path)
+                    self._changed += 1
                 finally:
                     os.close(ifd)
                 known.records = {}

@@ -275,6 +275,10 @@ def _json_bytes(value: tp.Any) -> bytes:
 
 _ARRAY_FORMS: dict[tuple, tuple[str, bytes]] = {}  # (type, dtype, shape) -> dtype name, JSON after "size"
 _ARRAY_FORMS_MAX = 4096  # bounded: a writer of arrays of ever new shapes keeps no growing table
+# the MemmapArray forms by dtype object, then shape: an array's dtype is mostly one of a few shared objects,
+# found by identity (hashing a dtype costs more than the rest of a put's lookup); the dtype is held, so
+# its id is not reused while it is a key
+_MEMMAP_FORMS: dict[int, tuple[np.dtype, dict[tuple, tuple[str, bytes]]]] = {}
 
 
 _READ_FORMS: dict[tuple, tuple[np.dtype, int]] = {}  # (dtype name, *shape) -> dtype, byte count
@@ -284,6 +288,13 @@ def _array_form(type_name: str, arr: np.ndarray) -> tuple[str, bytes]:
     """The ``dtype`` of an array node and the JSON of its fields after ``size`` (``"dtype":...,"shape":
     [...]}``), made once per type, dtype and shape (``str(dtype)`` alone costs more than the rest of a node).
     TypeError for a dtype that raw bytes cannot hold."""
+    if type_name == "MemmapArray":
+        dt = arr.dtype
+        by_dtype = _MEMMAP_FORMS.get(id(dt))
+        if by_dtype is not None and by_dtype[0] is dt:
+            form = by_dtype[1].get(arr.shape)
+            if form is not None:
+                return form
     key = (type_name, arr.dtype, arr.shape)
     form = _ARRAY_FORMS.get(key)
     if form is None:
@@ -293,7 +304,16 @@ def _array_form(type_name: str, arr: np.ndarray) -> tuple[str, bytes]:
         name = str(dt)
         if len(_ARRAY_FORMS) >= _ARRAY_FORMS_MAX:
             _ARRAY_FORMS.clear()
+            _MEMMAP_FORMS.clear()
         form = _ARRAY_FORMS[key] = (name, _json_bytes({"dtype": name, "shape": list(arr.shape)})[1:])
+    if type_name == "MemmapArray":
+        dt = arr.dtype
+        by_dtype = _MEMMAP_FORMS.get(id(dt))
+        if by_dtype is None or by_dtype[0] is not dt:
+            if len(_MEMMAP_FORMS) >= _ARRAY_FORMS_MAX:  # dtypes made anew per array: equal, not the same
+                _MEMMAP_FORMS.clear()
+            by_dtype = _MEMMAP_FORMS[id(dt)] = (dt, {})
+        by_dtype[1][arr.shape] = form
     return form
 
 

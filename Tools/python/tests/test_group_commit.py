@@ -66,7 +66,7 @@ KILLED = textwrap.dedent("""
     with cd.write():
         i = 0
         while True:
-            cd[f"k{{i}}"] = np.full(300 + i % 200, i, dtype=np.int64)
+            cd[f"k{{i}}"] = {value}
             if i % 25 == 24:
                 cd.flush()
                 os.write(1, f"{{i}}\\n".encode())  # every key up to i is committed
@@ -75,7 +75,7 @@ KILLED = textwrap.dedent("""
 
 
 def test_writer_killed_loses_no_committed_key(grouped):
-    proc = subprocess.Popen([sys.executable, "-c", KILLED.format(pkg=PKG), str(grouped)], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED.format(pkg=PKG, value="np.full(300 + i % 200, i, dtype=np.int64)"), str(grouped)], stdout=subprocess.PIPE)
     seen = [proc.stdout.readline() for _ in range(3)]  # killed once it has committed, however slow the start
     proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate()
