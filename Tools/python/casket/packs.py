@@ -555,6 +555,22 @@ class PackWriter:
 
     close = seal
 
+    def abandon_if_gone(self) -> bool:
+        """True, after leaving it unsealed, when the open pack's path no longer names the file this writer
+        appends to (the store was removed or replaced, as ``CacheDict.clear()`` does): its index must not be
+        published into another store's ``packs/``."""
+        with self._lock:
+            pack = self._open
+            if pack is None:
+                return False
+            try:
+                gone = not os.path.samestat(os.fstat(pack.fd), os.stat(os.path.join(self.folder, pack.id + PACK_SUFFIX)))
+            except FileNotFoundError:
+                gone = True
+            if gone:
+                self._abandon()
+            return gone
+
     def _abandon(self) -> None:
         pack, self._open = self._open, None
         if pack is not None:

@@ -704,13 +704,25 @@ class Store:
         self._packing.writer = None
         self._packing.active = True
 
-    def end_packing(self) -> None:
-        """Seals the session's pack (FORMAT 3.7, sealing); a forked child leaves its parent's pack alone."""
+    def resume_packing(self, writer: tp.Optional[tp.Any]) -> None:
+        """Called by a write session that takes over its thread's previous session's pack writer (kept
+        open between sessions, casket.kept)."""
+        self._packing.writer = writer
+        self._packing.active = True
+
+    def end_packing(self, keep: bool = False) -> tp.Optional[tp.Any]:
+        """Ends the session's packing. Its pack is sealed (FORMAT 3.7, sealing), or with ``keep`` left open
+        and its writer returned, for the thread's next session (or a later seal); a forked child leaves its
+        parent's pack alone."""
         writer = getattr(self._packing, "writer", None)
         self._packing.writer = None
         self._packing.active = False
-        if writer is not None and writer.pid == _PID[0]:
-            writer.seal()
+        if writer is None or writer.pid != _PID[0]:
+            return None
+        if keep:
+            return writer
+        writer.seal()
+        return None
 
     def session_pack_writer(self) -> tp.Optional[tp.Any]:
         """This thread's session's PackWriter, if it has made one (and is this process's)."""
