@@ -93,8 +93,6 @@ class KeptWriters:
                 return
             self._state = "ended"
         self._timer.cancel()
-        with _KEPT_LOCK:
-            _KEPT.discard(self)
         try:
             if self.pack_writer is not None and self.pack_writer.pid == self.pid:
                 self.pack_writer.abandon_if_gone()  # a store removed meanwhile: nothing to publish there
@@ -108,6 +106,10 @@ class KeptWriters:
                          "others seal them (docs/FORMAT.md 3.7, 5.6)", e)
         finally:
             self._done.set()
+            # only now: end_kept() at exit waits for a seal a timer began (the interpreter does not wait
+            # for its thread, and a pack left half sealed keeps its lease and no index until GC seals it)
+            with _KEPT_LOCK:
+                _KEPT.discard(self)
 
 
 def end_kept() -> None:
