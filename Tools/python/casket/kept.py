@@ -5,8 +5,8 @@ what remains, the seal line of the index file and the seal of the pack, can wait
 sessions (``with cd.write(): cd[k] = v`` once per value, as exca users write) then appends to one index
 file and one pack, where sealing at every session end made three files and four flushes a value. The
 writers are sealed once their thread has opened no session for :func:`keep_seconds` (5 s), at the process's
-exit (``atexit``, and multiprocessing's exit hooks, which its workers run instead), or by
-:func:`end_kept`; a process killed meanwhile leaves an unsealed index file and an open pack, which
+exit (``atexit``, and multiprocessing's exit hooks, which its workers run instead; a ``Pool``'s workers,
+killed by SIGTERM, seal as every session ends), or by :func:`end_kept`; a process killed meanwhile leaves an unsealed index file and an open pack, which
 readers, compaction and GC take as they take any killed writer's (FORMAT 3.7, 5.6).
 """
 
@@ -29,16 +29,18 @@ _KEPT: "set[KeptWriters]" = set()
 _KEPT_LOCK = threading.Lock()
 _HOOKED = [0]  # the pid that has registered multiprocessing's exit hook (a forked child clears its registry)
 _AT_EXIT = [False]  # atexit's hook, inherited by forked children
+_POOL_WORKER: list = [0, False]  # the pid it was judged for, and whether it is a Pool's worker
 
 
 def keep_seconds() -> float:
     """How long a thread's writers stay open after its last session: :data:`KEEP_SECONDS` if set, else the
-    environment's ``CASKET_KEEP_SECONDS`` (0 seals them at the end of every session), else 5."""
+    environment's ``CASKET_KEEP_SECONDS`` (0 seals them at the end of every session), else 5 (0 in a
+    ``multiprocessing.Pool`` worker)."""
     if KEEP_SECONDS is not None:
         return KEEP_SECONDS
     raw = os.environ.get("CASKET_KEEP_SECONDS")
     if raw is None:
-        return DEFAULT_KEEP_SECONDS
+        return 0.0 if _in_pool_worker() else DEFAULT_KEEP_SECONDS
     try:
         value = float(raw)
     except ValueError:
@@ -47,6 +49,18 @@ def keep_seconds() -> float:
         raise CasketError(f"CASKET_KEEP_SECONDS={raw!r}: expected a number of seconds, 0 or more (0 seals a "
                           "write session's index file and pack when it ends)")
     return value
+
+
+def _in_pool_worker() -> bool:
+    """True in a worker of a ``multiprocessing.Pool``: ``Pool.terminate()``, which its ``with`` block runs
+    at its end, kills them with SIGTERM, and neither ``atexit`` nor multiprocessing's hooks run, so what they
+    kept would stay unsealed, each pack with its lease, until GC. Their tasks rebuild the ``CacheDict`` they
+    are sent, so keeping its writers from one task to the next saved nothing."""
+    if _POOL_WORKER[0] != current_pid():
+        import multiprocessing
+
+        _POOL_WORKER[0], _POOL_WORKER[1] = current_pid(), "PoolWorker-" in multiprocessing.current_process().name
+    return bool(_POOL_WORKER[1])
 
 
 class KeptWriters:

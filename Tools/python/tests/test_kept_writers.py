@@ -171,6 +171,20 @@ def test_multiprocessing_workers_seal_at_their_exit(grouped):
     assert sorted(reader.keys()) == sorted(f"w{i}" for i in range(8))
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_pool_ended_by_its_with_block_leaves_its_workers_files_sealed(grouped, method):
+    # the with block ends with Pool.terminate(): SIGTERM, no atexit, no Finalize; kept writers were left
+    # unsealed there, 8 unsealed index files and 8 packs with a lease and no index for 8 tasks
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        assert len(set(pool.starmap(_pool_work, [(str(grouped), i) for i in range(8)]))) >= 1
+    assert files(grouped, "packs", ".lease") == [] and files(grouped, "packs", ".pack")
+    assert all((grouped / "packs" / (p[:-5] + ".idx")).exists() for p in files(grouped, "packs", ".pack"))
+    assert files(grouped, "index", ".jsonl") and all(sealed(grouped / "index" / f) for f in files(grouped, "index", ".jsonl"))
+    reader = casket.CacheDict(grouped)
+    assert sorted(reader.keys()) == sorted(f"w{i}" for i in range(8))
+    assert np.array_equal(reader["w7"], np.full(50, 7))
+
+
 def test_a_forked_child_never_appends_to_its_parents_kept_writers(grouped):
     cd = casket.CacheDict(grouped)
     with cd.write():
