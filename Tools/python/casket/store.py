@@ -514,6 +514,7 @@ class Store:
         self.packs_dir = self.root / "packs"
         self._packing = threading.local()  # this thread's write session's PackWriter (FORMAT 3.7)
         self._shelf: tp.Optional[tp.Any] = None  # the PackShelf of this process, made on first use
+        self._shelf_pid = 0
         self._fans: tp.Optional[frozenset] = None  # the fan-out folders, as a dedup check last listed them
         self._fans_mtime = 0
         self._fans_racy = True
@@ -669,12 +670,14 @@ class Store:
 
     def pack_shelf(self) -> tp.Optional[tp.Any]:
         """This process's view of ``packs/`` (a ``PackShelf``), None when the store has no ``packs/``."""
-        if self._shelf is None:
+        if self._shelf is None or self._shelf_pid != _PID[0]:
             if not self.real_dir(self.packs_dir):
                 return None
             from .packs import PackShelf
 
-            self._shelf = PackShelf(str(self.packs_dir))
+            # a forked child makes its own: a thread of its parent may have held the shelf's lock at the fork
+            # (a write session probing for a copy), which no thread of the child would ever release
+            self._shelf, self._shelf_pid = PackShelf(str(self.packs_dir)), _PID[0]
         return self._shelf
 
     def _packed_record(self, h: str, size: tp.Optional[int]) -> tp.Optional[tp.Any]:
@@ -760,7 +763,7 @@ class Store:
         size = view.nbytes
         if writer.record_of(h) is not None or self._freshen_loose(h, size):
             return h
-        shelf = self._shelf if self._shelf is not None else self.pack_shelf()
+        shelf = self.pack_shelf()
         found = shelf.probe(h) if shelf is not None else None
         if found is None or found[1].size != size:
             writer.append(view, h)
@@ -1223,7 +1226,7 @@ class Store:
         """:meth:`read_array` of a well-formed hash, for ``nbytes``, the size of ``shape`` in ``dt``."""
         if nbytes:
             if nbytes < self.pack_max:  # a small payload is most likely packed: no look at blobs/ for it
-                shelf = self._shelf if self._shelf is not None else self.pack_shelf()
+                shelf = self.pack_shelf()
                 try:
                     packed = shelf.read_aligned(h, nbytes) if shelf is not None else None
                 except BlobCorruptError:  # a damaged record: a sound blob file may hold the payload

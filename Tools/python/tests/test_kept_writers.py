@@ -214,6 +214,53 @@ def test_a_forked_child_never_appends_to_its_parents_kept_writers(grouped):
     assert np.array_equal(reader["child"], np.arange(7)) and np.array_equal(reader["parent-2"], np.arange(9))
 
 
+def test_a_child_forked_while_another_thread_probes_the_packs_can_write(grouped):
+    # a write session of another thread holds the pack shelf's lock while it probes for a copy; a child
+    # forked then inherited the lock held, and its first small value waited for it forever
+    cd = casket.CacheDict(grouped)
+    with cd.write():
+        cd["parent"] = np.arange(4)
+    shelf = cd.store.pack_shelf()
+    held, release = threading.Event(), threading.Event()
+
+    def probing() -> None:
+        with shelf._lock:
+            held.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=probing)
+    thread.start()
+    held.wait(30)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                signal.alarm(60)  # never outlive the test
+                with cd.write():
+                    cd["child"] = np.arange(7)
+                cd.close()
+                code = 0
+            finally:
+                os._exit(code)
+        deadline, status = time.monotonic() + 60, None
+        while status is None and time.monotonic() < deadline:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            status = st if done else None
+            time.sleep(0.01)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        assert status is not None, "the child hung on its parent's pack shelf lock"
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release.set()
+        thread.join()
+    cd.close()
+    reader = casket.CacheDict(grouped)
+    assert sorted(reader.keys()) == ["child", "parent"] and np.array_equal(reader["child"], np.arange(7))
+
+
 def test_a_session_that_raised_is_committed_and_its_writers_kept(grouped):
     cd = casket.CacheDict(grouped)
     with pytest.raises(RuntimeError, match="boom"):
