@@ -16,7 +16,7 @@ import numpy as np
 from . import excarules
 from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, entry_line_parts, tombstone_line
-from .kept import KeptWriters, keep_seconds
+from .kept import KeptWriters, end_kept_for, keep_seconds, take_kept
 from .store import CasketError, Store, check_store_settings, open_or_init_store
 from .values import Payload, decode, encode_json, packed_array
 
@@ -319,9 +319,8 @@ class CacheDict(tp.Generic[X]):
             raise RuntimeError(f"Cannot {what} outside of a write() context")
         writer: tp.Optional[IndexWriter] = self._local.writer
         if writer is None:
-            kept: tp.Optional[KeptWriters] = getattr(self._local, "kept", None)
-            self._local.kept = None
-            if kept is not None and kept.take(self.store):  # the previous session's index file and pack, still open
+            kept = take_kept(self.store)  # this thread's last session's index file and pack, still open
+            if kept is not None:
                 writer = self._local.writer = kept.index_writer
                 self.store.resume_packing(kept.pack_writer)
             else:
@@ -370,7 +369,7 @@ class CacheDict(tp.Generic[X]):
                 finally:
                     writer.store.end_packing()
                 raise
-            self._local.kept = KeptWriters(writer, writer.store.end_packing(keep=True), keep)
+            KeptWriters(writer, writer.store.end_packing(keep=True), keep)
             return
         try:
             writer.close()  # the pack's records flushed, then the last lines and the seal line
@@ -381,10 +380,8 @@ class CacheDict(tp.Generic[X]):
         """Seals this thread's index file and pack now, kept open after its last ``write()`` session for the
         next one (they are sealed anyway a few seconds after it, and when the process exits). Everything
         written was committed when its session ended, so this is never needed for durability."""
-        kept: tp.Optional[KeptWriters] = getattr(self._local, "kept", None)
-        self._local.kept = None
-        if kept is not None:
-            kept.end()
+        if self._store is not None:
+            end_kept_for(self._store)
 
     def flush(self) -> None:
         """Commits this thread's batch now (durability ``group``, FORMAT 5.5): once it returns, every key set

@@ -25,7 +25,10 @@ KEEP_SECONDS: tp.Optional[float] = None  # None: CASKET_KEEP_SECONDS, else 5 (0:
 DEFAULT_KEEP_SECONDS = 5.0  # longer than the gap between two sessions of a loop; what waits is committed
 
 _log = logging.getLogger("casket")
-_KEPT: "set[KeptWriters]" = set()
+_KEPT: "set[KeptWriters]" = set()  # every kept writer of this process, for end_kept()
+# (thread, store root) -> its kept writers: per thread and store, not per CacheDict, so that a CacheDict
+# made anew for every value (or sent to every task) takes the writers the last one kept
+_BY_PLACE: "dict[tuple[int, str], KeptWriters]" = {}
 _KEPT_LOCK = threading.Lock()
 _HOOKED = [0]  # the pid that has registered multiprocessing's exit hook (a forked child clears its registry)
 _AT_EXIT = [False]  # atexit's hook, inherited by forked children
@@ -73,19 +76,28 @@ class KeptWriters:
         self._lock = threading.Lock()
         self._state = "kept"  # then "taken" or "ended", once
         self._done = threading.Event()  # set once end() has sealed
+        store = index_writer.store
+        self.place = (threading.get_ident(), str(store.root))
+        self.identity = _identity(store)
         _hook_exit()
         with _KEPT_LOCK:
             _KEPT.add(self)
+            previous = _BY_PLACE.get(self.place)
+            _BY_PLACE[self.place] = self
+        if previous is not None:
+            previous.end()  # another CacheDict's of this thread and store, kept meanwhile: one is enough
         self._timer = timers.after(keep, self.end)
 
     def take(self, store: tp.Any) -> bool:
         """For the thread's next session in ``store``: True if the writers are still open, are that store's
-        (not those of a store removed since, ``CacheDict.clear()``), and now the session's."""
+        (the same ``casket.json``: not those of a store removed since, ``CacheDict.clear()``), and now the
+        session's, their index writer working for ``store`` from now on."""
         if self.pid != current_pid():
             return False  # a forked child's copy (its lock may have been held at the fork)
         with self._lock:
             mine = self._state == "kept"
-            if mine and self.index_writer.store is store:
+            if mine and self.identity is not None and _identity(store) == self.identity:
+                self.index_writer.store = store  # same folder and settings; its session's packs are there
                 self._state = "taken"
                 self._timer.cancel()
                 with _KEPT_LOCK:
@@ -124,6 +136,33 @@ class KeptWriters:
             # for its thread, and a pack left half sealed keeps its lease and no index until GC seals it)
             with _KEPT_LOCK:
                 _KEPT.discard(self)
+                if _BY_PLACE.get(self.place) is self:
+                    del _BY_PLACE[self.place]
+
+
+def _identity(store: tp.Any) -> tp.Optional[tuple[int, int]]:
+    try:
+        st = os.stat(store.root / "casket.json")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def take_kept(store: tp.Any) -> tp.Optional[KeptWriters]:
+    """The writers this thread kept from its last session in ``store``, now the caller's; None if there are
+    none (or they were sealed meanwhile, or belong to a store that was replaced)."""
+    place = (threading.get_ident(), str(store.root))
+    with _KEPT_LOCK:
+        kept = _BY_PLACE.pop(place, None)
+    return kept if kept is not None and kept.take(store) else None
+
+
+def end_kept_for(store: tp.Any) -> None:
+    """Seals the writers this thread kept from its last session in ``store``."""
+    with _KEPT_LOCK:
+        kept = _BY_PLACE.get((threading.get_ident(), str(store.root)))
+    if kept is not None:
+        kept.end()
 
 
 def end_kept() -> None:
@@ -157,6 +196,7 @@ def _forked() -> None:
     # the parent's writers are the parent's to seal; its threads may have held the lock at the fork
     _KEPT_LOCK = threading.Lock()
     _KEPT.clear()
+    _BY_PLACE.clear()
 
 
 os.register_at_fork(after_in_child=_forked)

@@ -383,7 +383,7 @@ def test_cancelled_timers_do_not_pile_up_in_a_loop_of_sessions(tmp_path, monkeyp
         with cd.write():
             cd[f"k{i}"] = i
         if i == 0:
-            first = weakref.ref(cd._local.kept)
+            first = weakref.ref(kept_mod._BY_PLACE[(threading.get_ident(), str(cd.store.root))])
     assert len(timers._CLOCK._heap) < 200, len(timers._CLOCK._heap)
     assert first() is None, "a cancelled timer keeps nothing of what its callback held"
     kept_mod.end_kept()
@@ -422,3 +422,25 @@ def test_timers_fire_when_no_thread_can_be_started_and_a_failing_callback_is_log
     clock.after(0.05, done.set)
     assert done.wait(30), "a timer after a refused thread still fires"
     assert any("boom in a timer" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_cachedict_made_for_every_session_takes_the_writers_the_last_one_kept(grouped):
+    """Kept per thread and store, not per instance: a function that makes a CacheDict for each value leaves
+    one index file and one pack, not one of each per call held open for seconds."""
+    for i in range(30):
+        cd = casket.CacheDict(grouped)
+        with cd.write():
+            cd[f"k{i}"] = np.full(40, i)
+    assert len(files(grouped, "index", ".jsonl")) == 1 and len(files(grouped, "packs", ".pack")) == 1
+    a, b = casket.CacheDict(grouped), casket.CacheDict(grouped)
+    for i in range(5):  # two instances in turn in one thread: still the same writers
+        with a.write():
+            a[f"a{i}"] = np.arange(i + 1)
+        with b.write():
+            b[f"b{i}"] = np.arange(i + 2)
+    assert len(files(grouped, "index", ".jsonl")) == 1 and len(files(grouped, "packs", ".pack")) == 1
+    b.close()  # any instance on the store seals this thread's kept writers
+    assert len(files(grouped, "packs", ".idx")) == 1
+    assert sealed(grouped / "index" / files(grouped, "index", ".jsonl")[0])
+    reader = casket.CacheDict(grouped)
+    assert len(list(reader.keys())) == 40 and np.array_equal(reader["b4"], np.arange(6))
