@@ -18,7 +18,7 @@ from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, entry_line_parts, tombstone_line
 from .kept import KeptWriters, end_kept_for, keep_seconds, take_kept
 from .store import CasketError, Store, check_store_settings, open_or_init_store
-from .values import Payload, decode, encode_json, packed_array
+from .values import Payload, decode, encode_json, packed_array, row_array
 
 __all__ = ["CacheDict"]
 
@@ -255,10 +255,10 @@ class CacheDict(tp.Generic[X]):
             return True
         # as exca's: a key already in view answers without listing the index again (a warm MapInfra or
         # exca.steps hit asks once per item); only a miss refreshes, so a key written meanwhile is found
-        if self._read_once and self._reader is not None and self._reader.get(key) is not None:
+        if self._read_once and self._reader is not None and self._reader.has(key):
             return True
         self._refresh()
-        return (self._reader is not None and self._reader.get(key) is not None) or self._from_exca(key)
+        return (self._reader is not None and self._reader.has(key)) or self._from_exca(key)
 
     def entry(self, key: str) -> tp.Optional[Entry]:
         """The winning index entry of ``key`` (value tree and blobs), or None."""
@@ -268,6 +268,18 @@ class CacheDict(tp.Generic[X]):
     def __getitem__(self, key: str) -> X:
         if self._keep_in_ram and (key in self._ram_data or self.folder is None):
             return self._ram_data[key]  # type: ignore[no-any-return]
+        reader = self._reader
+        if self._read_once and reader is not None:
+            slot = reader.slot(key)
+            # the fast path of an array line the index's block pass took, whose payload a sealed pack holds
+            # raw: one call, verified as the general path verifies; None sends it to the general path
+            if type(slot) is tuple and self._store is not None:
+                block, i = slot
+                value = row_array(self._store, block.rows[i])
+                if value is not None:
+                    if self._keep_in_ram:
+                        self._ram_data[key] = value
+                    return value  # type: ignore[no-any-return]
         # A key already in view is read without listing the index again (exca reads known keys from its
         # in-memory table too); only a miss refreshes, so a key written meanwhile by others is found.
         entry = self._reader.get(key) if self._read_once and self._reader is not None else None

@@ -11,6 +11,7 @@ import errno
 import json
 import json.encoder
 import gc
+import itertools
 import os
 import re
 import secrets
@@ -602,6 +603,49 @@ _ARRAY_LINE = re.compile(
     r'^\{"key":"([^"\\\x00-\x1f]+)","ts":(0|-?[1-9][0-9]{0,18}),"value":\{"#type":"MemmapArray","blob":"([0-9a-f]{32})",'
     rf'"size":({_JSON_UINT}),"dtype":"([0-9A-Za-z<>|=]+)","shape":\[((?:{_JSON_UINT})(?:,{_JSON_UINT})*)?\]\}},'
     r'"blobs":\[\["\3",\4\]\]\}[ \t\r]*$', re.M).finditer
+# the block pass (IndexReader._lines): the same lines, each found after the newline before it (the block is
+# given with one in front), so a match is always one whole line and a block every line of which matched has
+# as many matches as lines. Its integers are those that fit int64 by their digits alone (at most 18, or 19
+# with a first digit of 1 to 8: every ts of this century), so no line needs a check after the match; a ts
+# or size of 19 digits from 9 on, or of more digits, goes through the per-line path for its verdict. A ts
+# of 19 digits is tried first: after the 18 digits of the shorter form it would backtrack digit by digit.
+_I64_DIGITS = r"(?:-?[1-8][0-9]{18}|0|-?[1-9][0-9]{0,17})"
+_U63_DIGITS = r"(?:0|[1-9][0-9]{0,17}|[1-8][0-9]{18})"
+_ARRAY_ROWS = re.compile(
+    rf'\n\{{"key":"([^"\\\x00-\x1f]+)","ts":({_I64_DIGITS}),"value":\{{"#type":"MemmapArray","blob":"([0-9a-f]{{32}})",'
+    rf'"size":({_U63_DIGITS}),"dtype":"([0-9A-Za-z<>|=]+)","shape":\[((?:{_JSON_UINT})(?:,{_JSON_UINT})*)?\]\}},'
+    r'"blobs":\[\["\3",\4\]\]\}[ \t\r]*(?=\n)').findall
+
+
+class _Rows:
+    """The array lines of one block the block pass took: each as its matched fields (key, ts, blob, size,
+    dtype, shape, as text), with the writer id and file they came from and the line number of the first.
+    A winner slot ``(rows, i)`` holds a key's line in 2 references instead of an Entry, its value tree
+    and its blobs list (made only when asked for)."""
+
+    __slots__ = ("rows", "wid", "name", "first")
+
+    def __init__(self, rows: list[tuple[str, ...]], wid: str, name: str, first: int) -> None:
+        self.rows, self.wid, self.name, self.first = rows, wid, name, first
+
+
+def _row_entry(slot: tuple[_Rows, int]) -> Entry:
+    """The Entry of a compact slot: the one the per-line path makes for the same line."""
+    block, i = slot
+    key, ts, h, size_s, dtype, shape = block.rows[i]
+    size = int(size_s)
+    return Entry(key, int(ts), block.wid, block.first + i, False,
+                 {"#type": "MemmapArray", "blob": h, "size": size, "dtype": dtype,
+                  "shape": [int(x) for x in shape.split(",")] if shape else []},
+                 [[h, size]], block.name)
+
+
+def _order(slot: tp.Union[Entry, tuple[_Rows, int]]) -> tuple[int, bytes, int]:
+    """The winner order (ts, writer id as bytes, line) of a slot, an Entry or a compact one."""
+    if type(slot) is tuple:
+        block, i = slot
+        return (int(block.rows[i][1]), block.wid.encode("utf-8", "surrogateescape"), block.first + i)
+    return slot.order  # type: ignore[union-attr]
 
 
 def validate(obj: tp.Any) -> dict:
@@ -675,7 +719,10 @@ class IndexReader:
         self.store = store
         self.warn = warn
         self._files: dict[str, _FileState] = {}
-        self._best: dict[str, Entry] = {}
+        # key -> its winner: an Entry, or the compact slot (_Rows, i) of an array line the block pass took
+        self._best: dict[str, tp.Union[Entry, tuple[_Rows, int]]] = {}
+        # the raw slot of a key (Entry, compact slot, or None), for the read fast path (CacheDict.__getitem__)
+        self.slot = self._best.get
         self.problems: list[str] = []  # "file:line: reason" of every malformed line seen
         self.debris: list[str] = []  # entries of index/ that are not index files, as last listed
         self._warned_debris: set[str] = set()
@@ -692,6 +739,9 @@ class IndexReader:
     def latest_ts(self, key: str) -> tp.Optional[int]:
         """The ts of ``key``'s winner in this view (tombstones included): a write must be later (FORMAT 5.4)."""
         entry = self._best.get(key)
+        if type(entry) is tuple:
+            block, i = entry
+            return int(block.rows[i][1])
         return None if entry is None else entry.ts
 
     def _read_new(self) -> None:
@@ -724,17 +774,39 @@ class IndexReader:
     def get(self, key: str) -> tp.Optional[Entry]:
         """The winning entry of ``key`` (None if never seen or deleted)."""
         e = self._best.get(key)
+        if type(e) is tuple:
+            return self._entry(key, e)
         return None if e is None or e.deleted else e
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` has a live winner: :meth:`get` without making the entry of a compact slot (which
+        would take the read fast path's slot away: ``key in cd`` comes before ``cd[key]`` in exca's callers)."""
+        e = self._best.get(key)
+        return e is not None and (type(e) is tuple or not e.deleted)
 
     def winner(self, key: str) -> tp.Optional[Entry]:
         """The winning line of ``key``, tombstones included."""
-        return self._best.get(key)
+        e = self._best.get(key)
+        return self._entry(key, e) if type(e) is tuple else e
 
     def keys(self) -> list[str]:
-        return [k for k, e in self._best.items() if not e.deleted]
+        return [k for k, e in self._best.items() if type(e) is tuple or not e.deleted]
 
     def live(self) -> tp.Iterator[Entry]:
-        return (e for e in self._best.values() if not e.deleted)
+        return (self._entry(k, e) if type(e) is tuple else e for k, e in list(self._best.items())
+                if type(e) is tuple or not e.deleted)
+
+    def _entry(self, key: str, slot: tuple[_Rows, int]) -> Entry:
+        """The :class:`Entry` of a compact winner slot, kept in its place (unless a refresh holds the lock:
+        a read never waits for one, and a slot the refresh replaced meanwhile is not put back)."""
+        entry = _row_entry(slot)
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._best.get(key) is slot:
+                    self._best[key] = entry
+            finally:
+                self._lock.release()
+        return entry
 
     def offsets(self) -> dict[str, int]:
         """Bytes consumed per index file name."""
@@ -813,10 +885,12 @@ class IndexReader:
     def _lines(self, state: _FileState, wid: str, data: bytes, end: int) -> None:
         """Parse the complete lines ``data[:end]``.
 
-        Fast path: decode the block once and run the C scanner at each line start (parsing each
-        line as its own string is ~5x slower). A line that does not start with ``{``, does not end
-        right after its object, or fails to parse goes through :func:`parse_line`, which gives
-        the exact verdict and reason."""
+        The block is decoded once. A block of array lines (and a seal line last) is taken by one
+        ``findall`` of :data:`_ARRAY_ROWS`, which admits only valid such lines, used only when it matched
+        every line. Otherwise each array line is taken from its match of :data:`_ARRAY_LINE`, and any
+        other line by the C scanner run at its start (parsing each line as its own string is ~5x slower).
+        A line that does not start with ``{``, does not end right after its object, or fails to parse goes
+        through :func:`parse_line`, which gives the exact verdict and reason."""
         try:
             text = data[:end].decode("utf-8")
         except UnicodeDecodeError:
@@ -832,10 +906,21 @@ class IndexReader:
         best, name = self._best, state.name
         start, n = 0, len(text)
         if not escapes:
-            # the line of a packed or loose array, {key, ts, value: MemmapArray node, blobs: its one blob}, as
-            # writers render it: taken field by field from one match, without the JSON scanner and the checks
-            # (the pattern admits only valid such lines); any other line goes through the general path
-            for m in _ARRAY_LINE(text):
+            # the block pass: one findall over the block; when it matched every line, each array line's
+            # winner slot is filled without a Python loop (a seal line last goes through the scanner)
+            last = text.rfind("\n", 0, n - 1) + 1
+            body = last if last and not text.startswith('{"key":', last) else n
+            rows = _ARRAY_ROWS("\n" + text[:body])
+            if rows and len(rows) == text.count("\n", 0, body):
+                self._array_rows(state, wid, rows)
+                if body < n:
+                    self._scan_lines(state, wid, text, body, n, escapes)
+                return
+            # a block of other lines too: the line of a packed or loose array, {key, ts, value: MemmapArray node,
+            # blobs: its one blob}, as writers render it, is taken field by field from one match, without the
+            # JSON scanner and the checks (the pattern admits only valid such lines); any other line goes
+            # through the general path (all of them when the block pass matched none)
+            for m in (_ARRAY_LINE(text) if rows else ()):
                 if m.start() > start:
                     self._scan_lines(state, wid, text, start, m.start(), escapes)
                 state.lines += 1
@@ -851,10 +936,28 @@ class IndexReader:
                                "shape": [int(x) for x in shape.split(",")] if shape else []},
                               [[h, size]], name)
                 cur = best.get(key)
-                if cur is None or entry.order > cur.order:
+                if cur is None or entry.order > _order(cur):
                     best[key] = entry
         if start < n:
             self._scan_lines(state, wid, text, start, n, escapes)
+
+    def _array_rows(self, state: _FileState, wid: str, rows: list[tuple[str, ...]]) -> None:
+        """The winner slots of a block whose every line the block pass matched: each key's slot is the
+        compact ``(block, i)`` (:class:`_Rows`), made into an :class:`Entry` when asked for. A block of
+        keys seen nowhere else (a new reader of distinct keys) fills them in one ``dict.update``; any key
+        already seen, or seen twice in the block, takes the winner rule line by line."""
+        block = _Rows(rows, wid, state.name, state.lines + 1)
+        state.lines += len(rows)
+        best = self._best
+        keys = [r[0] for r in rows]
+        if len(set(keys)) == len(keys) and best.keys().isdisjoint(keys):
+            best.update(zip(keys, zip(itertools.repeat(block), range(len(rows)))))
+            return
+        wid_b, first = wid.encode("utf-8", "surrogateescape"), block.first
+        for i, key in enumerate(keys):
+            cur = best.get(key)
+            if cur is None or (int(rows[i][1]), wid_b, first + i) > _order(cur):
+                best[key] = (block, i)
 
     def _scan_lines(self, state: _FileState, wid: str, text: str, start: int, n: int, escapes: bool) -> None:
         """The whole lines ``text[start:n]``, each parsed by the C scanner."""
@@ -880,7 +983,7 @@ class IndexReader:
                 key = obj["key"]
                 entry = Entry(key, obj["ts"], wid, state.lines, False, obj["value"], obj["blobs"], name)
                 cur = best.get(key)
-                if cur is None or entry.order > cur.order:
+                if cur is None or entry.order > _order(cur):
                     best[key] = entry
             else:
                 try:
@@ -913,10 +1016,10 @@ class IndexReader:
         else:
             entry = Entry(key, obj["ts"], wid, lineno, False, obj["value"], obj["blobs"], state.name)
         cur = self._best.get(key)
-        if cur is None or entry.order > cur.order:
+        if cur is None or entry.order > _order(cur):
             self._best[key] = entry
 
     def _merge(self, entry: Entry) -> None:
         cur = self._best.get(entry.key)
-        if cur is None or entry.order > cur.order:
+        if cur is None or entry.order > _order(cur):
             self._best[entry.key] = entry

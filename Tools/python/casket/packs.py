@@ -4,12 +4,14 @@
 
 A record describes itself (magic, hash, form, lengths, a header check), so a pack whose writer was killed
 can be read and sealed by anyone. A sealed pack's index is searched through a read-only mapping: nothing
-of it is loaded, so a reader of millions of packed payloads keeps no table of them.
+of it is loaded for a writer's dedup probe. A reader keeps a table of the raw records of each pack it has
+read a payload from (the read fast path, ``PackShelf.read_raw``), as large as the index lines naming them.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import mmap
 import os
 import secrets
@@ -606,6 +608,7 @@ class _KnownPack:
         self.retired = False  # GC is replacing it (FORMAT 3.9): no writer dedups against it
         self.scanned = 0
         self.records: dict[str, PackRecord] = {}
+        self.hashes: tp.Optional[list[str]] = None  # the hashes it put in its shelf's table of raw records
 
     def lookup(self, digest: str, key: bytes) -> tp.Optional[PackRecord]:
         return self.index.lookup_key(key, digest) if self.index is not None else self.records.get(digest)
@@ -653,6 +656,10 @@ class PackShelf:
         self._probed = -PROBE_INTERVAL  # when probe last looked at the folder (monotonic)
         self._lock = threading.Lock()
         self._last: tp.Optional[_KnownPack] = None  # the pack of the last hit
+        # hash -> (pack, offset, size) of the raw records of every sealed pack a read has found a payload in:
+        # the read fast path (read_raw) looks up a hash in one dict instead of a search of each pack's index.
+        # Filled from a pack's index the first time a read finds it there; a pack dropped takes its rows out
+        self._raw: dict[str, tuple[_KnownPack, int, int]] = {}
 
     def find(self, digest: str) -> tp.Optional[tuple[str, PackRecord]]:
         found = self._locate(digest)
@@ -684,6 +691,7 @@ class PackShelf:
                     if gone is not None:
                         if gone is self._last:
                             self._last = None
+                        self._forget(gone)
                         gone.close()
                     self._listed_at = None
             found = self._locate(digest)
@@ -727,8 +735,63 @@ class PackShelf:
             if (got == HEADER_SIZE + size and _HEAD.unpack_from(head) == (RECORD_MAGIC, key, RAW, size, stored)
                     and _CHECK.unpack_from(head, 37)[0] == xxhash.xxh32_intdigest(memoryview(head)[:37])
                     and xxhash.xxh3_128_hexdigest(payload) == digest):
+                if pack.hashes is None and pack.index is not None:
+                    self._table(pack)
                 return payload
         return self.read(digest, size)
+
+    def read_raw(self, digest: str, out: np.ndarray, size: int) -> bool:
+        """The read fast path of a packed raw array: reads the payload of ``digest`` (``size`` bytes) into
+        ``out`` (a new C-contiguous array of that many bytes, aligned for its dtype, which the caller makes
+        of the type it returns) when the table of raw records has its hash, with the checks of
+        :meth:`read_aligned`: its header is the record's (magic, hash, form, size, stored, the header check)
+        and its bytes hash to ``digest``. False otherwise (not in the table, another size, a short or failed
+        read, a check that fails), and the caller then takes the general path, which finds, relists and
+        names the damage as it always does: an answer of this path is one the general path would give, and
+        no error comes from it."""
+        hit = self._raw.get(digest)
+        if hit is None:
+            return False
+        pack, offset, found = hit
+        if found != size:
+            return False
+        head = bytearray(HEADER_SIZE)
+        try:
+            got = os.preadv(pack.fd, [head, out], offset)
+        except (OSError, ValueError):  # a pack closed meanwhile, or lost (ESTALE): the general path's to judge
+            return False
+        # the header a raw record of this hash and size has, whole: magic, hash, form, size, stored, then the
+        # check, which equals the check of the bytes read exactly when they are these (one comparison)
+        expected = _HEAD.pack(RECORD_MAGIC, bytes.fromhex(digest), RAW, size, size)
+        return (got == HEADER_SIZE + size and head == expected + _CHECK.pack(xxhash.xxh32_intdigest(expected))
+                and xxhash.xxh3_128_hexdigest(out) == digest)
+
+    def _table(self, pack: _KnownPack) -> None:
+        """Puts the raw records of a sealed pack's index in the table of :meth:`read_raw`: with numpy, about
+        0.5 us an entry, paid once per pack a read finds something in (a writer's dedup probe never pays it;
+        a binary search of the index costs a read 1.3 us). It holds about 230 bytes an entry (``tracemalloc``),
+        less than half of what the index reader holds for the line that names the payload."""
+        index = pack.index
+        assert index is not None
+        with self._lock:
+            if pack.hashes is not None or self._packs.get(pack.id) is not pack:
+                return
+            # a copy of the entries: a view would keep the mapping from being closed
+            table = np.frombuffer(index.map[INDEX_HEADER:INDEX_HEADER + index.count * ENTRY_SIZE], dtype=_ENTRY_ROW)
+            raw = table[(table["form"] == RAW) & (table["stored"] == table["size"])]
+            text = raw["hash"].tobytes().hex()
+            hashes = [text[i:i + 32] for i in range(0, len(text), 32)]
+            self._raw.update(zip(hashes, zip(itertools.repeat(pack), raw["offset"].tolist(), raw["size"].tolist())))
+            pack.hashes = hashes
+
+    def _forget(self, pack: _KnownPack) -> None:
+        """Takes a pack dropped from the shelf out of the table of raw records (the caller holds the lock)."""
+        raw = self._raw
+        for h in pack.hashes or ():
+            hit = raw.get(h)
+            if hit is not None and hit[0] is pack:
+                del raw[h]
+        pack.hashes = None
 
     def pack_ids(self) -> list[tuple[str, bool]]:
         with self._lock:
@@ -811,6 +874,7 @@ class PackShelf:
             gone = self._packs.pop(ident)
             if gone is self._last:
                 self._last = None
+            self._forget(gone)
             gone.close()
             lost = True
         for ident in packs:

@@ -21,7 +21,8 @@ from . import handlers
 from .store import CasketError, Store, _as_byte_view, check_hash, is_well_formed_hash
 from .verified import ChunkedArray
 
-__all__ = ["encode", "encode_json", "packed_array", "decode", "UnknownTypeError", "ValueFormatError", "Payload", "KNOWN_TYPES"]
+__all__ = ["encode", "encode_json", "packed_array", "decode", "row_array", "UnknownTypeError", "ValueFormatError",
+           "Payload", "KNOWN_TYPES"]
 
 JSON_INLINE_MAX = 512  # like exca's Json.MAX_INLINE_SIZE: larger JSON goes to a blob
 
@@ -698,6 +699,57 @@ def decode(store: Store, value: tp.Any, key: str = "", verify: bool = True) -> t
     if type(value) is dict and value.get("#type") == "MemmapArray":  # the common case, without the walk
         return dec.array(value)
     return dec.tree(value)
+
+
+# (dtype, shape, size) of an array line as the index's block pass took it (text) -> the dtype, the shape and
+# the byte count, or None where the decoder would raise: those lines take the general path for its errors
+_ROW_FORMS: dict[tuple[str, str, str], tp.Optional[tuple[np.dtype, tuple[int, ...], int]]] = {}
+_MEMMAP, _NEW = np.memmap, np.ndarray.__new__
+
+
+def _row_form(dtype_s: str, shape_s: str, size_s: str) -> tp.Optional[tuple[np.dtype, tuple[int, ...], int]]:
+    """What :meth:`_Decoder.array` makes of a node's dtype, shape and size, when it accepts them, else None."""
+    try:
+        dt = np.dtype(dtype_s)
+    except Exception:  # noqa: BLE001 - the decoder gives the error of any dtype it refuses
+        return None
+    shape = tuple(int(x) for x in shape_s.split(",")) if shape_s else ()
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if dt.hasobject or dt.fields is not None or nbytes != int(size_s):
+        return None
+    return dt, shape, nbytes
+
+
+def row_array(store: Store, row: tuple[str, ...]) -> tp.Optional[np.ndarray]:
+    """The read fast path of an array line the index's block pass took (``row``: key, ts, blob, size, dtype,
+    shape, as text), for a payload in a sealed pack's raw record: what :func:`decode` returns for its node
+    (a read-only ``np.memmap`` over the verified bytes), with the same checks of the node (the pattern took
+    only a well-formed hash and JSON integers; the form is judged as the decoder judges it, once per
+    form) and of the record (:meth:`PackShelf.read_raw`). None whenever anything is otherwise (another
+    form, a payload not in that table, a damaged record): the caller decodes the entry, whose answer or
+    error is then the general path's own."""
+    _, _, h, size_s, dtype_s, shape_s = row
+    form_key = (dtype_s, shape_s, size_s)
+    form = _ROW_FORMS.get(form_key, False)
+    if form is False:
+        form = _row_form(dtype_s, shape_s, size_s)
+        if len(_ROW_FORMS) >= _ARRAY_FORMS_MAX:
+            _ROW_FORMS.clear()
+        _ROW_FORMS[form_key] = form
+    if form is None:
+        return None
+    dt, shape, nbytes = form
+    if not 0 < nbytes < store.pack_max:  # empty, or large: the general path looks at blob files first
+        return None
+    shelf = store._shelf
+    if shelf is None:
+        return None
+    arr = _NEW(_MEMMAP, shape, dt)  # the array returned, read into: no view of a buffer made for it
+    if not shelf.read_raw(h, arr, nbytes):
+        return None
+    arr.flags.writeable = False  # as every read gives it
+    arr.offset, arr.mode = 0, "r"  # np.memmap's own fields, as _read_only_memmap sets them for a payload
+    return arr
 
 
 def referenced_blobs(value: tp.Any) -> list[str]:

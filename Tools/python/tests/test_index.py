@@ -354,3 +354,113 @@ def test_array_lines_load_without_the_json_scanner_and_keep_every_verdict(store,
         assert (entry.writer, entry.line) == ("w1", lineno)
         assert entry.value == json.loads(lines[lineno - 1])["value"] and entry.blobs == json.loads(lines[lineno - 1])["blobs"]
     assert r.get("h").value["shape"] == [2, 0, 3] and r.get("g").value["shape"] == [] and r.get("a").ts == 5
+
+
+def view_of(store, monkeypatch=None, block_pass=True):
+    """(keys, {key: Entry fields}, problems, {key: whether the block pass took its winner}) of a new reader,
+    with the block pass or without it (every line through the JSON scanner and the per-line checks: the
+    general path). An entry is made when asked for, and then takes the compact slot's place."""
+    if not block_pass:
+        monkeypatch.setattr(index_mod, "_ARRAY_ROWS", lambda text: [])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = read(store)
+    finally:
+        if not block_pass:
+            monkeypatch.undo()
+    compact = {k: type(v) is tuple for k, v in r._best.items()}
+    fields = {k: (e.key, e.ts, e.writer, e.line, e.deleted, e.value, e.blobs, e.file)
+              for k in r.keys() for e in [r.get(k)]}
+    assert not any(type(v) is tuple for v in r._best.values()), "each entry asked for takes its slot's place"
+    return sorted(r.keys()), fields, r.problems, compact
+
+
+def test_block_pass_takes_a_block_of_array_lines_as_the_general_path_does(store, root, monkeypatch):
+    """A block of array lines and a seal line is taken by one pattern pass (compact winner slots, no Entry
+    made), and every key's entry, made when asked for, is the one the general path makes of its line."""
+    lines = [array_line(f"k{i}", 1796145393444391809 + i, blob=f"{i:032x}", size=8 * (i + 1), shape=f"{i + 1}")
+             for i in range(50)]
+    lines += [array_line("k-shapes", 7, shape="2,0,3", dtype="<u2", size=0), array_line("k-0d", -3, shape="", size=8),
+              array_line("k7", 1796145393444391000, tail=" \t\r")]  # an older line of k7: loses
+    put_line(root, "w1.jsonl", raw=b"".join(lines) + b'{"sealed":true,"ts":1796145393444399999}\n')
+    keys, fields, problems, compact = view_of(store)
+    assert all(compact.values()) and len(keys) == 52, "every line taken by the block pass"
+    assert (keys, fields, problems) == view_of(store, monkeypatch, block_pass=False)[:3]
+    assert fields["k7"][3] == 8 and fields["k-0d"][1:4] == (-3, "w1", 52)
+    r = read(store)
+    assert r._files["w1.jsonl"].sealed and r._files["w1.jsonl"].lines == 54
+    assert r.latest_ts("k3") == 1796145393444391812 and type(r._best["k3"]) is tuple
+    assert r.winner("k3").line == 4 and r.get("k3") == r.winner("k3")
+
+
+def test_block_pass_keeps_the_winner_rule_across_blocks_files_and_repeats(store, root, monkeypatch):
+    rng = random.Random(12)
+    for f in range(4):
+        lines = []
+        for _ in range(rng.randrange(20, 60)):
+            key, ts = f"k{rng.randrange(30)}", rng.randrange(100)
+            lines.append(array_line(key, ts, blob=f"{rng.randrange(1 << 64):032x}"))
+        if f == 2:
+            lines.append(b'{"key":"k1","ts":99,"deleted":true}\n')  # a tombstone: the block goes line by line
+        put_line(root, f"w{f}-1-00000000.jsonl", raw=b"".join(lines))
+    fast = view_of(store)
+    assert fast[:3] == view_of(store, monkeypatch, block_pass=False)[:3]
+    assert any(fast[3].values()), "the test exercises the block pass"
+
+
+# array lines the block pass must never take as valid when they are not, nor judge otherwise than the per-line
+# path: each is put between valid array lines, in a block that would otherwise go whole through the block pass
+HOSTILE_ARRAY_LINES = [
+    array_line("b", 1 << 63),  # ts outside int64
+    array_line("b", -(1 << 63) - 1),
+    array_line("b", 9223372036854775807),  # the greatest ts: valid, 19 digits from 9 (the per-line path)
+    array_line("b", -9223372036854775808),  # the least: valid
+    array_line("b", 7, size=1 << 63),  # size outside int64
+    array_line("b", 7, size=9223372036854775807, shape="1152921504606846975"),  # valid
+    array_line("b", 12345678901234567890),  # 20 digits
+    array_line("b", "07"),  # a leading zero: not JSON
+    array_line("b", "-0"),  # valid JSON: the scanner's 0
+    array_line("b", "1e3"),  # a float
+    array_line("b", 7, size="032"),
+    array_line("b", 7, blob=H.upper()),  # not a lowercase hex hash
+    array_line("b", 7, blob=H[:31]),
+    array_line("b", 7, blobs=f'[["{H[::-1]}",32]]'),  # blobs not the node's: valid, the scanner's
+    array_line("b", 7, blobs=f'[["{H}",33]]'),
+    array_line("b", 7, blobs=f'[["{H}",32],["{H}",32]]'),
+    array_line("b", 7, shape="01"),
+    array_line("b", 7, shape="4,"),
+    array_line("b", 7, dtype='f8\\"'),
+    array_line("", 7),  # an empty key
+    array_line("b\\u0000", 7),  # an escape: the scanner's (valid)
+    array_line("b\\ud800", 7),  # a lone surrogate: malformed
+    array_line("b\x01", 7),  # a control character in a string: not JSON
+    array_line("b", 7, tail=" x"),  # trailing garbage
+    array_line("b", 7, tail="{}"),
+    b"x" + array_line("b", 7),  # leading garbage
+    b" " + array_line("b", 7),  # a leading blank: valid JSON
+    array_line("b", 7)[:-2] + b",}\n",  # a trailing comma
+    array_line("b", 7).replace(b'"ts"', b'"tS"'),
+    array_line("b", 7).replace(b'{"key"', b'{"key":"a","key"'),  # a repeated field: the scanner keeps the last
+    array_line("b", 7).replace(b'"blobs"', b'"deleted":true,"blobs"'),
+    b"\xff" + array_line("b", 7),  # not UTF-8
+    b"   ",  # a blank line: silent
+    b'{"sealed":true,"ts":5}',  # a seal line in the middle
+]
+
+
+@pytest.mark.parametrize("bad", HOSTILE_ARRAY_LINES, ids=range(len(HOSTILE_ARRAY_LINES)))
+def test_a_bad_line_never_slips_through_the_block_pass(store, root, monkeypatch, bad):
+    """Each line gets the per-line path's verdict (the same entry, or the same problem with the same line
+    number and reason) when it sits among lines the block pass would take; a bad line the block pass let
+    through would be a key the general path does not have, or a problem it reports that this one does not."""
+    good = [array_line(f"g{i}", 100 + i, blob=f"{i + 1:032x}") for i in range(6)]
+    raw = b"".join(good[:3]) + bad.rstrip(b"\n") + b"\n" + b"".join(good[3:])
+    put_line(root, "w1.jsonl", raw=raw)
+    fast = view_of(store)
+    general = view_of(store, monkeypatch, block_pass=False)
+    assert fast[:3] == general[:3]
+    assert [k for k in fast[0] if k.startswith("g")] == [f"g{i}" for i in range(6)]
+    good_only = store.root / "index" / "w2.jsonl"
+    good_only.write_bytes(b"".join(good))  # the same block without the bad line goes through the block pass
+    assert type(read(store)._best["g5"]) is tuple
