@@ -853,8 +853,15 @@ class PackShelf:
             length = os.fstat(pack.fd).st_size
             if length > pack.scanned:
                 found, pack.scanned = scan_records(pack.fd, length, pack.scanned)
+                if pack.hashes is None:
+                    pack.hashes = []
                 for record, _ in found:
-                    pack.records.setdefault(record.digest, record)
+                    if pack.records.setdefault(record.digest, record) is record and record.form == RAW \
+                            and record.stored == record.size:
+                        # an open pack's raw records serve read_raw too (a writer keeps its pack open
+                        # between sessions, casket.kept): read, checked and hashed as a sealed one's
+                        self._raw[record.digest] = (pack, record.offset, record.size)
+                        pack.hashes.append(record.digest)
 
     def _relist(self) -> bool:
         """Lists ``packs/``; returns whether a pack vanished (a known one is not listed, or a listed one
@@ -898,9 +905,11 @@ class PackShelf:
                     lost = True
                     continue
                 try:
-                    known.index = PackIndex(ifd, path)
+                    index = PackIndex(ifd, path)
                 finally:
                     os.close(ifd)
+                self._forget(known)  # rows of its scan, if it was open: its index fills the table from now
+                known.index = index
                 known.records = {}
         return lost
 
