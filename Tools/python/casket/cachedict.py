@@ -381,7 +381,10 @@ class CacheDict(tp.Generic[X]):
                 finally:
                     writer.store.end_packing()
                 raise
-            KeptWriters(writer, writer.store.end_packing(keep=True), keep)
+            packs = writer.store.end_packing(keep=True)
+            if packs is not None:
+                packs.seal_if_large()  # a session's worth of records is read faster through an index
+            KeptWriters(writer, packs, keep)
             return
         try:
             writer.close()  # the pack's records flushed, then the last lines and the seal line

@@ -444,3 +444,22 @@ def test_a_cachedict_made_for_every_session_takes_the_writers_the_last_one_kept(
     assert sealed(grouped / "index" / files(grouped, "index", ".jsonl")[0])
     reader = casket.CacheDict(grouped)
     assert len(list(reader.keys())) == 40 and np.array_equal(reader["b4"], np.arange(6))
+
+
+def test_a_session_that_leaves_its_pack_a_quarter_full_seals_it(grouped):
+    """Only a small pack is kept open: others read an open pack by scanning it (casket.packs.seal_if_large)."""
+    cd = casket.CacheDict(grouped)
+    with cd.write():
+        cd["small"] = np.arange(100)
+    assert files(grouped, "packs", ".idx") == []
+    with cd.write():  # 1,100 arrays of 4 KiB: the pack passes a quarter of its 16 MiB
+        for i in range(1100):
+            cd[f"k{i}"] = np.full(512, i, dtype=np.float64)
+    assert len(files(grouped, "packs", ".idx")) == 1, "sealed as the session ended"
+    assert not sealed(grouped / "index" / files(grouped, "index", ".jsonl")[0]), "the index file is still kept"
+    with cd.write():
+        cd["next"] = np.arange(3)  # a new pack, the same index file
+    cd.close()
+    assert len(files(grouped, "packs", ".idx")) == 2 and len(files(grouped, "index", ".jsonl")) == 1
+    reader = casket.CacheDict(grouped)
+    assert len(list(reader.keys())) == 1102 and np.array_equal(reader["k1099"], np.full(512, 1099.0))
