@@ -16,6 +16,7 @@ import numpy as np
 from . import excarules
 from .excaread import ExcaView, holds_exca_cache
 from .index import Entry, IndexReader, IndexWriter, _encode_str, entry_line_parts, tombstone_line
+from .kept import KeptWriters, end_kept_for, keep_seconds, take_kept
 from .store import CasketError, Store, check_store_settings, open_or_init_store
 from .values import Payload, _array_form, decode, encode_json, packed_array, row_array
 
@@ -157,6 +158,7 @@ class CacheDict(tp.Generic[X]):
         folder (the whole store, not the folder itself, which keeps its permissions). Like exca's, it is not
         safe while other processes use the folder; the next write creates a new store."""
         self._ram_data.clear()
+        self.close()  # this thread's writers kept from its last session, sealed before their files go
         self._store = None
         self._reader = None
         self._exca = None  # its files go with the rest, as with exca's clear()
@@ -330,20 +332,27 @@ class CacheDict(tp.Generic[X]):
             raise RuntimeError(f"Cannot {what} outside of a write() context")
         writer: tp.Optional[IndexWriter] = self._local.writer
         if writer is None:
-            writer = self._local.writer = IndexWriter(self.store)
-            self.store.begin_packing()  # the session's small payloads go to one pack (FORMAT 3.7)
+            kept = take_kept(self.store)  # this thread's last session's index file and pack, still open
+            if kept is not None:
+                writer = self._local.writer = kept.index_writer
+                self.store.resume_packing(kept.pack_writer)
+            else:
+                writer = self._local.writer = IndexWriter(self.store)
+                self.store.begin_packing()  # the session's small payloads go to one pack (FORMAT 3.7)
         return writer
 
     @contextlib.contextmanager
     def write(self) -> tp.Iterator["CacheDict[X]"]:
-        """Write session: one index file per thread and session, sealed on exit. As exca's, it makes the
-        folder; the store and the index file are made by the first write in it, so a session that writes
+        """Write session: its changes are committed (durable) when it ends. One index file and one pack per
+        thread, kept open from one session to the next and sealed once the thread has opened no session for
+        a few seconds (casket.kept, FORMAT 5.5), or by :meth:`close`. As exca's, it makes the folder; the store and the index file are made by the first write in it, so a session that writes
         nothing (a clear of absent keys) leaves no store behind."""
         if self.folder is None:  # RAM only, as exca: nothing to open
             yield self
             return
         if self._in_session:
             raise RuntimeError("Cannot re-open an already open writer")
+        keep_seconds()  # a bad CASKET_KEEP_SECONDS fails here, before anything is written
         self.folder.mkdir(parents=True, exist_ok=True)
         self._local.session = True
         self._local.writer = None
@@ -354,10 +363,41 @@ class CacheDict(tp.Generic[X]):
             self._local.writer = None
             self._local.session = False
             if writer is not None:
+                self._end_session(writer)
+
+    def _end_session(self, writer: IndexWriter) -> None:
+        """Commits the session: once this returns every line is durable (FORMAT 5.5). The index file and the
+        pack stay open for the thread's next session and are sealed later (casket.kept); after a failed
+        commit, or with ``CASKET_KEEP_SECONDS=0``, they are sealed now."""
+        try:
+            keep = keep_seconds()  # checked when the session began: this cannot fail unless it changed
+        except CasketError:
+            keep = 0.0
+        if keep > 0:
+            try:
+                writer.commit()  # the pack's records flushed, then the last lines
+            except BaseException:
                 try:
-                    writer.close()  # the pack's records flushed, then the last lines and the seal line
+                    writer.close()
                 finally:
-                    writer.store.end_packing()  # the pack, flushed already, is sealed (as Swift's WriteSession)
+                    writer.store.end_packing()
+                raise
+            packs = writer.store.end_packing(keep=True)
+            if packs is not None:
+                packs.seal_if_large()  # a session's worth of records is read faster through an index
+            KeptWriters(writer, packs, keep)
+            return
+        try:
+            writer.close()  # the pack's records flushed, then the last lines and the seal line
+        finally:
+            writer.store.end_packing()  # the pack, flushed already, is sealed (as Swift's WriteSession)
+
+    def close(self) -> None:
+        """Seals this thread's index file and pack now, kept open after its last ``write()`` session for the
+        next one (they are sealed anyway a few seconds after it, and when the process exits). Everything
+        written was committed when its session ended, so this is never needed for durability."""
+        if self._store is not None:
+            end_kept_for(self._store)
 
     def flush(self) -> None:
         """Commits this thread's batch now (durability ``group``, FORMAT 5.5): once it returns, every key set

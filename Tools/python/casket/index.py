@@ -23,6 +23,7 @@ import typing as tp
 import warnings
 from pathlib import Path
 
+from . import timers
 from .store import (
     _PID,
     _spawn,
@@ -195,7 +196,7 @@ class IndexWriter:
         # group commit (durability "group", FORMAT 5.5): the batch of lines not written yet, with their blobs
         self._pending: list[tuple[bytes, tp.Sequence[tp.Sequence[tp.Any]], tp.Optional[tp.Callable[[str, int], None]]]] = []
         self._pending_bytes = 0
-        self._timer: tp.Optional[_Timer] = None
+        self._timer: tp.Optional[timers.Timer] = None
         self._timer_error: tp.Optional[BaseException] = None
         self._packs: tp.Optional[tp.Any] = None  # the session's PackWriter, flushed by every commit
         # held by whoever writes a batch to the file (one at a time, in the order the batches were taken)
@@ -360,7 +361,7 @@ class IndexWriter:
             if len(pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
                 self._commit_behind()
             elif self._timer is None:
-                self._timer = _Timer(GROUP_SECONDS, self._commit_on_timer)
+                self._timer = timers.after(GROUP_SECONDS, self._commit_on_timer)
             return ts
 
     # ------------------------------------------------------------------ group commit
@@ -385,7 +386,7 @@ class IndexWriter:
         if len(self._pending) >= GROUP_COUNT or self._pending_bytes >= GROUP_BYTES:
             self._commit_behind()
         elif self._timer is None:
-            self._timer = _Timer(GROUP_SECONDS, self._commit_on_timer)
+            self._timer = timers.after(GROUP_SECONDS, self._commit_on_timer)
 
     def _io_lock(self) -> threading.Lock:
         if self._io_pid != _PID[0]:  # a forked child: a thread of its parent may have held the lock
@@ -530,21 +531,6 @@ class IndexWriter:
 
     def __exit__(self, *exc: tp.Any) -> None:
         self.close()
-
-
-class _Timer:
-    """``threading.Timer`` on :func:`_spawn`: calls ``fn`` after ``interval`` seconds unless cancelled."""
-
-    def __init__(self, interval: float, fn: tp.Callable[[], None]) -> None:
-        self._cancelled = threading.Event()
-        _spawn(self._run, interval, fn)
-
-    def _run(self, interval: float, fn: tp.Callable[[], None]) -> None:
-        if not self._cancelled.wait(interval):
-            fn()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
 
 
 class _Sealing:

@@ -666,6 +666,32 @@ class PackWriter:
 
     close = seal
 
+    def seal_if_large(self) -> None:
+        """Seals the open pack if it holds a quarter of the target size or more. Kept open between write
+        sessions (casket.kept), a pack gains records cheaply, but other readers must scan it record by
+        record (about 4 us each in Python, against 0.5 us through an index): only a small one, which GC
+        would combine with others anyway, is worth keeping open."""
+        with self._lock:
+            pack = self._open
+            if pack is not None and pack.length >= self.target_size // 4:
+                self._seal()
+
+    def abandon_if_gone(self) -> bool:
+        """True, after leaving it unsealed, when the open pack's path no longer names the file this writer
+        appends to (the store was removed or replaced, as ``CacheDict.clear()`` does): its index must not be
+        published into another store's ``packs/``."""
+        with self._lock:
+            pack = self._open
+            if pack is None:
+                return False
+            try:
+                gone = not os.path.samestat(os.fstat(pack.fd), os.stat(os.path.join(self.folder, pack.id + PACK_SUFFIX)))
+            except FileNotFoundError:
+                gone = True
+            if gone:
+                self._abandon()
+            return gone
+
     def _abandon(self) -> None:
         pack, self._open = self._open, None
         if pack is not None:
@@ -1031,8 +1057,15 @@ class PackShelf:
             length = os.fstat(pack.fd).st_size
             if length > pack.scanned:
                 found, pack.scanned = scan_records(pack.fd, length, pack.scanned)
+                if pack.hashes is None:
+                    pack.hashes = []
                 for record, _ in found:
-                    pack.records.setdefault(record.digest, record)
+                    if pack.records.setdefault(record.digest, record) is record and record.form == RAW \
+                            and record.stored == record.size:
+                        # an open pack's raw records serve read_raw too (a writer keeps its pack open
+                        # between sessions, casket.kept): read, checked and hashed as a sealed one's
+                        self._raw[record.digest] = (pack, record.offset, record.size)
+                        pack.hashes.append(record.digest)
 
     def _relist(self) -> bool:
         """Lists ``packs/``; returns whether a pack vanished (a known one is not listed, or a listed one
@@ -1078,10 +1111,12 @@ class PackShelf:
                     lost = True
                     continue
                 try:
-                    known.index = PackIndex(ifd, path)
+                    index = PackIndex(ifd, path)
                     self._changed += 1
                 finally:
                     os.close(ifd)
+                self._forget(known)  # rows of its scan, if it was open: its index fills the table from now
+                known.index = index
                 known.records = {}
         return lost
 

@@ -532,6 +532,7 @@ class Store:
         self.packs_dir = self.root / "packs"
         self._packing = threading.local()  # this thread's write session's PackWriter (FORMAT 3.7)
         self._shelf: tp.Optional[tp.Any] = None  # the PackShelf of this process, made on first use
+        self._shelf_pid = 0
         self._fans: tp.Optional[frozenset] = None  # the fan-out folders, as a dedup check last listed them
         self._fans_mtime = 0
         self._fans_racy = True
@@ -687,12 +688,14 @@ class Store:
 
     def pack_shelf(self) -> tp.Optional[tp.Any]:
         """This process's view of ``packs/`` (a ``PackShelf``), None when the store has no ``packs/``."""
-        if self._shelf is None:
+        if self._shelf is None or self._shelf_pid != _PID[0]:
             if not self.real_dir(self.packs_dir):
                 return None
             from .packs import PackShelf
 
-            self._shelf = PackShelf(str(self.packs_dir))
+            # a forked child makes its own: a thread of its parent may have held the shelf's lock at the fork
+            # (a write session probing for a copy), which no thread of the child would ever release
+            self._shelf, self._shelf_pid = PackShelf(str(self.packs_dir)), _PID[0]
         return self._shelf
 
     def _packed_record(self, h: str, size: tp.Optional[int]) -> tp.Optional[tp.Any]:
@@ -722,13 +725,25 @@ class Store:
         self._packing.writer = None
         self._packing.active = True
 
-    def end_packing(self) -> None:
-        """Seals the session's pack (FORMAT 3.7, sealing); a forked child leaves its parent's pack alone."""
+    def resume_packing(self, writer: tp.Optional[tp.Any]) -> None:
+        """Called by a write session that takes over its thread's previous session's pack writer (kept
+        open between sessions, casket.kept)."""
+        self._packing.writer = writer
+        self._packing.active = True
+
+    def end_packing(self, keep: bool = False) -> tp.Optional[tp.Any]:
+        """Ends the session's packing. Its pack is sealed (FORMAT 3.7, sealing), or with ``keep`` left open
+        and its writer returned, for the thread's next session (or a later seal); a forked child leaves its
+        parent's pack alone."""
         writer = getattr(self._packing, "writer", None)
         self._packing.writer = None
         self._packing.active = False
-        if writer is not None and writer.pid == _PID[0]:
-            writer.seal()
+        if writer is None or writer.pid != _PID[0]:
+            return None
+        if keep:
+            return writer
+        writer.seal()
+        return None
 
     def session_pack_writer(self) -> tp.Optional[tp.Any]:
         """This thread's session's PackWriter, if it has made one (and is this process's)."""
@@ -766,7 +781,7 @@ class Store:
         size = view.nbytes
         if writer.record_of(h) is not None or self._freshen_loose(h, size):
             return h
-        shelf = self._shelf if self._shelf is not None else self.pack_shelf()
+        shelf = self.pack_shelf()
         found = shelf.probe(h) if shelf is not None else None
         if found is None or found[1].size != size:
             writer.append(view, h)
@@ -1255,7 +1270,7 @@ class Store:
         """:meth:`read_array` of a well-formed hash, for ``nbytes``, the size of ``shape`` in ``dt``."""
         if nbytes:
             if nbytes < self.pack_max:  # a small payload is most likely packed: no look at blobs/ for it
-                shelf = self._shelf if self._shelf is not None else self.pack_shelf()
+                shelf = self.pack_shelf()
                 try:
                     packed = shelf.read_aligned(h, nbytes) if shelf is not None else None
                 except BlobCorruptError:  # a damaged record: a sound blob file may hold the payload

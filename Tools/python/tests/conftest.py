@@ -29,6 +29,14 @@ def grouped(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def seal_each_session(monkeypatch) -> None:
+    """Each write session seals its own index file and pack when it ends (``CASKET_KEEP_SECONDS=0``, also
+    for the processes a test starts), for tests of sealed packs, compaction and repacking right after a
+    session, which the default (writers kept open for the thread's next session, casket.kept) delays."""
+    monkeypatch.setenv("CASKET_KEEP_SECONDS", "0")
+
+
 def blob_files(root: Path) -> list:
     out = []
     for dirpath, _dirs, files in os.walk(Path(root) / "blobs"):

@@ -27,6 +27,7 @@ def pack_files(root: Path) -> list:
     return sorted(p.name for p in (root / "packs").iterdir() if p.suffix in (".pack", ".idx"))
 
 
+@pytest.mark.usefixtures("seal_each_session")
 def test_init_store_defaults_are_version_2_packs_and_group(tmp_path):
     root = tmp_path / "s"
     store = casket.init_store(root)

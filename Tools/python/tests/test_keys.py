@@ -77,6 +77,7 @@ def test_writing_a_lone_surrogate_key_is_refused(root):
 
 
 @needs_bin
+@pytest.mark.usefixtures("seal_each_session")
 def test_swift_and_python_keep_both_forms_through_compaction_and_gc(root, tmp_path):
     def cli(*args):
         return subprocess.run([BIN, *args, "--store", str(root)], capture_output=True, check=True).stdout

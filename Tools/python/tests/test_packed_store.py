@@ -45,6 +45,7 @@ def packed(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.usefixtures("seal_each_session")
 def test_session_packs_small_values_and_seals_at_the_end(packed):
     arrays = {f"k{i}": np.arange(1000, dtype=np.float32) + i for i in range(300)}
     cd = casket.CacheDict(packed)
@@ -159,6 +160,7 @@ def test_damaged_record_is_an_error_unless_a_blob_file_holds_the_payload(packed)
     assert casket.Store(packed).get_bytes(record.digest, record.size) == value.tobytes()
 
 
+@pytest.mark.usefixtures("seal_each_session")
 def test_a_forked_child_never_appends_to_its_parents_pack(packed):
     cd = casket.CacheDict(packed)
     with cd.write():

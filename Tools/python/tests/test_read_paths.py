@@ -26,11 +26,13 @@ VALUES = {
 }
 
 
-def fill(root: Path, values: dict) -> None:
+def fill(root: Path, values: dict, seal: bool = True) -> None:
     cd = casket.CacheDict(root)
     with cd.write():
         for key, value in values.items():
             cd[key] = value
+    if seal:
+        cd.close()  # the pack sealed now, not once its writer has been idle (casket.kept): these are about indexes
 
 
 def outcome(cd: casket.CacheDict, key: str):
@@ -246,3 +248,19 @@ def test_a_pack_gone_from_the_listing_takes_its_table_rows_with_it(grouped, fast
     for key in ("k1", "k2", "k3"):
         assert np.array_equal(reader[key], values[key])
     assert fast_answers == [False, True, True], "k1 fills the copy's table, then the fast path"
+
+
+def test_the_fast_path_reads_a_pack_its_writer_keeps_open(grouped, fast_answers, monkeypatch):
+    """A writer keeps its pack open between sessions (casket.kept): a reader finds its records by scanning,
+    and reads them through the fast path too, with the same answers as the general path."""
+    fill(grouped, VALUES, seal=False)
+    assert not list((grouped / "packs").glob("*.idx")), "the writer's pack is still open"
+    reader = casket.CacheDict(grouped)
+    assert all(key in reader for key in VALUES)
+    fast = {key: outcome(reader, key) for key in [*VALUES, *VALUES]}
+    assert fast_answers == [True] * 5 * 2, fast_answers  # as for a sealed pack: the first read scans it
+    general(monkeypatch)
+    slow = {key: outcome(casket.CacheDict(grouped), key) for key in VALUES}
+    assert fast == slow
+    casket.kept.end_kept()  # sealed now: the reader's rows of the scan give way to the index's
+    assert {key: outcome(reader, key) for key in VALUES} == slow

@@ -20,7 +20,9 @@ import casket
 from casket import packs
 
 BIN = os.environ.get("CASKET_BIN")
-pytestmark = pytest.mark.skipif(not (BIN and os.access(BIN, os.X_OK)), reason="CASKET_BIN is not set")
+# repacking needs sealed packs: each session seals its own, as a writer that has ended does (casket.kept)
+pytestmark = [pytest.mark.skipif(not (BIN and os.access(BIN, os.X_OK)), reason="CASKET_BIN is not set"),
+              pytest.mark.usefixtures("seal_each_session")]
 PKG = str(Path(__file__).resolve().parents[1])
 HELPER = os.path.join(os.path.dirname(BIN or ""), "casket-testhelper")  # built by swift build --build-tests
 sys.path.insert(0, str(Path(PKG) / "bench"))

@@ -227,6 +227,7 @@ def test_a_writer_killed_while_packs_are_sealed_behind_loses_no_committed_key(tm
         assert fsck.returncode == 0, fsck
 
 
+@pytest.mark.usefixtures("seal_each_session")  # a writer a session: packs of other writers
 def test_a_probe_of_many_sealed_packs_searches_one_table(tmp_path, monkeypatch):
     """Past PROBE_MERGE sealed packs of other writers, a probe's miss searches no pack index (one sorted
     table of their hashes says none holds it), a hit searches the one pack that does; a retired pack is
