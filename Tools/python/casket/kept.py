@@ -6,8 +6,9 @@ sessions (``with cd.write(): cd[k] = v`` once per value, as exca users write) th
 file and one pack, where sealing at every session end made three files and four flushes a value. The
 writers are sealed once their thread has opened no session for :func:`keep_seconds` (5 s), at the process's
 exit (``atexit``, and multiprocessing's exit hooks, which its workers run instead; a ``Pool``'s workers,
-killed by SIGTERM, seal as every session ends), or by :func:`end_kept`; a process killed meanwhile leaves an unsealed index file and an open pack, which
-readers, compaction and GC take as they take any killed writer's (FORMAT 3.7, 5.6).
+killed by SIGTERM, seal as every session ends), or by :func:`end_kept`; a process killed meanwhile
+leaves an unsealed index file and an open pack, which readers, compaction and GC take as they take any
+killed writer's (FORMAT 3.7, 5.6).
 """
 
 from __future__ import annotations

@@ -179,26 +179,34 @@ def test_a_pool_ended_by_its_with_block_leaves_its_workers_files_sealed(grouped,
         assert len(set(pool.starmap(_pool_work, [(str(grouped), i) for i in range(8)]))) >= 1
     assert files(grouped, "packs", ".lease") == [] and files(grouped, "packs", ".pack")
     assert all((grouped / "packs" / (p[:-5] + ".idx")).exists() for p in files(grouped, "packs", ".pack"))
-    assert files(grouped, "index", ".jsonl") and all(sealed(grouped / "index" / f) for f in files(grouped, "index", ".jsonl"))
+    index_files = files(grouped, "index", ".jsonl")
+    assert index_files and all(sealed(grouped / "index" / f) for f in index_files)
     reader = casket.CacheDict(grouped)
     assert sorted(reader.keys()) == sorted(f"w{i}" for i in range(8))
     assert np.array_equal(reader["w7"], np.full(50, 7))
 
 
-def test_a_forked_child_never_appends_to_its_parents_kept_writers(grouped):
-    cd = casket.CacheDict(grouped)
-    with cd.write():
-        cd["parent-1"] = np.arange(4)
+def fork_a_writer(cd) -> int:
+    """Forks a child that writes ``child`` in a session of its own, then exits 0 (1 if that failed)."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
+            signal.alarm(60)  # never outlive the test
             with cd.write():
                 cd["child"] = np.arange(7)
             cd.close()
             code = 0
         finally:
             os._exit(code)
+    return pid
+
+
+def test_a_forked_child_never_appends_to_its_parents_kept_writers(grouped):
+    cd = casket.CacheDict(grouped)
+    with cd.write():
+        cd["parent-1"] = np.arange(4)
+    pid = fork_a_writer(cd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     with cd.write():
@@ -232,17 +240,7 @@ def test_a_child_forked_while_another_thread_probes_the_packs_can_write(grouped)
     thread.start()
     held.wait(30)
     try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                signal.alarm(60)  # never outlive the test
-                with cd.write():
-                    cd["child"] = np.arange(7)
-                cd.close()
-                code = 0
-            finally:
-                os._exit(code)
+        pid = fork_a_writer(cd)
         deadline, status = time.monotonic() + 60, None
         while status is None and time.monotonic() < deadline:
             done, st = os.waitpid(pid, os.WNOHANG)
@@ -408,7 +406,8 @@ def test_timers_fire_when_no_thread_can_be_started_and_a_failing_callback_is_log
     while len(fired) < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert fired == ["threaded"]
-    assert any("a timer's callback" in r.getMessage() and "boom in a timer" in str(r.exc_info[1]) for r in caplog.records)
+    assert any("a timer's callback" in r.getMessage() and "boom in a timer" in str(r.exc_info[1])
+               for r in caplog.records)
     real_start = threading.Thread.start
 
     def refuse(self: threading.Thread) -> None:
