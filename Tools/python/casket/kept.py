@@ -30,6 +30,7 @@ _KEPT: "set[KeptWriters]" = set()
 _KEPT_LOCK = threading.Lock()
 _HOOKED = [0]  # the pid that has registered multiprocessing's exit hook (a forked child clears its registry)
 _AT_EXIT = [False]  # atexit's hook, inherited by forked children
+_LATEST = threading.local()  # by_store: the store's path -> the KeptWriters this thread made last for it
 _POOL_WORKER: list = [0, False]  # the pid it was judged for, and whether it is a Pool's worker
 
 
@@ -78,6 +79,14 @@ class KeptWriters:
         with _KEPT_LOCK:
             _KEPT.add(self)
         self._timer = timers.after(keep, self.end)
+        # one thread keeps one set per store: a CacheDict made anew for each session (a function that opens
+        # the folder, a task sent its CacheDict) would otherwise keep a store, its view of packs/ (a
+        # descriptor per pack) and a pack per session for 5 s, thousands of descriptors a second
+        latest = _LATEST.__dict__.setdefault("by_store", {})
+        key = os.path.abspath(index_writer.store.root)
+        previous, latest[key] = latest.get(key), self
+        if previous is not None and previous is not self:
+            previous.end()
 
     def take(self, store: tp.Any) -> bool:
         """For the thread's next session in ``store``: True if the writers are still open, are that store's

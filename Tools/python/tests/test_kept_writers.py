@@ -421,3 +421,28 @@ def test_timers_fire_when_no_thread_can_be_started_and_a_failing_callback_is_log
     clock.after(0.05, done.set)
     assert done.wait(30), "a timer after a refused thread still fires"
     assert any("boom in a timer" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_cachedict_made_for_each_session_keeps_one_set_and_leaks_no_descriptor(grouped, monkeypatch):
+    # each instance kept its own writers, and with them its store and that store's view of packs/ (a
+    # descriptor per pack, which nothing closed when the view was dropped either): 1,500 sessions ran out
+    # of descriptors ("Too many open files") with a limit of 20,000
+    monkeypatch.setattr(kept_mod, "KEEP_SECONDS", 3600.0)
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(150):
+        cd = casket.CacheDict(grouped)  # as a function that opens the folder for each value
+        with cd.write():
+            cd[f"k{i}"] = np.full(20, i)
+        del cd
+    import gc
+
+    gc.collect()
+    opened = len(os.listdir("/proc/self/fd")) - before
+    assert opened < 1000, f"{opened} descriptors left open by 150 sessions"
+    index_files = files(grouped, "index", ".jsonl")
+    assert len(index_files) == 150 and sum(not sealed(grouped / "index" / f) for f in index_files) == 1
+    assert len(files(grouped, "packs", ".lease")) == 1, "the last instance's writers only are kept"
+    kept_mod.end_kept()
+    assert files(grouped, "packs", ".lease") == [] and len(files(grouped, "packs", ".idx")) == 150
+    reader = casket.CacheDict(grouped)
+    assert all(np.array_equal(reader[f"k{i}"], np.full(20, i)) for i in range(150))
