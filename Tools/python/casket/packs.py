@@ -605,6 +605,7 @@ class _KnownPack:
         # closed with the shelf that knew it, when nothing closed it before: a store dropped (a CacheDict
         # made per call) left a descriptor per pack open
         self._closer = weakref.finalize(self, os.close, fd)
+        self._closer.atexit = False  # at exit a reader's daemon thread may still read it: the exit closes it
         self.index: tp.Optional[PackIndex] = None
         self.retired = False  # GC is replacing it (FORMAT 3.9): no writer dedups against it
         self.scanned = 0
