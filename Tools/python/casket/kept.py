@@ -6,8 +6,9 @@ sessions (``with cd.write(): cd[k] = v`` once per value, as exca users write) th
 file and one pack, where sealing at every session end made three files and four flushes a value. The
 writers are sealed once their thread has opened no session for :func:`keep_seconds` (5 s), at the process's
 exit (``atexit``, and multiprocessing's exit hooks, which its workers run instead; a ``Pool``'s workers,
-killed by SIGTERM, seal as every session ends), or by :func:`end_kept`; a process killed meanwhile leaves an unsealed index file and an open pack, which
-readers, compaction and GC take as they take any killed writer's (FORMAT 3.7, 5.6).
+killed by SIGTERM, seal as every session ends), or by :func:`end_kept`; a process killed meanwhile
+leaves an unsealed index file and an open pack, which readers, compaction and GC take as they take any
+killed writer's (FORMAT 3.7, 5.6).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class KeptWriters:
         self._state = "kept"  # then "taken" or "ended", once
         self._done = threading.Event()  # set once end() has sealed
         store = index_writer.store
-        self.place = (threading.get_ident(), str(store.root))
+        self.place = (threading.get_ident(), os.path.abspath(store.root))
         self.identity = _identity(store)
         _hook_exit()
         with _KEPT_LOCK:
@@ -151,7 +152,7 @@ def _identity(store: tp.Any) -> tp.Optional[tuple[int, int]]:
 def take_kept(store: tp.Any) -> tp.Optional[KeptWriters]:
     """The writers this thread kept from its last session in ``store``, now the caller's; None if there are
     none (or they were sealed meanwhile, or belong to a store that was replaced)."""
-    place = (threading.get_ident(), str(store.root))
+    place = (threading.get_ident(), os.path.abspath(store.root))
     with _KEPT_LOCK:
         kept = _BY_PLACE.pop(place, None)
     return kept if kept is not None and kept.take(store) else None
@@ -160,7 +161,7 @@ def take_kept(store: tp.Any) -> tp.Optional[KeptWriters]:
 def end_kept_for(store: tp.Any) -> None:
     """Seals the writers this thread kept from its last session in ``store``."""
     with _KEPT_LOCK:
-        kept = _BY_PLACE.get((threading.get_ident(), str(store.root)))
+        kept = _BY_PLACE.get((threading.get_ident(), os.path.abspath(store.root)))
     if kept is not None:
         kept.end()
 

@@ -725,6 +725,10 @@ class PackWriter:
 class _KnownPack:
     def __init__(self, ident: str, fd: int, path: str) -> None:
         self.id, self.fd, self.path = ident, fd, path
+        # closed with the shelf that knew it, when nothing closed it before: a store dropped (a CacheDict
+        # made per call) left a descriptor per pack open
+        self._closer = weakref.finalize(self, os.close, fd)
+        self._closer.atexit = False  # at exit a reader's daemon thread may still read it: the exit closes it
         self.index: tp.Optional[PackIndex] = None
         self.retired = False  # GC is replacing it (FORMAT 3.9): no writer dedups against it
         self.scanned = 0
@@ -737,7 +741,7 @@ class _KnownPack:
     def close(self) -> None:
         if self.index is not None:
             self.index.close()
-        os.close(self.fd)
+        self._closer()  # os.close(self.fd), once
 
 
 def _raise_open_file_limit() -> None:
