@@ -455,6 +455,12 @@ class PackWriter:
             if pack is not None and digest in pack.digests:
                 return pack.id, pack.digests[digest]
             if pack is not None and pack.lease.lost:
+                if pack.unsynced or pack.buffer:
+                    # its records not flushed yet may never reach the disk, or lie past the index of whoever
+                    # took the lease over: the next sync fails, so no line names them (the batch is lost)
+                    self._failed = self._failed or OSError(
+                        errno.EBUSY, f"the lease of pack '{os.path.join(self.folder, pack.id + PACK_SUFFIX)}' was "
+                        "lost before its records were flushed; they are not committed")
                 self._abandon()
             try:
                 return self._append_once(payload, digest)

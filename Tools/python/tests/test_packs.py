@@ -352,3 +352,22 @@ def test_a_link_in_the_place_of_packs_is_refused(tmp_path):
             cd["k"] = b"small"
     assert err.value.code == "unsafe_path"
     assert os.listdir(tmp_path / "elsewhere") == [], "nothing was written through the link"
+
+
+def test_a_lease_lost_before_the_records_were_flushed_fails_the_next_sync(tmp_path, monkeypatch):
+    """A writer that stalled past its lease's TTL (another may be sealing its pack) must not let a line
+    name records of that pack it has not flushed: the next sync raises, naming the pack, once."""
+    monkeypatch.setattr(packs, "LEASE_TTL", 0.2)
+    folder = str(tmp_path)
+    writer = packs.PackWriter(folder, "t-9-00000000", durable=True)
+    first = b"a" * 4096
+    ident, _ = writer.append(first, xxhash.xxh3_128_hexdigest(first))
+    os.unlink(os.path.join(folder, ident + packs.LEASE_SUFFIX))  # taken over: the heartbeat finds it gone
+    time.sleep(0.6)  # past the TTL: lost even if no beat ran meanwhile
+    second = b"b" * 4096
+    moved, _ = writer.append(second, xxhash.xxh3_128_hexdigest(second))
+    assert moved != ident, "the next record goes to a new pack"
+    with pytest.raises(OSError, match=rf"the lease of pack '.*{ident}\.pack' was lost before its records were"):
+        writer.sync()
+    writer.sync()  # reported once; the new pack's record is flushed
+    writer.seal()
