@@ -9,14 +9,20 @@
 #   2. casket gc --grace 1s      (removes the unreferenced tenth)
 #   3. casket gc --grace 1s      (steady state: nothing to remove)
 #   4. casket fsck               (re-hash every blob), cold then warm, vs xxhsum -H2 over the same files warm
+#
+# Environment: BIN (a folder holding prebuilt casket and casket-testhelper, e.g. of an older commit, to
+# compare builds in turn, each on a DIR of its own; default: build them with 'swift build -c release').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BLOBS=${1:-1000000}
 ENTRIES=${2:-1000000}
 DIR=${3:-/tmp/casket-bench-gc}
 export PATH="/opt/swift/usr/bin:$PATH"
-swift build -c release >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+if [[ -z "${BIN:-}" ]]; then
+    swift build -c release >/dev/null
+    BIN=$(swift build -c release --show-bin-path)
+fi
+[[ -x "$BIN/casket" && -x "$BIN/casket-testhelper" ]] || { echo "no casket and casket-testhelper in $BIN" >&2; exit 2; }
 STORE="$DIR/store"
 
 measure() {  # label, command...: prints wall time and peak RSS

@@ -5,11 +5,18 @@
 # writing the same number of arrays of the same size, measured in the same run.
 #
 #   Tools/bench-keyed.sh [COUNT] [SIZE] [FSYNC_COUNT]      (default 20000 4096 2000)
+#
+# Environment: KEYED_WRITES (a prebuilt keyed-writes binary, e.g. of an older commit, to compare builds in
+# turn; default: build it with 'swift build -c release --package-path Benchmarks').
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 count="${1:-20000}"; size="${2:-4096}"; fsync_count="${3:-2000}"
-swift build -c release --package-path "$here/Benchmarks" --product keyed-writes >&2
-bin="$(swift build -c release --package-path "$here/Benchmarks" --show-bin-path)/keyed-writes"
+bin="${KEYED_WRITES:-}"
+if [[ -z "$bin" ]]; then
+    swift build -c release --package-path "$here/Benchmarks" --product keyed-writes >&2
+    bin="$(swift build -c release --package-path "$here/Benchmarks" --show-bin-path)/keyed-writes"
+fi
+[[ -x "$bin" ]] || { echo "no keyed-writes binary at $bin" >&2; exit 2; }
 py="$("$here/Tools/exca-fixtures/venv.sh" 0.6.0 | tail -1)"
 scratch="$(mktemp -d /var/tmp/casket-bench-keyed.XXXXXX)"
 trap 'rm -rf "$scratch"' EXIT

@@ -76,12 +76,16 @@ func rawFiles(_ n: Int, sync: Bool) -> Double {
     }
 }
 
-func casket(_ n: Int, durability: StoreConfig.Durability, inlineMax: Int) throws -> Double {
+/// `packMax`: the store's default packs these values; 0 makes one blob file per value, the form the raw file
+/// rows are the floor of.
+func casket(
+    _ n: Int, durability: StoreConfig.Durability, inlineMax: Int, packMax: Int = StoreConfig.defaultPackMax
+) throws -> Double {
     try median {
         let dir = fresh("store")
         try FileManager.default.removeItem(atPath: dir)
-        let cache = CacheStore(
-            blobs: try BlobStore.create(at: dir, config: StoreConfig(durability: durability, inlineMax: inlineMax)))
+        let config = StoreConfig(durability: durability, inlineMax: inlineMax, packMax: packMax)
+        let cache = CacheStore(blobs: try BlobStore.create(at: dir, config: config))
         return try seconds {
             let session = try cache.writeSession()
             for i in 0..<n { try session.set("key\(i)", bytes: payloads[i]) }
@@ -94,10 +98,16 @@ do {
     report("raw files, no fsync", count, rawFiles(count, sync: false))
     report("casket set, durability none", count, try casket(count, durability: .none, inlineMax: 0))
     report("casket set, durability none, inline", count, try casket(count, durability: .none, inlineMax: size))
+    report(
+        "casket set, durability none, pack_max 0", count, try casket(count, durability: .none, inlineMax: 0, packMax: 0)
+    )
     report("raw files, fsync", fsyncCount, rawFiles(fsyncCount, sync: true))
     report("casket set, durability fsync", fsyncCount, try casket(fsyncCount, durability: .fsync, inlineMax: 0))
     report(
         "casket set, durability fsync, inline", fsyncCount, try casket(fsyncCount, durability: .fsync, inlineMax: size))
+    report(
+        "casket set, durability fsync, pack_max 0", fsyncCount,
+        try casket(fsyncCount, durability: .fsync, inlineMax: 0, packMax: 0))
     try? FileManager.default.removeItem(atPath: base)
 } catch {
     print("keyed-writes: \(error)")

@@ -5,6 +5,7 @@
     .venv/bin/python Tools/python/bench/bench_cachedict.py --impl casket --durability none
     $(Tools/exca-fixtures/venv.sh 0.6.0) Tools/python/bench/bench_cachedict.py --impl exca
     .venv/bin/python Tools/python/bench/bench_cachedict.py --first-read-100k    # casket only
+    .venv/bin/python Tools/python/bench/bench_cachedict.py --compare --client OLD/Tools/python  # another client
 
 Phases (``--impl`` prints one JSON object):
 
@@ -47,8 +48,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-PKG = HERE.parent
 REPO = HERE.parents[2]
+# The client measured: this tree's, or with --client another tree's Tools/python (an older commit's, to
+# compare clients in turn with the same script and data). Read before argparse so that children inherit it.
+PKG = Path(os.environ.get("CASKET_BENCH_CLIENT") or HERE.parent)
 
 
 def make_array(seed: int, i: int, nbytes: int) -> np.ndarray:
@@ -240,7 +243,14 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--compare", action="store_true", help="casket none/fsync and exca, then the 100k first read")
     ap.add_argument("--exca-version", default="0.6.0")
+    ap.add_argument("--client", default=None, help="the Tools/python folder whose casket package is measured")
     args = ap.parse_args()
+    if args.client:
+        global PKG
+        PKG = Path(args.client).resolve()
+        if not (PKG / "casket" / "__init__.py").is_file():
+            ap.error(f"--client {args.client}: no casket package in {PKG}")
+        os.environ["CASKET_BENCH_CLIENT"] = str(PKG)  # for the child processes of --compare
     base = Path(args.dir or tempfile.mkdtemp(prefix="casket-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     try:
