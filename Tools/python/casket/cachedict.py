@@ -373,24 +373,22 @@ class CacheDict(tp.Generic[X]):
             keep = keep_seconds()  # checked when the session began: this cannot fail unless it changed
         except CasketError:
             keep = 0.0
-        if keep > 0:
-            try:
+        committed = False
+        try:
+            if keep > 0:
                 writer.commit()  # the pack's records flushed, then the last lines
-            except BaseException:
+                committed = True
+        finally:
+            if not committed:  # sealed now: the last lines and the seal line, then the pack (flushed already)
                 try:
                     writer.close()
                 finally:
                     writer.store.end_packing()
-                raise
+        if committed:
             packs = writer.store.end_packing(keep=True)
             if packs is not None:
                 packs.seal_if_large()  # a session's worth of records is read faster through an index
             KeptWriters(writer, packs, keep)
-            return
-        try:
-            writer.close()  # the pack's records flushed, then the last lines and the seal line
-        finally:
-            writer.store.end_packing()  # the pack, flushed already, is sealed (as Swift's WriteSession)
 
     def close(self) -> None:
         """Seals this thread's index file and pack now, kept open after its last ``write()`` session for the

@@ -26,9 +26,9 @@ KEEP_SECONDS: tp.Optional[float] = None  # None: CASKET_KEEP_SECONDS, else 5 (0:
 DEFAULT_KEEP_SECONDS = 5.0  # longer than the gap between two sessions of a loop; what waits is committed
 
 _log = logging.getLogger("casket")
-_KEPT: "set[KeptWriters]" = set()  # every kept writer of this process, for end_kept()
-# (thread, store root) -> its kept writers: per thread and store, not per CacheDict, so that a CacheDict
-# made anew for every value (or sent to every task) takes the writers the last one kept
+# (thread, store root) -> its kept writers, every one of this process (end_kept() seals them): per thread
+# and store, not per CacheDict, so that a CacheDict made anew for every value (or sent to every task) takes
+# the writers the last one kept; one leaves the table only once its seal has finished
 _BY_PLACE: "dict[tuple[int, str], KeptWriters]" = {}
 _KEPT_LOCK = threading.Lock()
 _HOOKED = [0]  # the pid that has registered multiprocessing's exit hook (a forked child clears its registry)
@@ -78,11 +78,10 @@ class KeptWriters:
         self._state = "kept"  # then "taken" or "ended", once
         self._done = threading.Event()  # set once end() has sealed
         store = index_writer.store
-        self.place = (threading.get_ident(), os.path.abspath(store.root))
+        self.place = _place(store)
         self.identity = _identity(store)
         _hook_exit()
         with _KEPT_LOCK:
-            _KEPT.add(self)
             previous = _BY_PLACE.get(self.place)
             _BY_PLACE[self.place] = self
         if previous is not None:
@@ -100,9 +99,7 @@ class KeptWriters:
             if mine and self.identity is not None and _identity(store) == self.identity:
                 self.index_writer.store = store  # same folder and settings; its session's packs are there
                 self._state = "taken"
-                self._timer.cancel()
-                with _KEPT_LOCK:
-                    _KEPT.discard(self)
+                self._timer.cancel()  # take_kept() took it out of the table
                 return True
         if mine:
             self.end()  # another store's: sealed now rather than at its timer
@@ -136,9 +133,12 @@ class KeptWriters:
             # only now: end_kept() at exit waits for a seal a timer began (the interpreter does not wait
             # for its thread, and a pack left half sealed keeps its lease and no index until GC seals it)
             with _KEPT_LOCK:
-                _KEPT.discard(self)
                 if _BY_PLACE.get(self.place) is self:
                     del _BY_PLACE[self.place]
+
+
+def _place(store: tp.Any) -> tuple[int, str]:
+    return threading.get_ident(), os.path.abspath(store.root)
 
 
 def _identity(store: tp.Any) -> tp.Optional[tuple[int, int]]:
@@ -152,16 +152,15 @@ def _identity(store: tp.Any) -> tp.Optional[tuple[int, int]]:
 def take_kept(store: tp.Any) -> tp.Optional[KeptWriters]:
     """The writers this thread kept from its last session in ``store``, now the caller's; None if there are
     none (or they were sealed meanwhile, or belong to a store that was replaced)."""
-    place = (threading.get_ident(), os.path.abspath(store.root))
     with _KEPT_LOCK:
-        kept = _BY_PLACE.pop(place, None)
+        kept = _BY_PLACE.pop(_place(store), None)
     return kept if kept is not None and kept.take(store) else None
 
 
 def end_kept_for(store: tp.Any) -> None:
     """Seals the writers this thread kept from its last session in ``store``."""
     with _KEPT_LOCK:
-        kept = _BY_PLACE.get((threading.get_ident(), os.path.abspath(store.root)))
+        kept = _BY_PLACE.get(_place(store))
     if kept is not None:
         kept.end()
 
@@ -170,7 +169,7 @@ def end_kept() -> None:
     """Seals every index file and pack this process keeps from ended sessions, now (otherwise
     :func:`keep_seconds` after their thread's last session, or at exit)."""
     with _KEPT_LOCK:
-        kept = list(_KEPT)
+        kept = list(_BY_PLACE.values())
     for k in kept:
         k.end()
 
@@ -196,7 +195,6 @@ def _forked() -> None:
     global _KEPT_LOCK
     # the parent's writers are the parent's to seal; its threads may have held the lock at the fork
     _KEPT_LOCK = threading.Lock()
-    _KEPT.clear()
     _BY_PLACE.clear()
 
 

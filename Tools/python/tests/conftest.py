@@ -44,6 +44,20 @@ def blob_files(root: Path) -> list:
     return sorted(out)
 
 
+def fail_fdatasync(monkeypatch, suffix: str, message: str):
+    """Patches ``os.fdatasync`` to fail (EIO, ``message``) on files whose name ends with ``suffix``; returns
+    the real one."""
+    real = os.fdatasync
+
+    def failing(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(suffix):
+            raise OSError(5, message)
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    return real
+
+
 def count_index_writes(monkeypatch) -> list:
     """Patches ``os.write`` (until ``monkeypatch.undo()``) to record, for each write to an index file, the
     number of lines it writes."""

@@ -16,7 +16,7 @@ import pytest
 
 import casket
 from casket import index as index_mod
-from conftest import count_index_writes
+from conftest import count_index_writes, fail_fdatasync
 
 BIN = os.environ.get("CASKET_BIN")
 HAS_BIN = bool(BIN) and os.access(BIN, os.X_OK)
@@ -120,19 +120,12 @@ def test_the_pack_is_sealed_by_a_thread_while_the_last_batches_are_flushed(group
 def test_a_failed_flush_in_the_seal_writes_no_line_naming_the_pack(grouped, monkeypatch):
     """The seal thread flushes the pack; when that flush fails, the last batch's lines are not written (no line
     names bytes that are not durable) and write() raises."""
-    real_fdatasync = os.fdatasync
-
-    def failing_fdatasync(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".pack"):
-            raise OSError(5, "Input/output error (injected)")
-        return real_fdatasync(fd)
-
     cd = casket.CacheDict(grouped)
     with pytest.raises(OSError, match="injected"):
         with cd.write():
             for i in range(20):
                 cd[f"k{i}"] = np.full(64, i)
-            monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
+            fail_fdatasync(monkeypatch, ".pack", "Input/output error (injected)")
     monkeypatch.undo()
     assert index_lines(grouped) == 0 and len(casket.CacheDict(grouped)) == 0
 

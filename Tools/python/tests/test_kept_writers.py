@@ -381,7 +381,7 @@ def test_cancelled_timers_do_not_pile_up_in_a_loop_of_sessions(tmp_path, monkeyp
         with cd.write():
             cd[f"k{i}"] = i
         if i == 0:
-            first = weakref.ref(kept_mod._BY_PLACE[(threading.get_ident(), os.path.abspath(cd.store.root))])
+            first = weakref.ref(kept_mod._BY_PLACE[kept_mod._place(cd.store)])
     assert len(timers._CLOCK._heap) < 200, len(timers._CLOCK._heap)
     assert first() is None, "a cancelled timer keeps nothing of what its callback held"
     kept_mod.end_kept()

@@ -19,7 +19,7 @@ import xxhash
 import casket
 from casket import index as index_mod
 from casket import packs
-from conftest import count_index_writes
+from conftest import count_index_writes, fail_fdatasync
 
 BIN = os.environ.get("CASKET_BIN")
 HAS_BIN = bool(BIN) and os.access(BIN, os.X_OK)
@@ -123,17 +123,10 @@ def test_a_failed_write_of_buffered_records_fails_the_commit(grouped, monkeypatc
 def test_a_batch_written_behind_that_fails_is_raised_to_the_session(grouped, monkeypatch):
     monkeypatch.setattr(index_mod, "GROUP_COUNT", 10)
     monkeypatch.setattr(index_mod, "GROUP_SECONDS", 3600.0)
-    real_sync = os.fdatasync
-
-    def failing_sync(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
-            raise OSError(5, "Input/output error")
-        return real_sync(fd)
-
     cd = casket.CacheDict(grouped)
     with pytest.raises(casket.CasketError, match="group commit .* failed: .*Input/output error"):
         with cd.write():
-            monkeypatch.setattr(os, "fdatasync", failing_sync)
+            real_sync = fail_fdatasync(monkeypatch, ".jsonl", "Input/output error")
             for i in range(10):
                 cd[f"k{i}"] = np.full(10, i)  # the tenth hands the batch to the thread that writes it
             cd.flush()  # waits for that thread, and raises what it met
